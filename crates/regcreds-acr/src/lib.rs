@@ -1,0 +1,1 @@
+//! regcreds-acr (work in progress).

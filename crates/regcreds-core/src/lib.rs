@@ -1,0 +1,31 @@
+//! The model every other regcreds crate shares. It knows nothing about Kubernetes or any cloud.
+//!
+//! ```text
+//!  provider crates ──mint()──▶ Minted { CredentialSet, expiry }
+//!                                        │ render()
+//!                                        ▼
+//!                            deterministic .dockerconfigjson bytes ──▶ propagator (Secrets in every namespace)
+//! ```
+//!
+//! * [`Credential`] is one registry login (host, user, [`SecretString`] password, optional expiry).
+//! * [`CredentialSet`] renders many of them as one `.dockerconfigjson`; the bytes depend only on the
+//!   content, so an unchanged credential never looks like a change and never causes a write.
+//! * [`DockerConfig::parse`] validates user-supplied dockerconfigjson and reports *where* it is wrong
+//!   without ever echoing a secret.
+//! * [`Provider`] is the one trait a credential source implements.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod credential;
+mod dockerconfig;
+mod error;
+mod provider;
+mod registry;
+mod secret;
+
+pub use credential::{Credential, CredentialSet};
+pub use dockerconfig::{DockerConfig, DockerConfigError};
+pub use error::{Error, Result};
+pub use provider::{Minted, Provider, ProviderName};
+pub use registry::{RegistryHost, RegistryHostError};
+pub use secret::SecretString;

@@ -1,0 +1,28 @@
+//! The trait every credential source implements.
+
+use async_trait::async_trait;
+
+use crate::{CredentialSet, Result};
+
+/// A provider's stable name (`static`, `dockerhub`, `ecr`, ...), used in flags, logs and metrics.
+pub type ProviderName = &'static str;
+
+/// A source of registry credentials. Providers know nothing of Kubernetes: they produce a
+/// [`CredentialSet`] and the binary hands its rendered bytes to the propagator.
+///
+/// `mint` must either return a complete, non-empty set or an error; callers keep the last good set on
+/// error, so a provider must never paper over a failure with an empty or partial result.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Stable provider name.
+    fn name(&self) -> ProviderName;
+
+    /// Name of the Secret the credentials are written to in every namespace.
+    fn secret_name(&self) -> &str;
+
+    /// Obtains fresh credentials (calling the cloud, reading a file, ...).
+    async fn mint(&self) -> Result<CredentialSet>;
+
+    /// A one-line description of the configured source for `config check` (no secrets).
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,171 @@
+//! Registry keys as they appear in `.dockerconfigjson` (`auths` keys).
+
+use std::fmt;
+
+/// A registry key such as `ghcr.io`, `127.0.0.1:5443`, `https://index.docker.io/v1/` or
+/// `https://123456789012.dkr.ecr.eu-west-1.amazonaws.com`.
+///
+/// The key is kept verbatim because kubelet matches it as written (scheme optional, `/v1/` and `/v2/`
+/// stripped, paths and `*` globs allowed); [`RegistryHost::authority`] gives the `host[:port]` part.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RegistryHost(String);
+
+/// Why a registry key was rejected. Registry keys are not secret, so they may be echoed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryHostError {
+    /// The key was empty or blank.
+    #[error("registry is empty")]
+    Empty,
+    /// The key contains whitespace or a control character.
+    #[error("registry {0:?} contains whitespace or control characters")]
+    Whitespace(String),
+    /// The key uses a scheme other than http or https.
+    #[error("registry {0:?} has an unsupported scheme (only http:// and https:// are allowed)")]
+    Scheme(String),
+    /// The key embeds `user:password@`, which would leak a credential into a map key.
+    #[error("registry {0:?} must not contain credentials (user@host); put them in username/password")]
+    UserInfo(String),
+    /// The key has no host part.
+    #[error("registry {0:?} has no host")]
+    NoHost(String),
+    /// The port is not a number between 1 and 65535.
+    #[error("registry {0:?} has an invalid port")]
+    Port(String),
+    /// The key carries a query string or fragment.
+    #[error("registry {0:?} must not contain '?' or '#'")]
+    Query(String),
+}
+
+impl RegistryHost {
+    /// Validates and wraps a registry key.
+    pub fn parse(raw: &str) -> Result<Self, RegistryHostError> {
+        let key = raw.trim();
+        if key.is_empty() {
+            return Err(RegistryHostError::Empty);
+        }
+        if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(RegistryHostError::Whitespace(redact_userinfo(key)));
+        }
+        if key.contains('@') {
+            return Err(RegistryHostError::UserInfo(redact_userinfo(key)));
+        }
+        if key.contains('?') || key.contains('#') {
+            return Err(RegistryHostError::Query(key.to_string()));
+        }
+        let rest = match key.split_once("://") {
+            Some(("http" | "https", rest)) => rest,
+            Some(_) => return Err(RegistryHostError::Scheme(key.to_string())),
+            None => key,
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty() {
+            return Err(RegistryHostError::NoHost(key.to_string()));
+        }
+        if let Some((host, port)) = split_port(authority) {
+            if host.is_empty() {
+                return Err(RegistryHostError::NoHost(key.to_string()));
+            }
+            if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+                return Err(RegistryHostError::Port(key.to_string()));
+            }
+        }
+        Ok(Self(key.to_string()))
+    }
+
+    /// The key exactly as it is written into `.dockerconfigjson`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `host[:port]` without scheme or path: what a client dials.
+    pub fn authority(&self) -> &str {
+        let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, rest)| rest);
+        rest.split('/').next().unwrap_or(rest)
+    }
+
+    /// The scheme if the key names one (`http` or `https`).
+    pub fn scheme(&self) -> Option<&str> {
+        self.0.split_once("://").map(|(scheme, _)| scheme)
+    }
+}
+
+/// Splits `host:port`, leaving bracketed IPv6 literals without a port alone.
+fn split_port(authority: &str) -> Option<(&str, &str)> {
+    if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        return authority[end + 1..].strip_prefix(':').map(|port| (&authority[..=end], port));
+    }
+    authority.rsplit_once(':')
+}
+
+/// Error messages must never show `user:password@`; keep only what follows the `@`.
+fn redact_userinfo(key: &str) -> String {
+    match key.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => key.to_string(),
+    }
+}
+
+impl fmt::Display for RegistryHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for RegistryHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl std::str::FromStr for RegistryHost {
+    type Err = RegistryHostError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_key_forms_kubelet_understands() {
+        for key in [
+            "ghcr.io",
+            "127.0.0.1:5443",
+            "https://index.docker.io/v1/",
+            "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            "*.gcr.io",
+            "quay.io/org",
+            "[::1]:5000",
+        ] {
+            assert_eq!(RegistryHost::parse(key).map(|h| h.to_string()), Ok(key.to_string()), "{key}");
+        }
+    }
+
+    #[test]
+    fn authority_strips_scheme_and_path() {
+        let host = RegistryHost::parse("https://index.docker.io/v1/").expect("valid");
+        assert_eq!(host.authority(), "index.docker.io");
+        assert_eq!(host.scheme(), Some("https"));
+    }
+
+    #[test]
+    fn rejects_each_bad_form_with_its_own_error() {
+        assert_eq!(RegistryHost::parse("  "), Err(RegistryHostError::Empty));
+        assert!(matches!(RegistryHost::parse("ftp://x"), Err(RegistryHostError::Scheme(_))));
+        assert!(matches!(RegistryHost::parse("a b"), Err(RegistryHostError::Whitespace(_))));
+        assert!(matches!(RegistryHost::parse("host:0"), Err(RegistryHostError::Port(_))));
+        assert!(matches!(RegistryHost::parse("host:http"), Err(RegistryHostError::Port(_))));
+        assert!(matches!(RegistryHost::parse("https:///v2"), Err(RegistryHostError::NoHost(_))));
+        assert!(matches!(RegistryHost::parse("x.io?a=b"), Err(RegistryHostError::Query(_))));
+    }
+
+    #[test]
+    fn userinfo_is_rejected_without_echoing_the_password() {
+        let err = RegistryHost::parse("https://bob:pa55word@reg.example").expect_err("userinfo");
+        assert!(matches!(err, RegistryHostError::UserInfo(_)));
+        assert!(!err.to_string().contains("pa55word"), "{err}");
+    }
+}

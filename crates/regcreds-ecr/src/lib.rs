@@ -1,0 +1,1 @@
+//! regcreds-ecr (work in progress).

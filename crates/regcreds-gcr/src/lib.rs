@@ -1,0 +1,1 @@
+//! regcreds-gcr (work in progress).

@@ -1,0 +1,1 @@
+//! regcreds-propagator (work in progress).

@@ -1,0 +1,1 @@
+//! regcreds-verify (work in progress).
