@@ -320,7 +320,7 @@ mod tests {
                 matches!(e, DockerConfigError::AuthMismatch { .. })
             }),
         ];
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = std::collections::HashSet::new();
         for (input, expected) in cases {
             let err = parse(&input).expect_err(&format!("input should be rejected: {:.80}", input));
             assert!(expected(&err), "unexpected error {err:?} for {:.80}", input);

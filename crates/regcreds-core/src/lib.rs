@@ -26,6 +26,6 @@ mod secret;
 pub use credential::{Credential, CredentialSet};
 pub use dockerconfig::{DockerConfig, DockerConfigError};
 pub use error::{Error, Result};
-pub use provider::{Minted, Provider, ProviderName};
+pub use provider::{Provider, ProviderName};
 pub use registry::{RegistryHost, RegistryHostError};
 pub use secret::SecretString;
