@@ -23,8 +23,17 @@ pub struct Credential {
 
 impl Credential {
     /// A credential that does not expire.
-    pub fn new(registry: RegistryHost, username: impl Into<String>, password: impl Into<SecretString>) -> Self {
-        Self { registry, username: username.into(), password: password.into(), expires_at: None }
+    pub fn new(
+        registry: RegistryHost,
+        username: impl Into<String>,
+        password: impl Into<SecretString>,
+    ) -> Self {
+        Self {
+            registry,
+            username: username.into(),
+            password: password.into(),
+            expires_at: None,
+        }
     }
 
     /// The same credential with an expiry.
@@ -110,7 +119,11 @@ impl CredentialSet {
             .entries
             .values()
             .map(|c| {
-                let entry = AuthEntry { username: &c.username, password: c.password.expose(), auth: c.auth() };
+                let entry = AuthEntry {
+                    username: &c.username,
+                    password: c.password.expose(),
+                    auth: c.auth(),
+                };
                 (c.registry.as_str(), entry)
             })
             .collect();
@@ -161,7 +174,11 @@ mod tests {
     fn renders_golden_bytes() {
         let set = CredentialSet::new()
             .with(Credential::new(host("registry.example.com"), "bob", "p@ss:word"))
-            .with(Credential::new(host("https://index.docker.io/v1/"), "alice", "dckr_pat_x"));
+            .with(Credential::new(
+                host("https://index.docker.io/v1/"),
+                "alice",
+                "dckr_pat_x",
+            ));
         let expected = concat!(
             r#"{"auths":{"#,
             r#""https://index.docker.io/v1/":{"username":"alice","password":"dckr_pat_x","auth":"YWxpY2U6ZGNrcl9wYXRfeA=="},"#,
@@ -186,7 +203,10 @@ mod tests {
         let masked = set.render_masked();
         assert!(masked.contains("bob"));
         assert!(!masked.contains("topsecret-123"));
-        assert!(!masked.contains("Ym9iOnRvcHNlY3JldC0xMjM"), "auth must be masked too: {masked}");
+        assert!(
+            !masked.contains("Ym9iOnRvcHNlY3JldC0xMjM"),
+            "auth must be masked too: {masked}"
+        );
     }
 
     #[test]

@@ -112,7 +112,9 @@ pub enum DockerConfigError {
         registry: String,
     },
     /// `auth` and `username`/`password` disagree; kubelet would silently use `auth`.
-    #[error("auths[{registry:?}]: \"auth\" and \"username\"/\"password\" disagree (kubelet would use \"auth\")")]
+    #[error(
+        "auths[{registry:?}]: \"auth\" and \"username\"/\"password\" disagree (kubelet would use \"auth\")"
+    )]
     AuthMismatch {
         /// The registry key.
         registry: String,
@@ -129,16 +131,25 @@ impl DockerConfig {
     /// Parses and validates `{"auths":{"<registry>":{"username","password"|"auth",...}}}`.
     pub fn parse(input: &[u8]) -> Result<Self, DockerConfigError> {
         if input.len() > MAX_DOCKERCONFIG_BYTES {
-            return Err(DockerConfigError::TooLarge { size: input.len(), limit: MAX_DOCKERCONFIG_BYTES });
+            return Err(DockerConfigError::TooLarge {
+                size: input.len(),
+                limit: MAX_DOCKERCONFIG_BYTES,
+            });
         }
         if input.iter().all(u8::is_ascii_whitespace) {
             return Err(DockerConfigError::Empty);
         }
-        let value: Value = serde_json::from_slice(input)
-            .map_err(|e| DockerConfigError::MalformedJson { line: e.line(), column: e.column() })?;
-        let top = value.as_object().ok_or(DockerConfigError::NotAnObject { found: type_name(&value) })?;
+        let value: Value = serde_json::from_slice(input).map_err(|e| DockerConfigError::MalformedJson {
+            line: e.line(),
+            column: e.column(),
+        })?;
+        let top = value.as_object().ok_or(DockerConfigError::NotAnObject {
+            found: type_name(&value),
+        })?;
         let auths = top.get("auths").ok_or(DockerConfigError::MissingAuths)?;
-        let auths = auths.as_object().ok_or(DockerConfigError::AuthsNotObject { found: type_name(auths) })?;
+        let auths = auths.as_object().ok_or(DockerConfigError::AuthsNotObject {
+            found: type_name(auths),
+        })?;
         if auths.is_empty() {
             return Err(DockerConfigError::EmptyAuths);
         }
@@ -167,10 +178,15 @@ fn parse_entry(key: &str, entry: &Value) -> Result<Credential, DockerConfigError
     let name = || key.to_string();
     let fields = entry
         .as_object()
-        .ok_or_else(|| DockerConfigError::EntryNotObject { registry: name(), found: type_name(entry) })?;
+        .ok_or_else(|| DockerConfigError::EntryNotObject {
+            registry: name(),
+            found: type_name(entry),
+        })?;
     let username = string_field(fields, key, "username")?;
     let password = string_field(fields, key, "password")?;
-    let from_auth = string_field(fields, key, "auth")?.map(|auth| decode_auth(key, auth)).transpose()?;
+    let from_auth = string_field(fields, key, "auth")?
+        .map(|auth| decode_auth(key, auth))
+        .transpose()?;
 
     let (user, pass) = match (from_auth, username, password) {
         (Some((user, pass)), u, p) => {
@@ -181,7 +197,10 @@ fn parse_entry(key: &str, entry: &Value) -> Result<Credential, DockerConfigError
             (user, pass)
         }
         (None, None, None) => return Err(DockerConfigError::MissingCredentials { registry: name() }),
-        (None, user, pass) => (user.unwrap_or_default().to_string(), pass.unwrap_or_default().to_string()),
+        (None, user, pass) => (
+            user.unwrap_or_default().to_string(),
+            pass.unwrap_or_default().to_string(),
+        ),
     };
     if user.is_empty() {
         return Err(DockerConfigError::EmptyUsername { registry: name() });
@@ -211,9 +230,13 @@ fn string_field<'a>(
 /// Splits `base64(user:pass)` on the first `:` as kubelet does (a password may contain `:`).
 fn decode_auth(registry: &str, auth: &str) -> Result<(String, String), DockerConfigError> {
     let name = || registry.to_string();
-    let bytes = STANDARD.decode(auth.trim()).map_err(|_| DockerConfigError::AuthNotBase64 { registry: name() })?;
+    let bytes = STANDARD
+        .decode(auth.trim())
+        .map_err(|_| DockerConfigError::AuthNotBase64 { registry: name() })?;
     let text = String::from_utf8(bytes).map_err(|_| DockerConfigError::AuthNotUtf8 { registry: name() })?;
-    let (user, pass) = text.split_once(':').ok_or(DockerConfigError::AuthMissingColon { registry: name() })?;
+    let (user, pass) = text
+        .split_once(':')
+        .ok_or(DockerConfigError::AuthMissingColon { registry: name() })?;
     Ok((user.to_string(), pass.to_string()))
 }
 
@@ -271,7 +294,10 @@ mod tests {
     /// Each bad input gets its own error, and no message ever contains the secret in the input.
     #[test]
     fn every_bad_input_has_its_own_error_and_never_echoes_a_secret() {
-        let big = format!(r#"{{"auths":{{"r":{{"auth":"{}"}}}}}}"#, "A".repeat(MAX_DOCKERCONFIG_BYTES));
+        let big = format!(
+            r#"{{"auths":{{"r":{{"auth":"{}"}}}}}}"#,
+            "A".repeat(MAX_DOCKERCONFIG_BYTES)
+        );
         let cases: Vec<(String, fn(&DockerConfigError) -> bool)> = vec![
             ("".into(), |e| matches!(e, DockerConfigError::Empty)),
             (big, |e| matches!(e, DockerConfigError::TooLarge { .. })),
@@ -281,44 +307,80 @@ mod tests {
             (format!(r#"{{"auths":{{"r":{{"password":{SECRET}}}}}}}"#), |e| {
                 matches!(e, DockerConfigError::MalformedJson { .. })
             }),
-            (format!(r#"["{SECRET}"]"#), |e| matches!(e, DockerConfigError::NotAnObject { found: "an array" })),
+            (format!(r#"["{SECRET}"]"#), |e| {
+                matches!(e, DockerConfigError::NotAnObject { found: "an array" })
+            }),
             (format!(r#"{{"r.example":{{"password":"{SECRET}"}}}}"#), |e| {
                 matches!(e, DockerConfigError::MissingAuths)
             }),
-            (format!(r#"{{"auths":"{SECRET}"}}"#), |e| matches!(e, DockerConfigError::AuthsNotObject { .. })),
-            (r#"{"auths":{}}"#.into(), |e| matches!(e, DockerConfigError::EmptyAuths)),
+            (format!(r#"{{"auths":"{SECRET}"}}"#), |e| {
+                matches!(e, DockerConfigError::AuthsNotObject { .. })
+            }),
+            (r#"{"auths":{}}"#.into(), |e| {
+                matches!(e, DockerConfigError::EmptyAuths)
+            }),
             (format!(r#"{{"auths":{{"":{{"password":"{SECRET}"}}}}}}"#), |e| {
                 matches!(e, DockerConfigError::InvalidRegistry(RegistryHostError::Empty))
             }),
             (format!(r#"{{"auths":{{"u:{SECRET}@r":{{"auth":"x"}}}}}}"#), |e| {
-                matches!(e, DockerConfigError::InvalidRegistry(RegistryHostError::UserInfo(_)))
+                matches!(
+                    e,
+                    DockerConfigError::InvalidRegistry(RegistryHostError::UserInfo(_))
+                )
             }),
-            (format!(r#"{{"auths":{{"r":"{SECRET}"}}}}"#), |e| matches!(e, DockerConfigError::EntryNotObject { .. })),
-            (r#"{"auths":{"r":{"username":"u","password":12345678}}}"#.into(), |e| {
-                matches!(e, DockerConfigError::FieldNotString { field: "password", .. })
+            (format!(r#"{{"auths":{{"r":"{SECRET}"}}}}"#), |e| {
+                matches!(e, DockerConfigError::EntryNotObject { .. })
             }),
+            (
+                r#"{"auths":{"r":{"username":"u","password":12345678}}}"#.into(),
+                |e| {
+                    matches!(
+                        e,
+                        DockerConfigError::FieldNotString {
+                            field: "password",
+                            ..
+                        }
+                    )
+                },
+            ),
             (format!(r#"{{"auths":{{"r":{{"auth":"{SECRET}!!"}}}}}}"#), |e| {
                 matches!(e, DockerConfigError::AuthNotBase64 { .. })
             }),
-            (format!(r#"{{"auths":{{"r":{{"auth":"{}"}}}}}}"#, STANDARD.encode([0xff, 0xfe, b':', 0xfd])), |e| {
-                matches!(e, DockerConfigError::AuthNotUtf8 { .. })
+            (
+                format!(
+                    r#"{{"auths":{{"r":{{"auth":"{}"}}}}}}"#,
+                    STANDARD.encode([0xff, 0xfe, b':', 0xfd])
+                ),
+                |e| matches!(e, DockerConfigError::AuthNotUtf8 { .. }),
+            ),
+            (
+                format!(r#"{{"auths":{{"r":{{"auth":"{}"}}}}}}"#, b64(SECRET)),
+                |e| matches!(e, DockerConfigError::AuthMissingColon { .. }),
+            ),
+            (
+                format!(
+                    r#"{{"auths":{{"r":{{"auth":"{}"}}}}}}"#,
+                    b64(&format!(":{SECRET}"))
+                ),
+                |e| matches!(e, DockerConfigError::EmptyUsername { .. }),
+            ),
+            (
+                format!(r#"{{"auths":{{"r":{{"username":"","password":"{SECRET}"}}}}}}"#),
+                |e| matches!(e, DockerConfigError::EmptyUsername { .. }),
+            ),
+            (r#"{"auths":{"r":{"username":"bob"}}}"#.into(), |e| {
+                matches!(e, DockerConfigError::MissingPassword { .. })
             }),
-            (format!(r#"{{"auths":{{"r":{{"auth":"{}"}}}}}}"#, b64(SECRET)), |e| {
-                matches!(e, DockerConfigError::AuthMissingColon { .. })
-            }),
-            (format!(r#"{{"auths":{{"r":{{"auth":"{}"}}}}}}"#, b64(&format!(":{SECRET}"))), |e| {
-                matches!(e, DockerConfigError::EmptyUsername { .. })
-            }),
-            (format!(r#"{{"auths":{{"r":{{"username":"","password":"{SECRET}"}}}}}}"#), |e| {
-                matches!(e, DockerConfigError::EmptyUsername { .. })
-            }),
-            (r#"{"auths":{"r":{"username":"bob"}}}"#.into(), |e| matches!(e, DockerConfigError::MissingPassword { .. })),
             (r#"{"auths":{"r":{"email":"a@b"}}}"#.into(), |e| {
                 matches!(e, DockerConfigError::MissingCredentials { .. })
             }),
-            (format!(r#"{{"auths":{{"r":{{"auth":"{}","password":"{SECRET}"}}}}}}"#, b64("u:other")), |e| {
-                matches!(e, DockerConfigError::AuthMismatch { .. })
-            }),
+            (
+                format!(
+                    r#"{{"auths":{{"r":{{"auth":"{}","password":"{SECRET}"}}}}}}"#,
+                    b64("u:other")
+                ),
+                |e| matches!(e, DockerConfigError::AuthMismatch { .. }),
+            ),
         ];
         let mut seen = std::collections::HashSet::new();
         for (input, expected) in cases {
@@ -326,9 +388,16 @@ mod tests {
             assert!(expected(&err), "unexpected error {err:?} for {:.80}", input);
             let message = err.to_string();
             assert!(!message.contains(SECRET), "error echoes the secret: {message}");
-            assert!(!format!("{err:?}").contains(SECRET), "debug echoes the secret: {err:?}");
+            assert!(
+                !format!("{err:?}").contains(SECRET),
+                "debug echoes the secret: {err:?}"
+            );
             seen.insert(std::mem::discriminant(&err));
         }
-        assert!(seen.len() >= 17, "each case should exercise a distinct error, got {}", seen.len());
+        assert!(
+            seen.len() >= 17,
+            "each case should exercise a distinct error, got {}",
+            seen.len()
+        );
     }
 }

@@ -44,12 +44,20 @@ pub enum Error {
 impl Error {
     /// A transient mint failure: trying again later may succeed.
     pub fn transient(provider: &'static str, reason: impl Into<String>) -> Self {
-        Self::Mint { provider, reason: reason.into(), transient: true }
+        Self::Mint {
+            provider,
+            reason: reason.into(),
+            transient: true,
+        }
     }
 
     /// A permanent mint failure: only a configuration change helps.
     pub fn permanent(provider: &'static str, reason: impl Into<String>) -> Self {
-        Self::Mint { provider, reason: reason.into(), transient: false }
+        Self::Mint {
+            provider,
+            reason: reason.into(),
+            transient: false,
+        }
     }
 
     /// Whether trying again may help.

@@ -93,7 +93,9 @@ impl RegistryHost {
 fn split_port(authority: &str) -> Option<(&str, &str)> {
     if authority.starts_with('[') {
         let end = authority.find(']')?;
-        return authority[end + 1..].strip_prefix(':').map(|port| (&authority[..=end], port));
+        return authority[end + 1..]
+            .strip_prefix(':')
+            .map(|port| (&authority[..=end], port));
     }
     authority.rsplit_once(':')
 }
@@ -140,7 +142,11 @@ mod tests {
             "quay.io/org",
             "[::1]:5000",
         ] {
-            assert_eq!(RegistryHost::parse(key).map(|h| h.to_string()), Ok(key.to_string()), "{key}");
+            assert_eq!(
+                RegistryHost::parse(key).map(|h| h.to_string()),
+                Ok(key.to_string()),
+                "{key}"
+            );
         }
     }
 
@@ -154,12 +160,30 @@ mod tests {
     #[test]
     fn rejects_each_bad_form_with_its_own_error() {
         assert_eq!(RegistryHost::parse("  "), Err(RegistryHostError::Empty));
-        assert!(matches!(RegistryHost::parse("ftp://x"), Err(RegistryHostError::Scheme(_))));
-        assert!(matches!(RegistryHost::parse("a b"), Err(RegistryHostError::Whitespace(_))));
-        assert!(matches!(RegistryHost::parse("host:0"), Err(RegistryHostError::Port(_))));
-        assert!(matches!(RegistryHost::parse("host:http"), Err(RegistryHostError::Port(_))));
-        assert!(matches!(RegistryHost::parse("https:///v2"), Err(RegistryHostError::NoHost(_))));
-        assert!(matches!(RegistryHost::parse("x.io?a=b"), Err(RegistryHostError::Query(_))));
+        assert!(matches!(
+            RegistryHost::parse("ftp://x"),
+            Err(RegistryHostError::Scheme(_))
+        ));
+        assert!(matches!(
+            RegistryHost::parse("a b"),
+            Err(RegistryHostError::Whitespace(_))
+        ));
+        assert!(matches!(
+            RegistryHost::parse("host:0"),
+            Err(RegistryHostError::Port(_))
+        ));
+        assert!(matches!(
+            RegistryHost::parse("host:http"),
+            Err(RegistryHostError::Port(_))
+        ));
+        assert!(matches!(
+            RegistryHost::parse("https:///v2"),
+            Err(RegistryHostError::NoHost(_))
+        ));
+        assert!(matches!(
+            RegistryHost::parse("x.io?a=b"),
+            Err(RegistryHostError::Query(_))
+        ));
     }
 
     #[test]

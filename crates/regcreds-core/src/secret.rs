@@ -25,7 +25,11 @@ impl SecretString {
 
     /// A masked rendering that tells a person whether a value is set and how long it is, nothing more.
     pub fn masked(&self) -> String {
-        if self.0.is_empty() { "(empty)".to_string() } else { format!("*** ({} chars)", self.0.chars().count()) }
+        if self.0.is_empty() {
+            "(empty)".to_string()
+        } else {
+            format!("*** ({} chars)", self.0.chars().count())
+        }
     }
 }
 
@@ -81,7 +85,10 @@ mod tests {
             user: String,
             password: SecretString,
         }
-        let holder = Holder { user: "alice".into(), password: "s3cr3t-pw".into() };
+        let holder = Holder {
+            user: "alice".into(),
+            password: "s3cr3t-pw".into(),
+        };
         let printed = format!("{holder:?} {holder:#?}");
         assert!(printed.contains("alice"));
         assert!(!printed.contains("s3cr3t-pw"));

@@ -49,7 +49,10 @@ impl DockerHubProvider {
         }
         // NB: a constant that parses; the fallback is unreachable but keeps this function panic-free.
         let registry = RegistryHost::parse(DOCKER_HUB_REGISTRY).map_err(|_| Error::EmptyUser)?;
-        Ok(Self { secret_name: secret_name.into(), credential: Credential::new(registry, user, password) })
+        Ok(Self {
+            secret_name: secret_name.into(),
+            credential: Credential::new(registry, user, password),
+        })
     }
 
     /// Whether the password looks like a personal access token rather than an account password.
@@ -73,7 +76,11 @@ impl Provider for DockerHubProvider {
     }
 
     fn describe(&self) -> String {
-        let kind = if self.uses_access_token() { "personal access token" } else { "password" };
+        let kind = if self.uses_access_token() {
+            "personal access token"
+        } else {
+            "password"
+        };
         format!("Docker Hub as {} with a {kind}", self.credential.username)
     }
 }
@@ -86,15 +93,27 @@ mod tests {
     async fn mints_under_the_docker_hub_key() {
         let provider = DockerHubProvider::new(DEFAULT_SECRET, "alice", "dckr_pat_abc".into()).expect("valid");
         let rendered = String::from_utf8(provider.mint().await.expect("mint").render()).expect("utf8");
-        assert!(rendered.starts_with(r#"{"auths":{"https://index.docker.io/v1/":{"username":"alice""#), "{rendered}");
+        assert!(
+            rendered.starts_with(r#"{"auths":{"https://index.docker.io/v1/":{"username":"alice""#),
+            "{rendered}"
+        );
         assert!(provider.uses_access_token());
         assert!(!provider.describe().contains("dckr_pat_abc"));
     }
 
     #[test]
     fn rejects_bad_settings() {
-        assert!(matches!(DockerHubProvider::new("s", "", "pw".into()), Err(Error::EmptyUser)));
-        assert!(matches!(DockerHubProvider::new("s", "a:b", "pw".into()), Err(Error::InvalidUser)));
-        assert!(matches!(DockerHubProvider::new("s", "alice", "".into()), Err(Error::EmptyPassword)));
+        assert!(matches!(
+            DockerHubProvider::new("s", "", "pw".into()),
+            Err(Error::EmptyUser)
+        ));
+        assert!(matches!(
+            DockerHubProvider::new("s", "a:b", "pw".into()),
+            Err(Error::InvalidUser)
+        ));
+        assert!(matches!(
+            DockerHubProvider::new("s", "alice", "".into()),
+            Err(Error::EmptyPassword)
+        ));
     }
 }

@@ -27,7 +27,10 @@ impl DockerConfigProvider {
     /// Checks the source once (the file must exist and hold a valid document) so that bad
     /// configuration fails at start-up instead of at the first mint.
     pub async fn new(secret_name: impl Into<String>, source: DockerConfigSource) -> Result<Self> {
-        let provider = Self { secret_name: secret_name.into(), source };
+        let provider = Self {
+            secret_name: secret_name.into(),
+            source,
+        };
         provider.load().await?;
         Ok(provider)
     }
@@ -46,7 +49,10 @@ impl DockerConfigProvider {
             DockerConfigSource::File(path) => {
                 let bytes = tokio::fs::read(path)
                     .await
-                    .map_err(|source| Error::UnreadableFile { path: path.clone(), source })?;
+                    .map_err(|source| Error::UnreadableFile {
+                        path: path.clone(),
+                        source,
+                    })?;
                 (path.display().to_string(), bytes)
             }
         };
@@ -67,13 +73,17 @@ impl Provider for DockerConfigProvider {
 
     async fn mint(&self) -> regcreds_core::Result<CredentialSet> {
         // A broken file is a configuration problem, yet it may be mid-update by kubelet: retrying is right.
-        self.load().await.map_err(|e| regcreds_core::Error::transient("dockerconfigjson", e.to_string()))
+        self.load()
+            .await
+            .map_err(|e| regcreds_core::Error::transient("dockerconfigjson", e.to_string()))
     }
 
     fn describe(&self) -> String {
         match &self.source {
             DockerConfigSource::Inline(_) => "inline dockerconfigjson".to_string(),
-            DockerConfigSource::File(path) => format!("dockerconfigjson file {} (re-read on change)", path.display()),
+            DockerConfigSource::File(path) => {
+                format!("dockerconfigjson file {} (re-read on change)", path.display())
+            }
         }
     }
 }
@@ -90,8 +100,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(".dockerconfigjson");
         std::fs::write(&path, DOC_A).expect("write");
-        let provider =
-            DockerConfigProvider::new("image-pull-secret", DockerConfigSource::File(path.clone())).await.expect("ok");
+        let provider = DockerConfigProvider::new("image-pull-secret", DockerConfigSource::File(path.clone()))
+            .await
+            .expect("ok");
         let first = provider.mint().await.expect("mint");
         std::fs::write(&path, DOC_B).expect("rewrite");
         let second = provider.mint().await.expect("mint");
@@ -104,7 +115,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("cfg.json");
         std::fs::write(&path, DOC_A).expect("write");
-        let provider = DockerConfigProvider::new("s", DockerConfigSource::File(path.clone())).await.expect("ok");
+        let provider = DockerConfigProvider::new("s", DockerConfigSource::File(path.clone()))
+            .await
+            .expect("ok");
         std::fs::write(&path, r#"{"auths":{"a.example":{"password":"leaky-pw""#).expect("rewrite");
         let err = provider.mint().await.expect_err("broken file");
         assert!(err.is_transient());
@@ -113,13 +126,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_file_is_rejected_at_construction() {
-        let result = DockerConfigProvider::new("s", DockerConfigSource::File("/nonexistent/x.json".into())).await;
+        let result =
+            DockerConfigProvider::new("s", DockerConfigSource::File("/nonexistent/x.json".into())).await;
         assert!(matches!(result, Err(Error::UnreadableFile { .. })));
     }
 
     #[tokio::test]
     async fn an_invalid_inline_document_is_rejected_at_construction() {
-        let result = DockerConfigProvider::new("s", DockerConfigSource::Inline(r#"{"auths":{}}"#.into())).await;
+        let result =
+            DockerConfigProvider::new("s", DockerConfigSource::Inline(r#"{"auths":{}}"#.into())).await;
         assert!(matches!(result, Err(Error::DockerConfig { .. })));
     }
 }

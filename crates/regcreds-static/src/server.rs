@@ -14,13 +14,21 @@ pub struct StaticProvider {
 
 impl StaticProvider {
     /// Validates server, user and password; nothing is sent anywhere.
-    pub fn new(secret_name: impl Into<String>, server: &str, user: &str, password: SecretString) -> Result<Self> {
+    pub fn new(
+        secret_name: impl Into<String>,
+        server: &str,
+        user: &str,
+        password: SecretString,
+    ) -> Result<Self> {
         let registry = RegistryHost::parse(server).map_err(Error::Server)?;
         validate_user(user)?;
         if password.is_empty() {
             return Err(Error::EmptyPassword);
         }
-        Ok(Self { secret_name: secret_name.into(), credential: Credential::new(registry, user, password) })
+        Ok(Self {
+            secret_name: secret_name.into(),
+            credential: Credential::new(registry, user, password),
+        })
     }
 }
 
@@ -50,7 +58,10 @@ impl Provider for StaticProvider {
     }
 
     fn describe(&self) -> String {
-        format!("registry {} as user {}", self.credential.registry, self.credential.username)
+        format!(
+            "registry {} as user {}",
+            self.credential.registry, self.credential.username
+        )
     }
 }
 
@@ -60,7 +71,8 @@ mod tests {
 
     #[tokio::test]
     async fn mints_the_configured_credential() {
-        let provider = StaticProvider::new("dpr-secret", "registry.example:5000", "bob", "pw".into()).expect("valid");
+        let provider =
+            StaticProvider::new("dpr-secret", "registry.example:5000", "bob", "pw".into()).expect("valid");
         let minted = provider.mint().await.expect("mint");
         assert_eq!(minted.registries(), vec!["registry.example:5000".to_string()]);
         assert_eq!(provider.secret_name(), "dpr-secret");
@@ -68,7 +80,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_values_with_specific_errors() {
-        let new = |server: &str, user: &str, password: &str| StaticProvider::new("s", server, user, password.into());
+        let new = |server: &str, user: &str, password: &str| {
+            StaticProvider::new("s", server, user, password.into())
+        };
         assert!(matches!(new("", "bob", "pw"), Err(Error::Server(_))));
         assert!(matches!(new("r.example", " ", "pw"), Err(Error::EmptyUser)));
         assert!(matches!(new("r.example", "a:b", "pw"), Err(Error::ColonInUser)));

@@ -1,1 +1,21 @@
-fn main() {}
+//! `regcreds`: wires providers, the refresh scheduler and the propagator together.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod config;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code for invalid configuration (nothing was written anywhere).
+const EXIT_CONFIG: u8 = 2;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(&cli.log);
+    commands::dispatch(cli.command).await
+}

@@ -1,0 +1,91 @@
+//! The command line: `regcreds run | mint | config check | cleanup`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::ProviderArgs;
+
+/// Mints container registry credentials and keeps every namespace able to pull with them.
+#[derive(Parser, Debug)]
+#[command(name = "regcreds", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Logging settings.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controller: mint on schedule and propagate to every namespace.
+    Run(crate::commands::run::RunArgs),
+    /// Mint once and print the dockerconfigjson (masked unless --show-secrets).
+    Mint(MintArgs),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `regcreds config ...`
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate the environment and print the effective configuration (secrets masked).
+    Check(CheckArgs),
+}
+
+/// Arguments of `regcreds config check`.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Provider settings.
+    #[command(flatten)]
+    pub providers: ProviderArgs,
+}
+
+/// Arguments of `regcreds mint`.
+#[derive(clap::Args, Debug)]
+pub struct MintArgs {
+    /// Mint only this provider (static, dockerconfigjson, dockerhub, ...).
+    #[arg(long, env = "REGCREDS_MINT_PROVIDER")]
+    pub provider: Option<String>,
+    /// Print passwords and `auth` values instead of masking them.
+    #[arg(long, env = "REGCREDS_SHOW_SECRETS")]
+    pub show_secrets: bool,
+    /// Provider settings.
+    #[command(flatten)]
+    pub providers: ProviderArgs,
+}
+
+/// Log output settings, shared by every subcommand.
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Logging")]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "REGCREDS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` EnvFilter syntax, e.g. `info` or `info,regcreds_propagator=debug`.
+    #[arg(long, env = "REGCREDS_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+}
+
+/// Log line format.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,102 @@
+//! Settings of the `dockerhub` provider. `DOCKER_USER` / `DOCKER_PASSWORD` are the names used by
+//! upmc-style Deployments.
+
+use std::sync::Arc;
+
+use clap::Args;
+use regcreds_core::SecretString;
+use regcreds_dockerhub::{DEFAULT_SECRET, DockerHubProvider, Error};
+
+use super::{
+    ConfigProblems, ConfiguredProvider, Enablement, Schedule,
+    setting::{Source, first_set, require},
+};
+
+const USER: Source = Source::new("REGCREDS_DOCKERHUB_USER", "dockerhub-user");
+const COMPAT_USER: Source = Source::new("DOCKER_USER", "docker-user");
+const PASSWORD: Source = Source::new("REGCREDS_DOCKERHUB_PASSWORD", "dockerhub-password");
+const COMPAT_PASSWORD: Source = Source::new("DOCKER_PASSWORD", "docker-password");
+const SCHEDULE: Source = Source::new("REGCREDS_DOCKERHUB_SCHEDULE", "dockerhub-schedule");
+
+/// `dockerhub` provider: a Docker ID with a password or personal access token.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Provider: dockerhub (DOCKER_USER / DOCKER_PASSWORD accepted)")]
+pub struct DockerHubArgs {
+    /// Docker ID.
+    #[arg(long = "dockerhub-user", env = "REGCREDS_DOCKERHUB_USER")]
+    pub hub_user: Option<String>,
+    #[arg(long = "docker-user", env = "DOCKER_USER", hide = true)]
+    pub hub_compat_user: Option<String>,
+    /// Password or personal access token (`dckr_pat_…`, read-only scope recommended).
+    #[arg(
+        long = "dockerhub-password",
+        env = "REGCREDS_DOCKERHUB_PASSWORD",
+        hide_env_values = true
+    )]
+    pub hub_password: Option<SecretString>,
+    #[arg(
+        long = "docker-password",
+        env = "DOCKER_PASSWORD",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub hub_compat_password: Option<SecretString>,
+    /// Name of the Secret written to every namespace.
+    #[arg(long = "dockerhub-secret-name", env = "REGCREDS_DOCKERHUB_SECRET_NAME", default_value = DEFAULT_SECRET)]
+    pub hub_secret_name: String,
+    /// Refresh schedule (6-field cron with seconds).
+    #[arg(
+        long = "dockerhub-schedule",
+        env = "REGCREDS_DOCKERHUB_SCHEDULE",
+        default_value = "0 0 * * * *"
+    )]
+    pub hub_schedule: String,
+}
+
+impl DockerHubArgs {
+    /// Builds the provider if a user or password is given.
+    pub fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+        let set = [
+            (USER, self.hub_user.is_some()),
+            (COMPAT_USER, self.hub_compat_user.is_some()),
+            (PASSWORD, self.hub_password.is_some()),
+            (COMPAT_PASSWORD, self.hub_compat_password.is_some()),
+        ];
+        let Some(configured_by) = first_set(&set) else {
+            return Enablement::Disabled(format!("set {} or {}", USER.env, COMPAT_USER.env));
+        };
+        let schedule = Schedule::parse(&self.hub_schedule, SCHEDULE, problems);
+        let user = require(
+            &[(USER, &self.hub_user), (COMPAT_USER, &self.hub_compat_user)],
+            "dockerhub",
+            problems,
+        );
+        let password = require(
+            &[
+                (PASSWORD, &self.hub_password),
+                (COMPAT_PASSWORD, &self.hub_compat_password),
+            ],
+            "dockerhub",
+            problems,
+        );
+        let (Some(user), Some(password), Some(schedule)) = (user, password, schedule) else {
+            return Enablement::Invalid;
+        };
+        match DockerHubProvider::new(self.hub_secret_name.clone(), &user.0, password.0) {
+            Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
+                Arc::new(provider),
+                schedule,
+                format!("{configured_by} is set"),
+            )),
+            Err(error) => {
+                let blamed = if matches!(error, Error::EmptyPassword) {
+                    password.1
+                } else {
+                    user.1
+                };
+                problems.add(blamed, error);
+                Enablement::Invalid
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Configuration: every setting is a flag and an environment variable (clap derive with `env`).
+//!
+//! ```text
+//!  env / flags ──clap──▶ ProviderArgs ──build()──▶ Vec<ConfiguredProvider>   (or ConfigProblems → exit 2)
+//!                        PropagationArgs ─────────▶ propagator settings
+//! ```
+//!
+//! A provider is enabled only when one of its settings is given; then all of its required settings must
+//! be valid. Every problem is collected and reported at once, one line each, naming the variable, before
+//! anything talks to a cluster or a cloud.
+
+mod dockerconfig;
+mod dockerhub;
+mod problems;
+mod schedule;
+mod setting;
+mod static_registry;
+
+use std::sync::Arc;
+
+use clap::Args;
+use regcreds_core::Provider;
+
+pub use dockerconfig::DockerConfigArgs;
+pub use dockerhub::DockerHubArgs;
+pub use problems::ConfigProblems;
+pub use schedule::Schedule;
+pub use static_registry::StaticArgs;
+
+/// Names accepted by `--provider`, in the order providers are built and reported.
+pub const PROVIDER_NAMES: &[&str] = &["static", "dockerconfigjson", "dockerhub"];
+
+/// A provider ready to run, with its refresh schedule and why it is enabled.
+#[derive(Clone)]
+pub struct ConfiguredProvider {
+    /// The provider.
+    pub provider: Arc<dyn Provider>,
+    /// Its cron schedule.
+    pub schedule: Schedule,
+    /// Which setting enabled it, for `config check`.
+    pub reason: String,
+}
+
+impl ConfiguredProvider {
+    /// Bundles a provider with its schedule.
+    pub fn new(provider: Arc<dyn Provider>, schedule: Schedule, reason: String) -> Self {
+        Self {
+            provider,
+            schedule,
+            reason,
+        }
+    }
+}
+
+/// The outcome of reading one provider's settings.
+pub enum Enablement {
+    /// Configured and valid.
+    Enabled(ConfiguredProvider),
+    /// Not configured; the hint says how to enable it.
+    Disabled(String),
+    /// Configured but invalid; the problems were recorded.
+    Invalid,
+}
+
+/// A provider's name with the outcome of its settings, for `config check`.
+pub struct ProviderStatus {
+    /// Provider name.
+    pub name: &'static str,
+    /// What came of its settings.
+    pub enablement: Enablement,
+}
+
+/// Settings of every provider.
+#[derive(Args, Debug, Clone)]
+pub struct ProviderArgs {
+    #[command(flatten)]
+    static_registry: StaticArgs,
+    #[command(flatten)]
+    dockerconfig: DockerConfigArgs,
+    #[command(flatten)]
+    dockerhub: DockerHubArgs,
+}
+
+impl ProviderArgs {
+    /// Reads every provider's settings; problems are collected, not returned early.
+    pub async fn statuses(&self, problems: &mut ConfigProblems) -> Vec<ProviderStatus> {
+        vec![
+            ProviderStatus {
+                name: "static",
+                enablement: self.static_registry.build(problems),
+            },
+            ProviderStatus {
+                name: "dockerconfigjson",
+                enablement: self.dockerconfig.build(problems).await,
+            },
+            ProviderStatus {
+                name: "dockerhub",
+                enablement: self.dockerhub.build(problems),
+            },
+        ]
+    }
+
+    /// The enabled providers, or every configuration problem. Two providers writing the same Secret
+    /// would overwrite each other in every namespace, so that is a problem too.
+    pub async fn build(&self) -> Result<Vec<ConfiguredProvider>, ConfigProblems> {
+        let mut problems = ConfigProblems::default();
+        let enabled: Vec<ConfiguredProvider> = self
+            .statuses(&mut problems)
+            .await
+            .into_iter()
+            .filter_map(|status| match status.enablement {
+                Enablement::Enabled(provider) => Some(provider),
+                _ => None,
+            })
+            .collect();
+        check_secret_names(&enabled, &mut problems);
+        problems.into_result(enabled)
+    }
+}
+
+fn check_secret_names(enabled: &[ConfiguredProvider], problems: &mut ConfigProblems) {
+    for (i, a) in enabled.iter().enumerate() {
+        for b in &enabled[i + 1..] {
+            if a.provider.secret_name() == b.provider.secret_name() {
+                problems.add(
+                    format!("{} and {} secret names", a.provider.name(), b.provider.name()),
+                    format!(
+                        "both write Secret {:?}; give each provider its own name",
+                        a.provider.secret_name()
+                    ),
+                );
+            }
+        }
+    }
+}

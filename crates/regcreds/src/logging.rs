@@ -1,0 +1,24 @@
+//! Tracing setup: plain or JSON lines on stderr, filtered by `--log-level`.
+
+use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::cli::{LogArgs, LogFormat};
+
+/// Installs the global subscriber. A bad filter falls back to `info` with a warning, never a crash.
+pub fn init(args: &LogArgs) {
+    let (filter, bad_filter) = match EnvFilter::try_new(&args.log_level) {
+        Ok(filter) => (filter, None),
+        Err(error) => (EnvFilter::new("info"), Some(error)),
+    };
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match args.log_format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+    }
+    if let Some(error) = bad_filter {
+        tracing::warn!(%error, filter = %args.log_level, "invalid REGCREDS_LOG filter, using info");
+    }
+}
