@@ -1,0 +1,102 @@
+{{/* Chart name. */}}
+{{- define "regcreds.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-chart, or the release name when it already contains the chart name. */}}
+{{- define "regcreds.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "regcreds.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "regcreds.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "regcreds.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "regcreds.labels" -}}
+helm.sh/chart: {{ include "regcreds.chart" . }}
+{{ include "regcreds.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: regcreds
+{{- end }}
+
+{{- define "regcreds.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "regcreds.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "regcreds.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* A list or a comma-separated string, as one comma-separated string. */}}
+{{- define "regcreds.csv" -}}
+{{- if kindIs "slice" . }}{{ join "," . }}{{ else }}{{ . }}{{ end }}
+{{- end }}
+
+{{/* env entry reading key .key of Secret .secret. */}}
+{{- define "regcreds.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret | quote }}
+      key: {{ .key | quote }}
+      optional: false
+{{- end }}
+
+{{/* Fails early on settings that cannot work, instead of a crash-looping pod. */}}
+{{- define "regcreds.validate" -}}
+{{- $p := .Values.providers }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicaCount > 1 needs leaderElection.enabled=true: replicas would otherwise write concurrently" }}
+{{- end }}
+{{- if not (or $p.static.enabled $p.dockerconfigjson.enabled $p.dockerhub.enabled $p.ecr.enabled $p.gcr.enabled $p.acr.enabled) }}
+{{- fail "enable at least one provider: providers.<static|dockerconfigjson|dockerhub|ecr|gcr|acr>.enabled=true" }}
+{{- end }}
+{{- if $p.static.enabled }}
+{{- if not $p.static.server }}{{ fail "providers.static.server is required" }}{{ end }}
+{{- if not $p.static.existingSecret }}{{ fail "providers.static.existingSecret is required (Secret with the user and password)" }}{{ end }}
+{{- end }}
+{{- if and $p.dockerconfigjson.enabled (not $p.dockerconfigjson.existingSecret) }}
+{{- fail "providers.dockerconfigjson.existingSecret is required (Secret with the .dockerconfigjson document)" }}
+{{- end }}
+{{- if and $p.dockerhub.enabled (not $p.dockerhub.existingSecret) }}
+{{- fail "providers.dockerhub.existingSecret is required (Secret with the Docker ID and access token)" }}
+{{- end }}
+{{- if and $p.ecr.enabled (not $p.ecr.regions) (not $p.ecr.public) }}
+{{- fail "providers.ecr.regions needs at least one region (or set providers.ecr.public=true)" }}
+{{- end }}
+{{- if and $p.gcr.enabled (not $p.gcr.existingSecret) }}
+{{- fail "providers.gcr.existingSecret is required (Secret with the service-account key JSON)" }}
+{{- end }}
+{{- if $p.acr.enabled }}
+{{- if not $p.acr.registry }}{{ fail "providers.acr.registry is required" }}{{ end }}
+{{- if and (has $p.acr.auth (list "client-secret" "static")) (not $p.acr.existingSecret) }}
+{{- fail (printf "providers.acr.existingSecret is required with auth=%s" $p.acr.auth) }}
+{{- end }}
+{{- if and (eq $p.acr.auth "client-secret") (or (not $p.acr.tenantId) (not $p.acr.clientId)) }}
+{{- fail "providers.acr.tenantId and providers.acr.clientId are required with auth=client-secret" }}
+{{- end }}
+{{- end }}
+{{- end }}
