@@ -1,0 +1,135 @@
+//! Assembling the kube-runtime `Controller` and running it until shutdown.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use kube::{
+    Api, Client, ResourceExt,
+    core::PartialObjectMeta,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::{Action, Config},
+        events::{Recorder, Reporter},
+        reflector::{self, ObjectRef},
+        watcher,
+    },
+};
+use tokio::sync::watch;
+use tokio_stream::wrappers::WatchStream;
+use tracing::{debug, warn};
+
+use crate::{
+    Desired, Error, Result, Settings, WatchMode,
+    labels::managed_selector,
+    reconcile::{Context, reconcile},
+    view::View,
+};
+
+/// Propagates [`Desired`] Secrets into every namespace in scope until shut down.
+pub struct Propagator {
+    client: Client,
+    settings: Settings,
+    desired: watch::Receiver<Desired>,
+}
+
+impl Propagator {
+    /// A propagator fed by `desired`; every change of it reconciles every namespace.
+    pub fn new(client: Client, settings: Settings, desired: watch::Receiver<Desired>) -> Self {
+        Self {
+            client,
+            settings,
+            desired,
+        }
+    }
+
+    /// Runs until `shutdown` resolves (in-flight reconciles finish first).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<()> {
+        let Self {
+            client,
+            settings,
+            desired,
+        } = self;
+        let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+        let config = Config::default().concurrency(settings.concurrency);
+        let mut controller = Controller::new(namespaces, watcher::Config::default()).with_config(config);
+        let view = match settings.watch_mode {
+            WatchMode::Watch => {
+                let (with_watches, view) = watch_dependents(controller, &client);
+                controller = with_watches;
+                view
+            }
+            WatchMode::Poll => View::Direct,
+        };
+        let reporter = Reporter {
+            controller: "regcreds".into(),
+            instance: settings.instance.clone(),
+        };
+        let recorder = Recorder::new(client.clone(), reporter);
+        let changes = WatchStream::from_changes(desired.clone()).map(|_| ());
+        let context = Arc::new(Context {
+            client,
+            settings,
+            desired,
+            view,
+            recorder,
+        });
+        controller
+            .reconcile_all_on(changes)
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, error_policy, context)
+            .for_each(|result| async move {
+                match result {
+                    Ok((namespace, _)) => debug!(namespace = %namespace.name, "reconciled"),
+                    Err(error) => debug!(%error, "reconcile failed"),
+                }
+            })
+            .await;
+        Ok(())
+    }
+}
+
+/// Watches managed Secrets and ServiceAccounts into caches, and wakes a namespace when one of its objects
+/// changes.
+///
+/// NB: the trigger streams are the reflected streams themselves (`watches_stream`, behind kube's
+/// `unstable-runtime` feature). With the stable `.watches`, a second, independent watch would wake the
+/// reconcile, which could then read a cache that has not seen the deletion yet and skip a repair.
+fn watch_dependents(
+    controller: Controller<PartialObjectMeta<Namespace>>,
+    client: &Client,
+) -> (Controller<PartialObjectMeta<Namespace>>, View) {
+    let (secrets, secret_writer) = reflector::store();
+    let secret_config = watcher::Config::default().labels(&managed_selector());
+    let secret_events = watcher(Api::<Secret>::all(client.clone()), secret_config)
+        .default_backoff()
+        .reflect(secret_writer)
+        .touched_objects();
+    let (accounts, account_writer) = reflector::store();
+    let account_events = watcher(
+        Api::<ServiceAccount>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(account_writer)
+    .touched_objects();
+    let controller = controller
+        .watches_stream(secret_events, |secret: Secret| namespace_of(&secret))
+        .watches_stream(account_events, |account: ServiceAccount| namespace_of(&account));
+    (controller, View::Cached { secrets, accounts })
+}
+
+fn namespace_of<K: ResourceExt>(object: &K) -> Option<ObjectRef<PartialObjectMeta<Namespace>>> {
+    object.namespace().map(|ns| ObjectRef::new(&ns))
+}
+
+/// Logs a failed reconcile and retries it later; Forbidden waits longer (only an RBAC change helps).
+fn error_policy(namespace: Arc<PartialObjectMeta<Namespace>>, error: &Error, _: Arc<Context>) -> Action {
+    let name = namespace.name_any();
+    warn!(namespace = %name, error = %error, kind = error.metric_label(), "reconcile failed; will retry");
+    if error.is_forbidden() {
+        Action::requeue(Duration::from_secs(60))
+    } else {
+        Action::requeue(Duration::from_secs(5))
+    }
+}

@@ -1,0 +1,98 @@
+//! The crate's error type.
+
+/// Errors while propagating. They name the namespace and object, never Secret content.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("{verb} {kind} {name} in namespace {namespace}: {source}")]
+    Api {
+        /// What we tried (get, apply, update, delete, list).
+        verb: &'static str,
+        /// Object kind.
+        kind: &'static str,
+        /// Object name (or `*` for lists).
+        name: String,
+        /// Namespace.
+        namespace: String,
+        /// The client error (status code and message from the apiserver; no request bodies).
+        #[source]
+        source: kube::Error,
+    },
+    /// A ServiceAccount kept changing under us.
+    #[error("serviceaccount {name} in namespace {namespace}: still conflicting after {attempts} attempts")]
+    Conflict {
+        /// ServiceAccount name.
+        name: String,
+        /// Namespace.
+        namespace: String,
+        /// How many read-modify-write rounds were tried.
+        attempts: u32,
+    },
+    /// Several errors in one namespace (one per Secret or ServiceAccount).
+    #[error("{} errors in namespace {namespace}: {}", errors.len(), errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Many {
+        /// Namespace.
+        namespace: String,
+        /// The errors.
+        errors: Vec<Error>,
+    },
+    /// The controller stopped with an error.
+    #[error("controller: {0}")]
+    Controller(String),
+}
+
+impl Error {
+    /// A short stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Api {
+                source: kube::Error::Api(status),
+                ..
+            } if status.code == 403 => "forbidden",
+            Self::Api {
+                source: kube::Error::Api(status),
+                ..
+            } if status.code == 409 => "conflict",
+            Self::Api {
+                source: kube::Error::Api(status),
+                ..
+            } if status.code == 429 => "throttled",
+            Self::Api { .. } => "api",
+            Self::Conflict { .. } => "conflict",
+            Self::Many { .. } => "many",
+            Self::Controller(_) => "controller",
+        }
+    }
+
+    /// True when the apiserver said Forbidden: RBAC is missing a rule.
+    pub fn is_forbidden(&self) -> bool {
+        match self {
+            Self::Api {
+                source: kube::Error::Api(status),
+                ..
+            } => status.code == 403,
+            Self::Many { errors, .. } => errors.iter().any(Self::is_forbidden),
+            _ => false,
+        }
+    }
+}
+
+/// Builds the `map_err` closure for an API call.
+pub(crate) fn api_error(
+    verb: &'static str,
+    kind: &'static str,
+    name: &str,
+    namespace: &str,
+) -> impl FnOnce(kube::Error) -> Error {
+    let (name, namespace) = (name.to_string(), namespace.to_string());
+    move |source| Error::Api {
+        verb,
+        kind,
+        name,
+        namespace,
+        source,
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,229 @@
+//! Reconciling one namespace: make its managed Secrets and ServiceAccount references match [`Desired`].
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Secret};
+use kube::{
+    Client, Resource, ResourceExt,
+    core::PartialObjectMeta,
+    runtime::{
+        controller::Action,
+        events::{Event, EventType, Recorder},
+    },
+};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::{
+    Desired, DesiredSecret, Error, Result, Settings,
+    labels::REFS_ANNOTATION,
+    scope::Decision,
+    secrets::{self, SecretOutcome},
+    service_accounts::{self, RefChange},
+    view::View,
+};
+
+/// Everything a reconcile needs.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Behaviour.
+    pub settings: Settings,
+    /// The desired Secrets, updated by the binary.
+    pub desired: watch::Receiver<Desired>,
+    /// Current state of Secrets and ServiceAccounts.
+    pub view: View,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+}
+
+/// Reconciles one namespace.
+pub async fn reconcile(namespace: Arc<PartialObjectMeta<Namespace>>, ctx: Arc<Context>) -> Result<Action> {
+    let name = namespace.name_any();
+    match ctx.settings.scope.decide(&namespace.metadata) {
+        Decision::Terminating => Ok(Action::await_change()),
+        Decision::Exclude(reason) => {
+            withdraw(&ctx, &name, &reason).await?;
+            Ok(Action::await_change())
+        }
+        Decision::Include => {
+            propagate(&ctx, &name).await?;
+            Ok(Action::requeue(ctx.settings.resync))
+        }
+    }
+}
+
+/// Writes every minted Secret, removes ones no provider claims any more, and fixes ServiceAccounts.
+async fn propagate(ctx: &Context, namespace: &str) -> Result<()> {
+    let desired = ctx.desired.borrow().clone();
+    let mut errors = Vec::new();
+    let mut change = RefChange::default();
+    for secret in desired.secrets() {
+        match ensure_secret(ctx, namespace, secret).await {
+            Ok(true) => drop(change.add.insert(secret.name.clone())),
+            Ok(false) => {}
+            Err(error) => errors.push(error),
+        }
+    }
+    for managed in ctx.view.managed_secrets(&ctx.client, namespace).await? {
+        let name = managed.name_any();
+        if desired.expects(&name) {
+            // Minted earlier but not (yet) this run: keep it referenced, never drop a working credential.
+            change.add.insert(name);
+        } else {
+            match secrets::delete(&ctx.client, namespace, &name).await {
+                Ok(()) => {
+                    info!(%namespace, secret = %name, "deleted secret {name} in namespace {namespace} (no provider writes it any more)")
+                }
+                Err(error) => errors.push(error),
+            }
+            change.remove.insert(name);
+        }
+    }
+    if let Err(error) = update_accounts(ctx, namespace, &change).await {
+        errors.push(error);
+    }
+    into_result(namespace, errors)
+}
+
+/// Makes one Secret current. `Ok(true)` when it is ours and present (so ServiceAccounts may use it).
+async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -> Result<bool> {
+    let existing = ctx.view.secret(&ctx.client, namespace, &secret.name).await?;
+    let outcome = secrets::ensure(
+        &ctx.client,
+        namespace,
+        secret,
+        existing.as_deref(),
+        ctx.settings.force,
+    )
+    .await?;
+    let name = &secret.name;
+    match outcome {
+        SecretOutcome::Unchanged => {}
+        SecretOutcome::Created => {
+            info!(%namespace, secret = %name, "created secret {name} in namespace {namespace}")
+        }
+        SecretOutcome::Updated => {
+            info!(%namespace, secret = %name, "updated secret {name} in namespace {namespace}")
+        }
+        SecretOutcome::Foreign => {
+            if let Some(existing) = existing.as_deref() {
+                report_foreign(ctx, existing).await;
+            }
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Leaves a Secret regcreds did not create alone, and says so in the log and as an Event on it.
+async fn report_foreign(ctx: &Context, secret: &Secret) {
+    let (name, namespace) = (secret.name_any(), secret.namespace().unwrap_or_default());
+    warn!(%namespace, secret = %name, "secret {name} in namespace {namespace} exists and is not managed by regcreds; leaving it untouched (set REGCREDS_FORCE=true to take it over)");
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "SecretNotManaged".into(),
+        note: Some(format!(
+            "Secret {name} exists without label app.kubernetes.io/managed-by=regcreds; regcreds left it untouched (force is off)"
+        )),
+        action: "Skip".into(),
+        secondary: None,
+    };
+    let reference: ObjectReference = secret.object_ref(&());
+    if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+        warn!(%error, "could not publish event");
+    }
+}
+
+/// Applies `change` to every targeted ServiceAccount that does not satisfy it yet.
+async fn update_accounts(ctx: &Context, namespace: &str, change: &RefChange) -> Result<()> {
+    let accounts = ctx
+        .view
+        .target_accounts(&ctx.client, namespace, &ctx.settings.service_accounts)
+        .await?;
+    let mut errors = Vec::new();
+    for account in accounts
+        .iter()
+        .filter(|sa| !service_accounts::is_satisfied(sa, change))
+    {
+        let name = account.name_any();
+        match service_accounts::update(&ctx.client, namespace, &name, change).await {
+            Ok(true) => {
+                info!(%namespace, serviceaccount = %name, "patched serviceaccount {name} in namespace {namespace}")
+            }
+            Ok(false) => {}
+            Err(error) => errors.push(error),
+        }
+    }
+    into_result(namespace, errors)
+}
+
+/// Removes what regcreds wrote in a namespace that is out of scope.
+async fn withdraw(ctx: &Context, namespace: &str, reason: &str) -> Result<()> {
+    let mut errors = Vec::new();
+    let mut change = RefChange::default();
+    for managed in ctx.view.managed_secrets(&ctx.client, namespace).await? {
+        let name = managed.name_any();
+        match secrets::delete(&ctx.client, namespace, &name).await {
+            Ok(()) => {
+                info!(%namespace, secret = %name, "deleted secret {name} in namespace {namespace} ({reason})")
+            }
+            Err(error) => errors.push(error),
+        }
+        change.remove.insert(name);
+    }
+    change.remove.extend(
+        ctx.view
+            .accounts_with_annotation(namespace, REFS_ANNOTATION)
+            .into_iter()
+            .flatten(),
+    );
+    if !change.remove.is_empty()
+        && let Err(error) = withdraw_refs(ctx, namespace, &change).await
+    {
+        errors.push(error);
+    }
+    into_result(namespace, errors)
+}
+
+async fn withdraw_refs(ctx: &Context, namespace: &str, change: &RefChange) -> Result<()> {
+    let accounts = ctx
+        .view
+        .target_accounts(&ctx.client, namespace, &crate::ServiceAccountMode::All)
+        .await;
+    // NB: in poll mode listing every account may be forbidden; fall back to the configured targets.
+    let accounts = match accounts {
+        Ok(accounts) => accounts,
+        Err(_) => {
+            ctx.view
+                .target_accounts(&ctx.client, namespace, &ctx.settings.service_accounts)
+                .await?
+        }
+    };
+    let mut errors = Vec::new();
+    for account in accounts
+        .iter()
+        .filter(|sa| !service_accounts::is_satisfied(sa, change))
+    {
+        let name = account.name_any();
+        match service_accounts::update(&ctx.client, namespace, &name, change).await {
+            Ok(true) => {
+                info!(%namespace, serviceaccount = %name, "removed regcreds' image pull secrets from serviceaccount {name} in namespace {namespace}")
+            }
+            Ok(false) => {}
+            Err(error) => errors.push(error),
+        }
+    }
+    into_result(namespace, errors)
+}
+
+fn into_result(namespace: &str, mut errors: Vec<Error>) -> Result<()> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Many {
+            namespace: namespace.to_string(),
+            errors,
+        }),
+    }
+}
