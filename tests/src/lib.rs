@@ -1,1 +1,32 @@
-//! Test harness (work in progress).
+//! `regcreds_testkit`: a real Kubernetes control plane for regcreds' tests and demo.
+//!
+//! ```text
+//!  test ──► ControlPlane::shared() / start()
+//!             │ binaries: $REGCREDS_CONTROLPLANE_BIN or ~/.cache/regcreds/controlplane/v<k8s>/bin
+//!             │ pki: one rcgen CA → apiserver serving cert, client certs (admin = system:masters)
+//!             ├─► etcd ◄── kube-apiserver (RBAC, ServiceAccount admission) ◄── kube-controller-manager
+//!             │     children die with this process (PR_SET_PDEATHSIG), temp dir removed by Drop/janitor
+//!             └─► client() / client_as() / kubeconfig_as() / request_count() / restart_apiserver()
+//! ```
+//!
+//! Helpers: [`temp_namespace`] (random namespace with its `default` ServiceAccount), [`wait_for`]
+//! (polling assertions), [`regcreds_binary`] (the binary under test, built on demand),
+//! [`binaries::python`] (the venv with moto & co.). `cargo xtask controlplane up` runs the same
+//! [`ControlPlane`] in the foreground for manual use.
+
+pub mod binaries;
+mod child;
+mod controlplane;
+mod kubeconfig;
+mod metrics;
+mod namespace;
+mod pki;
+mod ports;
+mod regcreds_bin;
+pub mod versions;
+mod wait;
+
+pub use controlplane::ControlPlane;
+pub use namespace::{TEMP_NAMESPACE_LABEL, temp_namespace};
+pub use regcreds_bin::{REGCREDS_BINARY_ENV, regcreds_binary};
+pub use wait::wait_for;

@@ -1,0 +1,146 @@
+//! The test kit's control plane behaves like a real cluster in the ways regcreds depends on:
+//! ServiceAccounts appear, dockerconfigjson Secrets round-trip with the apiserver's validation,
+//! namespaces finalize, RBAC is enforced, and request metrics and apiserver restarts work.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::{Namespace, Secret},
+};
+use kube::{Api, api::PostParams};
+use regcreds_testkit::{ControlPlane, temp_namespace, wait_for};
+
+const DOCKERCONFIGJSON: &str = "kubernetes.io/dockerconfigjson";
+
+fn pull_secret(name: &str) -> Secret {
+    let config = r#"{"auths":{"registry.example":{"auth":"dXNlcjpwYXNz"}}}"#;
+    let mut secret = Secret {
+        type_: Some(DOCKERCONFIGJSON.into()),
+        data: Some(BTreeMap::from([(
+            ".dockerconfigjson".into(),
+            ByteString(config.into()),
+        )])),
+        ..Secret::default()
+    };
+    secret.metadata.name = Some(name.into());
+    secret
+}
+
+#[tokio::test]
+async fn a_namespace_gets_its_default_service_account_and_is_finalized_on_delete() {
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    // temp_namespace returns only once the controller manager created `default`.
+    let ns = temp_namespace(&client, "smoke-lifecycle").await;
+
+    let namespaces = Api::<Namespace>::all(client.clone());
+    namespaces
+        .delete(&ns, &Default::default())
+        .await
+        .expect("delete namespace");
+    wait_for(
+        "the namespace controller to finalize the namespace",
+        Duration::from_secs(60),
+        || async { matches!(namespaces.get_opt(&ns).await, Ok(None)).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_dockerconfigjson_secret_round_trips_and_its_type_is_immutable() {
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    let ns = temp_namespace(&client, "smoke-secret").await;
+    let secrets = Api::<Secret>::namespaced(client, &ns);
+
+    secrets
+        .create(&PostParams::default(), &pull_secret("pull"))
+        .await
+        .expect("create secret");
+    let read = secrets.get("pull").await.expect("read secret");
+    assert_eq!(read.type_.as_deref(), Some(DOCKERCONFIGJSON));
+    assert_eq!(read.data, pull_secret("pull").data);
+
+    let mut retyped = read;
+    retyped.type_ = Some("Opaque".into());
+    let err = secrets
+        .replace("pull", &PostParams::default(), &retyped)
+        .await
+        .expect_err("type change");
+    let kube::Error::Api(status) = err else {
+        panic!("expected an API error, got {err}")
+    };
+    assert_eq!(status.code, 422, "{status:?}");
+    assert!(status.message.contains("immutable"), "{}", status.message);
+}
+
+#[tokio::test]
+async fn a_user_without_bindings_may_not_list_secrets() {
+    let cp = ControlPlane::shared().await;
+    let nobody = cp.client_as("nobody", &[]).await.expect("client for nobody");
+
+    let err = Api::<Secret>::all(nobody)
+        .list(&Default::default())
+        .await
+        .expect_err("list is refused");
+    let kube::Error::Api(status) = err else {
+        panic!("expected an API error, got {err}")
+    };
+    assert_eq!(status.code, 403, "{status:?}");
+    assert!(status.message.contains("\"nobody\""), "{}", status.message);
+}
+
+#[tokio::test]
+async fn request_count_sees_writes() {
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    let ns = temp_namespace(&client, "smoke-metrics").await;
+    let before = cp
+        .request_count(&["POST"], Some("secrets"))
+        .await
+        .expect("metrics");
+
+    let secrets = Api::<Secret>::namespaced(client, &ns);
+    for name in ["a", "b", "c"] {
+        secrets
+            .create(&PostParams::default(), &pull_secret(name))
+            .await
+            .expect("create secret");
+    }
+
+    let after = cp
+        .request_count(&["POST"], Some("secrets"))
+        .await
+        .expect("metrics");
+    // Other tests in this binary may create Secrets concurrently, hence >=.
+    assert!(after >= before + 3, "before {before}, after {after}");
+    assert_eq!(
+        cp.request_count(&["NO-SUCH-VERB"], None).await.expect("metrics"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_private_control_plane_survives_an_apiserver_restart_and_cleans_up() {
+    let cp = ControlPlane::start().await.expect("start private control plane");
+    let ns = temp_namespace(&cp.client(), "smoke-restart").await;
+
+    cp.restart_apiserver().await.expect("restart apiserver");
+    // The data lives in etcd, so it outlasts the apiserver.
+    Api::<Namespace>::all(cp.client())
+        .get(&ns)
+        .await
+        .expect("namespace still there");
+
+    let dir = cp.dir().to_path_buf();
+    let pids: Vec<u32> = cp.processes().iter().map(|(_, pid, _)| *pid).collect();
+    drop(cp);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} still running"
+        );
+    }
+}
