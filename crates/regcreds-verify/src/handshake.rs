@@ -226,7 +226,7 @@ impl Handshake<'_> {
     fn transport_failure(&self, step: &str, error: &reqwest::Error) -> Outcome {
         let target = error
             .url()
-            .map(|u| format!(" {}", strip_query(u)))
+            .map(|u| format!(" ({})", strip_query(u)))
             .unwrap_or_default();
         if error.is_timeout() {
             return Outcome::unreachable(format!("{step}{target}: no answer within {:?}", self.timeout));
