@@ -1,0 +1,224 @@
+//! The [`EcrProvider`]: building the SDK clients once, minting from all of them on every call.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::{
+    BehaviorVersion, Region, SdkConfig, retry::RetryConfig, sts::AssumeRoleProvider, timeout::TimeoutConfig,
+};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use regcreds_core::{CredentialSet, Provider, ProviderName};
+
+use crate::{
+    AssumeRole, EcrSettings, PROVIDER_NAME, PUBLIC_REGION, Result, private::RegionalClient,
+    public::PublicClient,
+};
+
+/// `RoleSessionName` when none is configured.
+const DEFAULT_SESSION_NAME: &str = "regcreds";
+/// Attempts per call, counting the first. The binary retries failed mints with its own backoff, so the
+/// SDK only needs to absorb a blip, not wait out an outage.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// Mints ECR (and optionally ECR Public) credentials (provider name `ecr`).
+#[derive(Debug, Clone)]
+pub struct EcrProvider {
+    settings: EcrSettings,
+    regional: Vec<RegionalClient>,
+    public: Option<PublicClient>,
+}
+
+impl EcrProvider {
+    /// Validates `settings` and builds clients on aws-config's standard credential chain (environment
+    /// keys, web identity / IRSA, EKS Pod Identity, profiles, instance metadata). No AWS call is made
+    /// here: credentials are resolved on the first mint.
+    pub async fn new(settings: EcrSettings) -> Result<Self> {
+        let settings = settings.validated()?;
+        // NB: an explicit region skips the region chain, whose last step asks instance metadata and can
+        // stall start-up off EC2; every client sets its own region anyway.
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(home_region(&settings).to_string()))
+            .retry_config(retry_config())
+            .timeout_config(timeout_config(settings.timeout))
+            .load()
+            .await;
+        Ok(Self::build(settings, &base).await)
+    }
+
+    /// Like [`EcrProvider::new`] on a caller-supplied base configuration (credentials, endpoint, HTTP
+    /// client); for embedding and tests. Region, retries and timeouts are still set per client.
+    pub async fn with_sdk_config(settings: EcrSettings, base: &SdkConfig) -> Result<Self> {
+        let settings = settings.validated()?;
+        Ok(Self::build(settings, base).await)
+    }
+
+    async fn build(settings: EcrSettings, base: &SdkConfig) -> Self {
+        let base = match &settings.assume_role {
+            Some(role) => with_assumed_role(base, role, home_region(&settings)).await,
+            None => base.clone(),
+        };
+        let regional = settings
+            .regions
+            .iter()
+            .map(|region| regional_client(&base, &settings, region))
+            .collect();
+        let public = settings.public.then(|| public_client(&base, &settings));
+        Self {
+            settings,
+            regional,
+            public,
+        }
+    }
+}
+
+/// The region for STS and the base configuration: the first ECR region, else ECR Public's.
+fn home_region(settings: &EcrSettings) -> &str {
+    settings.regions.first().map_or(PUBLIC_REGION, String::as_str)
+}
+
+/// The base configuration with its credentials replaced by the assumed role's, which STS issues on
+/// first use and renews before they expire.
+async fn with_assumed_role(base: &SdkConfig, role: &AssumeRole, region: &str) -> SdkConfig {
+    let mut builder = AssumeRoleProvider::builder(role.role_arn.trim())
+        .session_name(role.session_name.as_deref().unwrap_or(DEFAULT_SESSION_NAME))
+        .region(Region::new(region.to_string()))
+        .configure(base);
+    if let Some(external_id) = &role.external_id {
+        builder = builder.external_id(external_id);
+    }
+    let provider = builder.build().await;
+    base.to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .build()
+}
+
+fn regional_client(base: &SdkConfig, settings: &EcrSettings, region: &str) -> RegionalClient {
+    let mut config = aws_sdk_ecr::config::Builder::from(base)
+        .region(Region::new(region.to_string()))
+        .retry_config(retry_config())
+        .timeout_config(timeout_config(settings.timeout));
+    if let Some(url) = &settings.endpoint_url {
+        config = config.endpoint_url(url);
+    }
+    RegionalClient {
+        region: region.to_string(),
+        client: aws_sdk_ecr::Client::from_conf(config.build()),
+        registry_ids: settings.registry_ids.clone(),
+        endpoint_url: settings.endpoint_url.clone(),
+    }
+}
+
+fn public_client(base: &SdkConfig, settings: &EcrSettings) -> PublicClient {
+    let mut config = aws_sdk_ecrpublic::config::Builder::from(base)
+        .region(Region::new(PUBLIC_REGION))
+        .retry_config(retry_config())
+        .timeout_config(timeout_config(settings.timeout));
+    if let Some(url) = &settings.public_endpoint_url {
+        config = config.endpoint_url(url);
+    }
+    PublicClient {
+        client: aws_sdk_ecrpublic::Client::from_conf(config.build()),
+        endpoint_url: settings.public_endpoint_url.clone(),
+    }
+}
+
+fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(2))
+}
+
+/// `timeout` bounds the whole call including retries; each attempt gets a third of it.
+fn timeout_config(timeout: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .operation_attempt_timeout(timeout / MAX_ATTEMPTS)
+        .operation_timeout(timeout)
+        .build()
+}
+
+#[async_trait]
+impl Provider for EcrProvider {
+    fn name(&self) -> ProviderName {
+        PROVIDER_NAME
+    }
+
+    fn secret_name(&self) -> &str {
+        &self.settings.secret_name
+    }
+
+    /// All regions (and ECR Public) concurrently; the first failure fails the whole mint.
+    async fn mint(&self) -> regcreds_core::Result<CredentialSet> {
+        let private = futures::future::try_join_all(self.regional.iter().map(RegionalClient::mint));
+        let public = async {
+            match &self.public {
+                Some(public) => public.mint().await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (private, public) = futures::try_join!(private, public)?;
+        let set: CredentialSet = private.into_iter().flatten().chain(public).collect();
+        tracing::debug!(registries = ?set.registries(), expires_at = ?set.expires_at(), "minted ECR credentials");
+        Ok(set)
+    }
+
+    fn describe(&self) -> String {
+        describe(&self.settings)
+    }
+}
+
+fn describe(settings: &EcrSettings) -> String {
+    let mut parts = Vec::new();
+    if !settings.regions.is_empty() {
+        parts.push(format!("ECR in {}", settings.regions.join(", ")));
+    }
+    if !settings.registry_ids.is_empty() {
+        parts.push(format!("registry IDs {}", settings.registry_ids.join(", ")));
+    }
+    if settings.public {
+        parts.push(format!("ECR Public ({})", crate::PUBLIC_REGISTRY));
+    }
+    if let Some(role) = &settings.assume_role {
+        parts.push(format!("assuming {}", role.role_arn.trim()));
+    }
+    if let Some(url) = &settings.endpoint_url {
+        parts.push(format!("endpoint {url}"));
+    }
+    if let Some(url) = &settings.public_endpoint_url {
+        parts.push(format!("public endpoint {url}"));
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_lists_regions_accounts_public_and_role() {
+        let settings = EcrSettings {
+            regions: vec!["eu-west-1".into(), "us-east-1".into()],
+            registry_ids: vec!["111111111111".into()],
+            public: true,
+            assume_role: Some(AssumeRole::new("arn:aws:iam::123456789012:role/r")),
+            ..EcrSettings::default()
+        };
+        assert_eq!(
+            describe(&settings),
+            "ECR in eu-west-1, us-east-1; registry IDs 111111111111; ECR Public (public.ecr.aws); \
+             assuming arn:aws:iam::123456789012:role/r"
+        );
+    }
+
+    #[test]
+    fn sdk_retries_stay_well_inside_the_timeout() {
+        let timeouts = timeout_config(Duration::from_secs(30));
+        assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(30)));
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(retry_config().max_attempts(), 3);
+    }
+}
