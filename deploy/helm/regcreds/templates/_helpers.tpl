@@ -92,6 +92,9 @@ app.kubernetes.io/part-of: regcreds
 {{- end }}
 {{- if $p.acr.enabled }}
 {{- if not $p.acr.registry }}{{ fail "providers.acr.registry is required" }}{{ end }}
+{{- if not (has $p.acr.auth (list "client-secret" "workload-identity" "managed-identity" "static")) }}
+{{- fail (printf "providers.acr.auth must be client-secret, workload-identity, managed-identity or static, not %q" $p.acr.auth) }}
+{{- end }}
 {{- if and (has $p.acr.auth (list "client-secret" "static")) (not $p.acr.existingSecret) }}
 {{- fail (printf "providers.acr.existingSecret is required with auth=%s" $p.acr.auth) }}
 {{- end }}
