@@ -17,6 +17,7 @@
 pub mod binaries;
 mod child;
 mod controlplane;
+mod counting;
 mod kubeconfig;
 mod metrics;
 mod namespace;
@@ -27,6 +28,7 @@ pub mod versions;
 mod wait;
 
 pub use controlplane::ControlPlane;
+pub use counting::{RequestCounter, counting_client};
 pub use namespace::{TEMP_NAMESPACE_LABEL, temp_namespace};
 pub use regcreds_bin::{REGCREDS_BINARY_ENV, regcreds_binary};
 pub use wait::wait_for;

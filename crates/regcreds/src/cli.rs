@@ -26,6 +26,8 @@ pub enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Remove every Secret regcreds created and every ServiceAccount reference it added, cluster-wide.
+    Cleanup,
 }
 
 /// `regcreds config ...`

@@ -1,10 +1,14 @@
 //! `regcreds`: wires providers, the refresh scheduler and the propagator together.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod cli;
 mod commands;
 mod config;
+mod kube_client;
 mod logging;
+mod metrics;
+mod refresh;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+pub mod cleanup;
 pub mod config_check;
 pub mod mint;
 pub mod run;
@@ -18,6 +19,7 @@ pub async fn dispatch(command: Command) -> ExitCode {
         Command::Run(args) => run::run(args).await,
         Command::Mint(args) => mint::mint(args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::check(args).await,
+        Command::Cleanup => cleanup::cleanup().await,
     }
 }
 

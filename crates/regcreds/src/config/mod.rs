@@ -12,6 +12,7 @@
 mod dockerconfig;
 mod dockerhub;
 mod problems;
+mod propagation;
 mod schedule;
 mod setting;
 mod static_registry;
@@ -24,6 +25,7 @@ use regcreds_core::Provider;
 pub use dockerconfig::DockerConfigArgs;
 pub use dockerhub::DockerHubArgs;
 pub use problems::ConfigProblems;
+pub use propagation::PropagationArgs;
 pub use schedule::Schedule;
 pub use static_registry::StaticArgs;
 

@@ -24,6 +24,16 @@ impl ConfigProblems {
         });
     }
 
+    /// True when nothing is wrong.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Appends the problems of another check.
+    pub fn merge(&mut self, other: ConfigProblems) {
+        self.0.extend(other.0);
+    }
+
     /// `Ok(value)` if no problem was recorded.
     pub fn into_result<T>(self, value: T) -> Result<T, Self> {
         if self.0.is_empty() { Ok(value) } else { Err(self) }

@@ -1,0 +1,126 @@
+//! Minting on schedule: one task per provider, woken by its cron schedule, by its token's approaching
+//! expiry, or by a retry after a failure — whichever comes first.
+//!
+//! ```text
+//!  tokio-cron-scheduler ──tick──▶ provider task ──mint()──▶ CredentialSet ──render──▶ watch::Sender<Desired>
+//!                                   ▲    │ error: keep last good, retry with backoff      (only if bytes changed)
+//!                       expiry ×½ ──┘    └─────────────────────────────────────────────▶ logs, metrics
+//! ```
+//!
+//! One mint per provider per refresh, whatever the number of namespaces. A failed mint never touches the
+//! desired state: the last good credential stays in every namespace.
+
+mod backoff;
+mod timing;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use regcreds_core::{CredentialSet, Provider};
+use regcreds_propagator::{Desired, DesiredSecret};
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tracing::{info, warn};
+
+use crate::{config::ConfiguredProvider, metrics::ProviderMetrics};
+use backoff::Backoff;
+
+pub use timing::refresh_delay;
+
+/// Starts the cron scheduler and one refresh task per provider. The returned scheduler must be kept
+/// alive (dropping it stops the cron ticks).
+pub async fn start(
+    providers: Vec<ConfiguredProvider>,
+    desired: watch::Sender<Desired>,
+    metrics: ProviderMetrics,
+) -> anyhow::Result<JobScheduler> {
+    let scheduler = JobScheduler::new().await?;
+    for configured in providers {
+        // NB: capacity 1 + try_send: ticks that arrive during a mint collapse into one follow-up mint.
+        let (tick, ticks) = mpsc::channel::<()>(1);
+        let job = Job::new_async(configured.schedule.expression(), move |_, _| {
+            let tick = tick.clone();
+            Box::pin(async move {
+                let _ = tick.try_send(());
+            })
+        })?;
+        scheduler.add(job).await?;
+        tokio::spawn(refresh_loop(
+            configured.provider,
+            ticks,
+            desired.clone(),
+            metrics.clone(),
+        ));
+    }
+    scheduler.start().await?;
+    Ok(scheduler)
+}
+
+/// Mints now, then whenever woken; publishes only successful, changed results.
+async fn refresh_loop(
+    provider: Arc<dyn Provider>,
+    mut ticks: mpsc::Receiver<()>,
+    desired: watch::Sender<Desired>,
+    metrics: ProviderMetrics,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        let next = match mint_once(provider.as_ref(), &desired, &metrics).await {
+            Ok(credentials) => {
+                backoff.reset();
+                credentials
+                    .expires_at()
+                    .map(|expiry| Instant::now() + refresh_delay(Utc::now(), expiry))
+            }
+            Err(error) => {
+                let delay = backoff.next_delay();
+                warn!(provider = provider.name(), error = %error, retry_in_s = delay.as_secs(), "mint failed; keeping the last good credential");
+                Some(Instant::now() + delay)
+            }
+        };
+        tokio::select! {
+            tick = ticks.recv() => if tick.is_none() { return },
+            () = sleep_until(next) => {}
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One mint; on success the rendered bytes replace the desired Secret if they differ.
+async fn mint_once(
+    provider: &dyn Provider,
+    desired: &watch::Sender<Desired>,
+    metrics: &ProviderMetrics,
+) -> regcreds_core::Result<CredentialSet> {
+    let name = provider.name();
+    let credentials = match provider.mint().await {
+        Ok(set) if set.is_empty() => Err(regcreds_core::Error::EmptyMint { provider: name }),
+        other => other,
+    }
+    .inspect_err(|error| metrics.mint_failed(name, error.metric_label()))?;
+    metrics.minted(name, credentials.expires_at());
+    let secret = DesiredSecret {
+        name: provider.secret_name().to_string(),
+        provider: name.to_string(),
+        data: Arc::from(credentials.render()),
+    };
+    let changed = desired.send_if_modified(|state| state.set(secret));
+    let expires = credentials
+        .expires_at()
+        .map_or("never".to_string(), |t| t.to_rfc3339());
+    if changed {
+        info!(provider = name, secret = provider.secret_name(), registries = ?credentials.registries(), %expires, "minted new credentials");
+    } else {
+        info!(provider = name, %expires, "minted; credentials unchanged");
+    }
+    Ok(credentials)
+}
