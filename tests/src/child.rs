@@ -10,6 +10,7 @@
 //! killed, or the shared control plane lives in a `static` that is never dropped) by a janitor: a tiny
 //! `sh` loop that waits for this process to disappear and then deletes the directory. It ignores
 //! SIGINT/SIGTERM/SIGHUP so a Ctrl-C to the terminal's process group does not stop it before it cleans.
+//! The control-plane processes themselves get their own process group, so a Ctrl-C reaches only us.
 
 use std::{
     fs::File,
@@ -38,6 +39,9 @@ impl Child {
     pub(crate) fn spawn(name: &'static str, mut cmd: Command, log: &Path) -> Result<Self> {
         let file = File::options().create(true).append(true).open(log)?;
         cmd.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
+        // Own process group: a Ctrl-C in the terminal reaches only us, and we stop the children in
+        // order (controller manager, apiserver, etcd) instead of all of them racing to exit.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         die_with_parent(&mut cmd);
         let inner = spawn_on_spawner_thread(cmd).with_context(|| format!("starting {name}"))?;
         Ok(Self {

@@ -16,6 +16,11 @@ MINOR="$(echo "$K8S_VERSION" | cut -d. -f2)"
 STAGING_VERSION="v0.${K8S_VERSION#1.}"
 
 step() { printf '[controlplane] %s\n' "$*"; }
+# Runs "$@" with its (chatty: one line per downloaded module) output in a log shown only on failure.
+quiet() {
+  local log="$OUT/src/last-step.log"
+  "$@" >"$log" 2>&1 || { cat "$log" >&2; step "failed: $*" >&2; exit 1; }
+}
 
 if [[ -x "$BIN/kube-apiserver" && -x "$BIN/kube-controller-manager" && -x "$BIN/etcd" ]]; then
   step "cached: $BIN (nothing to do)"
@@ -27,9 +32,9 @@ mkdir -p "$BIN" "$OUT/src"
 if [[ ! -x "$BIN/etcd" ]]; then
   step "building etcd v$ETCD_VERSION from go.etcd.io/etcd/server/v3"
   rm -rf "$OUT/src/etcd" && mkdir -p "$OUT/src/etcd" && cd "$OUT/src/etcd"
-  go mod init local/etcd-build >/dev/null 2>&1
+  quiet go mod init local/etcd-build
   # `go install ...@v` fails because server/go.mod has a relative replace (etcd-io/etcd#18501).
-  go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >/dev/null 2>&1
+  quiet go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
   CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3
   mv "$BIN/etcd.tmp" "$BIN/etcd"
 fi
@@ -37,8 +42,9 @@ fi
 if [[ ! -x "$BIN/kube-apiserver" || ! -x "$BIN/kube-controller-manager" ]]; then
   step "preparing wrapper module for k8s.io/kubernetes v$K8S_VERSION (staging modules at $STAGING_VERSION)"
   rm -rf "$OUT/src/kube" && mkdir -p "$OUT/src/kube" && cd "$OUT/src/kube"
-  go mod init local/kas-build >/dev/null 2>&1
-  gomod="$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  quiet go mod init local/kas-build
+  quiet go mod download -json "k8s.io/kubernetes@v$K8S_VERSION"
+  gomod="$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' "$OUT/src/last-step.log")"
   for mod in $(sed -n 's#^[[:space:]]*\(k8s.io/[^ ]*\) => ./staging/.*#\1#p' "$gomod"); do
     go mod edit -replace="$mod=$mod@$STAGING_VERSION"
   done
@@ -54,9 +60,9 @@ import (
 )
 GO
   step "resolving modules (first run downloads ~400 MB)"
-  go mod tidy >/dev/null
+  quiet go mod tidy
   ldf="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$MINOR -X k8s.io/component-base/version.gitTreeState=clean"
-  step "compiling kube-apiserver and kube-controller-manager (cold: ~10-20 min on 2 cores)"
+  step "compiling kube-apiserver and kube-controller-manager (cold: ~7 min on 2 cores)"
   CGO_ENABLED=0 go build -trimpath -ldflags "$ldf" -o "$OUT/src/out/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
   mv "$OUT/src/out/kube-apiserver" "$OUT/src/out/kube-controller-manager" "$BIN/"

@@ -1,1 +1,57 @@
-fn main() {}
+//! `cargo xtask <task>`: regcreds' developer and CI tasks.
+//!
+//! - `controlplane build` ([`controlplane_build`]): build etcd, kube-apiserver and
+//!   kube-controller-manager from source once, into `~/.cache/regcreds`.
+//! - `controlplane up` ([`controlplane_up`]): run that control plane in the foreground.
+//! - `test` ([`test`]): install test dependencies, lint, and run every test (what CI runs).
+
+mod controlplane_build;
+mod controlplane_up;
+mod shell;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+/// regcreds' task runner.
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// A local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager).
+    #[command(subcommand)]
+    Controlplane(Controlplane),
+    /// Install test dependencies, check formatting and lints, run all tests.
+    Test(test::Args),
+}
+
+#[derive(Subcommand)]
+enum Controlplane {
+    /// Build the pinned binaries from the Go module proxy (cached; needs Go).
+    Build,
+    /// Run a control plane in the foreground and write an admin kubeconfig; Ctrl-C stops it.
+    Up(controlplane_up::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Controlplane(Controlplane::Build) => controlplane_build::run().map(drop),
+        Task::Controlplane(Controlplane::Up(args)) => controlplane_up::run(args),
+        Task::Test(args) => test::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -11,7 +11,10 @@
 //!
 //! Removed on drop, and by the janitor (see [`crate::child`]) if this process dies without dropping it.
 
-use std::path::{Path, PathBuf};
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context, Result};
 use rand::distr::{Alphanumeric, SampleString};

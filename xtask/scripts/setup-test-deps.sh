@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond Go, Rust, Python and gcc. Called by `cargo xtask test`.
+# Idempotent and quiet: each part is skipped when already present; output is shown only on failure.
+#
+#   Debian: docker-registry (distribution 2.8, a registry with htpasswd/token auth), skopeo (pull/push
+#           with a dockerconfigjson authfile), apache2-utils (htpasswd), openssl.
+#   Python: a venv (default ~/.cache/regcreds/venv) with moto[server] (ECR + STS fake), boto3, pyjwt and
+#           cryptography (token-auth registry and the Entra/Google fakes).
+set -euo pipefail
+
+CACHE="${REGCREDS_CACHE:-$HOME/.cache/regcreds}"
+VENV="${REGCREDS_VENV:-$CACHE/venv}"
+PYTHON="${PYTHON:-python3}"
+# moto is pinned: the ECR expiry patch in the tests replaces one of its methods.
+PIP_PACKAGES=('moto[server]==5.2.5' boto3 pyjwt cryptography)
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
+
+say() { printf '[test-deps] %s\n' "$*"; }
+# Runs "$@" with output to $LOG; on failure prints it and exits.
+quiet() { "$@" >"$LOG" 2>&1 || { cat "$LOG" >&2; say "failed: $*" >&2; exit 1; }; }
+as_root() {
+  if [[ $EUID -eq 0 ]]; then "$@"
+  elif command -v sudo >/dev/null; then sudo -n "$@"
+  else say "need root (or sudo) for: $*" >&2; return 1
+  fi
+}
+
+# Debian packages, found by a command each one provides.
+declare -A PROVIDES=([docker-registry]=docker-registry [skopeo]=skopeo [htpasswd]=apache2-utils [openssl]=openssl)
+missing=()
+for cmd in "${!PROVIDES[@]}"; do
+  command -v "$cmd" >/dev/null || missing+=("${PROVIDES[$cmd]}")
+done
+# Debian's own python3 splits venv support into a package.
+"$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+if ((${#missing[@]})); then
+  say "apt-get install ${missing[*]}"
+  # Fresh images have no package lists; refresh only then, it is the slow part.
+  apt-cache show "${missing[@]}" >/dev/null 2>&1 || quiet as_root apt-get update -q
+  quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  say "Debian packages present (docker-registry, skopeo, htpasswd, openssl)"
+fi
+
+if "$VENV/bin/python" -c 'import moto.server, boto3, jwt, cryptography' >/dev/null 2>&1; then
+  say "Python venv ready: $VENV"
+else
+  say "creating Python venv $VENV: ${PIP_PACKAGES[*]}"
+  quiet "$PYTHON" -m venv "$VENV"
+  quiet "$VENV/bin/pip" install --disable-pip-version-check -q "${PIP_PACKAGES[@]}"
+fi
