@@ -1,10 +1,12 @@
-//! A real container registry for tests: distribution (Debian's `docker-registry`) with htpasswd auth,
-//! optionally behind TLS from a throwaway CA, holding one small private image `demo/hello:v1`.
+//! A real container registry for tests: distribution (Debian's `docker-registry`) with htpasswd
+//! (Basic) or token (Bearer) auth, optionally behind TLS from a throwaway CA, holding one small private
+//! image `demo/hello:v1`.
 //!
 //! ```text
 //! TestRegistry::start(opts)
 //!   ├─ tempdir: ca.crt (+ certs/ca.crt for skopeo), server.crt/.key (SAN 127.0.0.1, localhost),
 //!   │           htpasswd (bcrypt), config.yml, registry.log, data/
+//!   ├─ token_auth: TokenServer thread on http://127.0.0.1:P/token (ES256 JWTs, x5c → token-ca.crt)
 //!   ├─ sh supervisor ─ docker-registry serve config.yml      (dies with the test process, see Supervisor)
 //!   ├─ poll GET /v2/ until it answers 401 (200 without users)
 //!   └─ write a one-layer OCI layout, `skopeo copy` it to docker://127.0.0.1:PORT/demo/hello:v1
@@ -20,16 +22,25 @@
 
 use std::{
     fs,
-    net::TcpListener,
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
-use base64::{Engine, engine::general_purpose::STANDARD};
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    KeyUsagePurpose, SigningKey,
 };
 use sha2::{Digest, Sha256};
 
@@ -44,8 +55,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct RegistryOptions<'a> {
     /// Serve https with a certificate from a fresh CA (see [`TestRegistry::ca_pem`]); plain http otherwise.
     pub tls: bool,
-    /// htpasswd users as `(name, password)`. Empty means no auth at all (anonymous registry).
+    /// Users as `(name, password)`. Empty means no auth at all (anonymous registry).
     pub users: &'a [(&'a str, &'a str)],
+    /// Bearer token auth, as Docker Hub, ACR and GCR do it: the registry challenges with a realm on
+    /// a token server the fixture runs (plain http on 127.0.0.1, see [`TestRegistry::token_host`]),
+    /// which checks the users and issues ES256 JWTs. Basic auth from an htpasswd file otherwise.
+    pub token_auth: bool,
 }
 
 impl Default for RegistryOptions<'_> {
@@ -53,6 +68,7 @@ impl Default for RegistryOptions<'_> {
         Self {
             tls: true,
             users: &[("alice", "alice-password")],
+            token_auth: false,
         }
     }
 }
@@ -67,6 +83,7 @@ pub struct TestRegistry {
     tls: bool,
     ca_pem: String,
     users: Vec<(String, String)>,
+    token_server: Option<TokenServer>,
     digest: String,
 }
 
@@ -87,11 +104,21 @@ impl TestRegistry {
             .map(|(u, p)| (u.to_string(), p.to_string()))
             .collect();
         write_htpasswd(dir.path(), &users);
+        let token_server = options
+            .token_auth
+            .then(|| TokenServer::start(dir.path(), users.clone()));
+        let auth = match (&token_server, users.is_empty()) {
+            (Some(server), _) => Auth::Token {
+                realm: server.realm(),
+            },
+            (None, false) => Auth::Htpasswd,
+            (None, true) => Auth::None,
+        };
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
         fs::write(
             dir.path().join("config.yml"),
-            config_yaml(dir.path(), &host, options.tls, !users.is_empty()),
+            config_yaml(dir.path(), &host, options.tls, &auth),
         )
         .expect("write config.yml");
         let process = Supervisor::spawn(dir.path());
@@ -102,6 +129,7 @@ impl TestRegistry {
             tls: options.tls,
             ca_pem,
             users,
+            token_server,
             digest: String::new(),
         };
         registry.wait_until_serving().await;
@@ -117,6 +145,16 @@ impl TestRegistry {
     /// `https://127.0.0.1:PORT` or `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
         format!("{}://{}", if self.tls { "https" } else { "http" }, self.host)
+    }
+
+    /// The token endpoint (`http://127.0.0.1:PORT/token`) of a `token_auth` registry.
+    pub fn token_realm(&self) -> Option<String> {
+        self.token_server.as_ref().map(TokenServer::realm)
+    }
+
+    /// `127.0.0.1:PORT` of the token server: a verifier must allow plain http to it.
+    pub fn token_host(&self) -> Option<String> {
+        self.token_server.as_ref().map(|s| s.addr.to_string())
     }
 
     /// Whether the registry serves https.
@@ -164,6 +202,11 @@ impl TestRegistry {
         match self.users.iter_mut().find(|(u, _)| u == user) {
             Some(entry) => entry.1 = password.to_string(),
             None => self.users.push((user.to_string(), password.to_string())),
+        }
+        if let Some(server) = &self.token_server {
+            // The token server reads its user list on every request: nothing to wait for.
+            server.set_users(self.users.clone());
+            return;
         }
         write_htpasswd(self.dir.path(), &self.users);
         let authorization = format!("Basic {}", STANDARD.encode(format!("{user}:{password}")));
@@ -369,7 +412,14 @@ fn write_htpasswd(dir: &Path, users: &[(String, String)]) {
     fs::rename(&staging, dir.join("htpasswd")).expect("replace htpasswd");
 }
 
-fn config_yaml(dir: &Path, host: &str, tls: bool, auth: bool) -> String {
+/// How the registry authenticates clients.
+enum Auth {
+    None,
+    Htpasswd,
+    Token { realm: String },
+}
+
+fn config_yaml(dir: &Path, host: &str, tls: bool, auth: &Auth) -> String {
     let dir = dir.display();
     let mut yaml = format!(
         "version: 0.1\n\
@@ -380,8 +430,17 @@ fn config_yaml(dir: &Path, host: &str, tls: bool, auth: bool) -> String {
     if tls {
         yaml += &format!("  tls:\n    certificate: {dir}/server.crt\n    key: {dir}/server.key\n");
     }
-    if auth {
-        yaml += &format!("auth:\n  htpasswd:\n    realm: regcreds-test\n    path: {dir}/htpasswd\n");
+    match auth {
+        Auth::None => {}
+        Auth::Htpasswd => {
+            yaml += &format!("auth:\n  htpasswd:\n    realm: regcreds-test\n    path: {dir}/htpasswd\n")
+        }
+        Auth::Token { realm } => {
+            yaml += &format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    \
+                 issuer: {TOKEN_ISSUER}\n    rootcertbundle: {dir}/token-ca.crt\n"
+            )
+        }
     }
     yaml
 }
@@ -445,7 +504,8 @@ fn layer_tar() -> Vec<u8> {
 ///
 /// Drop closes stdin explicitly; if the test process dies instead (panic=abort, SIGKILL, a killed
 /// `cargo test`), the kernel closes the pipe and the same thing happens, so no registry outlives its
-/// test. (`PR_SET_PDEATHSIG` would need `unsafe` and fires when the spawning *thread* exits, which in
+/// test. The shell then deletes the fixture directory too, which `TempDir` cannot do for a killed
+/// process. (`PR_SET_PDEATHSIG` would need `unsafe` and fires when the spawning *thread* exits, which in
 /// a test harness is too early.)
 #[derive(Debug)]
 struct Supervisor {
@@ -458,7 +518,8 @@ impl Supervisor {
 pid=$!
 cat >/dev/null
 kill "$pid" 2>/dev/null
-wait "$pid""#;
+wait "$pid"
+rm -rf "$3""#;
 
     fn spawn(dir: &Path) -> Self {
         let mut child = Command::new("sh")
@@ -467,6 +528,7 @@ wait "$pid""#;
             .arg("regcreds-registry")
             .arg(dir.join("config.yml"))
             .arg(dir.join("registry.log"))
+            .arg(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -495,4 +557,274 @@ impl Drop for Supervisor {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+// === token server ===
+
+/// The `service` the registry names in its challenge and expects as the token audience.
+const TOKEN_SERVICE: &str = "regcreds-test-registry";
+/// The issuer the registry trusts.
+const TOKEN_ISSUER: &str = "regcreds-test-token-server";
+
+/// A minimal distribution token server on a thread: `GET /token?service=..&scope=..` with Basic
+/// credentials answers `{"token","access_token","expires_in"}` (an ES256 JWT granting pull and push
+/// on every requested repository) or 401. One request per connection, plain http.
+#[derive(Debug)]
+struct TokenServer {
+    addr: SocketAddr,
+    users: Arc<Mutex<Vec<(String, String)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TokenServer {
+    /// Writes `token-ca.crt` (the registry's `rootcertbundle`) and starts serving.
+    fn start(dir: &Path, users: Vec<(String, String)>) -> Self {
+        let signer = TokenSigner::new(dir);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server");
+        let addr = listener.local_addr().expect("token server addr");
+        let users = Arc::new(Mutex::new(users));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let (users, stop) = (users.clone(), stop.clone());
+            move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if let Ok(stream) = stream {
+                        // A broken client connection is the client's problem, not the fixture's.
+                        let _ = answer(stream, &signer, &users);
+                    }
+                }
+            }
+        });
+        Self {
+            addr,
+            users,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn realm(&self) -> String {
+        format!("http://{}/token", self.addr)
+    }
+
+    fn set_users(&self, users: Vec<(String, String)>) {
+        *self.users.lock().expect("users lock") = users;
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept() so the thread sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Serves one token request.
+fn answer(
+    mut stream: TcpStream,
+    signer: &TokenSigner,
+    users: &Mutex<Vec<(String, String)>>,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let head = read_head(&mut stream)?;
+    let mut lines = head.split("\r\n");
+    let target = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .unwrap_or("/");
+    let authorization = lines
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("authorization"))
+        .map(|(_, value)| value.trim().to_string());
+    let known = users.lock().expect("users lock").clone();
+    let user = authorization
+        .as_deref()
+        .and_then(decode_basic)
+        .filter(|(user, password)| known.iter().any(|(u, p)| u == user && p == password))
+        .map(|(user, _)| user);
+    let (status, body) = match user {
+        Some(user) => {
+            let token = signer.token(&user, &granted_access(target));
+            let body = serde_json::json!({ "token": token, "access_token": token, "expires_in": 300 });
+            ("200 OK", body.to_string())
+        }
+        None => (
+            "401 Unauthorized",
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid username/password"}]}"#.to_string(),
+        ),
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Reads up to the blank line that ends the request head (token requests have no body).
+fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+        if stream.read(&mut byte)? == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// `Basic base64(user:password)` → `(user, password)`.
+fn decode_basic(value: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// The JWT `access` claim: pull and push on every `repository:<name>:<actions>` scope asked for.
+fn granted_access(target: &str) -> serde_json::Value {
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let access: Vec<serde_json::Value> = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| *key == "scope")
+        .filter_map(|(_, value)| {
+            let scope = percent_decode(value);
+            let (resource, _actions) = scope.rsplit_once(':')?;
+            let (kind, name) = resource.split_once(':')?;
+            Some(serde_json::json!({ "type": kind, "name": name, "actions": ["pull", "push"] }))
+        })
+        .collect();
+    serde_json::Value::Array(access)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (other, _) => {
+                out.push(other);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Signs registry tokens with a key whose certificate chains to `token-ca.crt`.
+///
+/// distribution 2.8 takes the signing key from the JWT's `x5c` header and verifies that certificate
+/// against its `rootcertbundle`, so the leaf travels in every token.
+struct TokenSigner {
+    key: KeyPair,
+    x5c: String,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSigner(***)")
+    }
+}
+
+impl TokenSigner {
+    fn new(dir: &Path) -> Self {
+        let ca_key = KeyPair::generate().expect("token CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("token CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "regcreds test token CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca_pem = ca.self_signed(&ca_key).expect("self-sign token CA").pem();
+        fs::write(dir.join("token-ca.crt"), ca_pem).expect("write token-ca.crt");
+        let issuer = Issuer::new(ca, ca_key);
+
+        let key = KeyPair::generate().expect("token signing key");
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("token signer params");
+        leaf.distinguished_name.push(DnType::CommonName, TOKEN_ISSUER);
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let leaf = leaf.signed_by(&key, &issuer).expect("sign token signer cert");
+        Self {
+            key,
+            x5c: STANDARD.encode(leaf.der()),
+        }
+    }
+
+    /// A compact ES256 JWT for `user` with the given `access` claim, valid for five minutes.
+    fn token(&self, user: &str, access: &serde_json::Value) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs();
+        let header = serde_json::json!({ "typ": "JWT", "alg": "ES256", "x5c": [self.x5c] });
+        let claims = serde_json::json!({
+            "iss": TOKEN_ISSUER,
+            "sub": user,
+            "aud": TOKEN_SERVICE,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": format!("{user}-{now}-{}", TOKEN_IDS.fetch_add(1, Ordering::SeqCst)),
+            "access": access,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let der = self.key.sign(signing_input.as_bytes()).expect("sign token");
+        format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(ecdsa_der_to_jws(&der))
+        )
+    }
+}
+
+/// Makes every `jti` unique within the process.
+static TOKEN_IDS: AtomicU64 = AtomicU64::new(0);
+
+/// JWS ES256 signatures are `r ‖ s`, 32 bytes each; the signer returns ASN.1 DER
+/// `SEQUENCE { INTEGER r, INTEGER s }` (short lengths: a P-256 signature is under 128 bytes).
+fn ecdsa_der_to_jws(der: &[u8]) -> Vec<u8> {
+    assert_eq!(der.first(), Some(&0x30), "ECDSA signature is not a DER SEQUENCE");
+    let mut rest = &der[2..];
+    let mut out = Vec::with_capacity(64);
+    for _ in 0..2 {
+        assert_eq!(
+            rest.first(),
+            Some(&0x02),
+            "ECDSA signature part is not a DER INTEGER"
+        );
+        let len = rest[1] as usize;
+        let integer = &rest[2..2 + len];
+        // DER adds a 0x00 when the top bit is set, and drops leading zeros: normalise to 32 bytes.
+        let integer = &integer[integer.iter().take_while(|b| **b == 0).count()..];
+        out.extend(std::iter::repeat_n(0u8, 32 - integer.len()));
+        out.extend_from_slice(integer);
+        rest = &rest[2 + len..];
+    }
+    out
 }

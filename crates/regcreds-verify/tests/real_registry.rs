@@ -22,6 +22,7 @@ async fn start_tls() -> TestRegistry {
     TestRegistry::start(RegistryOptions {
         tls: true,
         users: &[(USER, PASSWORD)],
+        ..Default::default()
     })
     .await
 }
@@ -164,6 +165,7 @@ async fn plain_http_is_used_only_for_hosts_the_operator_allowed() {
     let registry = TestRegistry::start(RegistryOptions {
         tls: false,
         users: &[(USER, PASSWORD)],
+        ..Default::default()
     })
     .await;
     let cred = credential(registry.host(), USER, PASSWORD);
@@ -195,6 +197,7 @@ async fn an_anonymous_registry_passes_but_says_the_credential_was_not_needed() {
     let registry = TestRegistry::start(RegistryOptions {
         tls: true,
         users: &[],
+        ..Default::default()
     })
     .await;
     let result = verifier_trusting(&registry)
@@ -315,4 +318,90 @@ async fn skopeo_and_the_verifier_agree_on_the_same_rendered_credentials() {
             password.len()
         );
     }
+}
+
+// === token auth (Bearer), as Docker Hub, ACR and GCR do it ===
+
+async fn start_token_registry() -> TestRegistry {
+    TestRegistry::start(RegistryOptions {
+        tls: true,
+        users: &[(USER, PASSWORD)],
+        token_auth: true,
+    })
+    .await
+}
+
+/// Trusts the registry's CA and allows plain http to the fixture's token server (and nothing else).
+fn verifier_for_token_registry(registry: &TestRegistry) -> Verifier {
+    Verifier::new(VerifierOptions {
+        extra_root_certs: vec![registry.ca_pem().as_bytes().to_vec()],
+        insecure_http_hosts: registry.token_host().into_iter().collect(),
+        ..VerifierOptions::default()
+    })
+    .expect("verifier")
+}
+
+#[tokio::test]
+async fn a_token_registry_accepts_the_right_password_through_a_bearer_token_and_lets_it_pull() {
+    let registry = start_token_registry().await;
+    let result = verifier_for_token_registry(&registry)
+        .check(
+            &credential(registry.host(), USER, PASSWORD),
+            Some(&probe(&registry)),
+        )
+        .await;
+    assert_eq!(result.outcome, Outcome::Ok, "{result}");
+    assert_eq!(result.auth, Some(AuthScheme::Bearer));
+}
+
+#[tokio::test]
+async fn a_token_registry_refuses_a_wrong_password_at_the_token_endpoint() {
+    let registry = start_token_registry().await;
+    let wrong = "wrong-token-password";
+    let result = verifier_for_token_registry(&registry)
+        .check(&credential(registry.host(), USER, wrong), None)
+        .await;
+    let Outcome::Unauthorized { reason } = &result.outcome else {
+        panic!("expected unauthorized: {result}")
+    };
+    let realm = registry.token_realm().expect("token registry");
+    assert!(reason.contains(&realm) && reason.contains("401"), "{reason}");
+    assert!(!format!("{result} {result:?}").contains(wrong));
+}
+
+#[tokio::test]
+async fn a_plain_http_token_realm_that_is_not_allowed_never_receives_the_password() {
+    let registry = start_token_registry().await;
+    let result = verifier_trusting(&registry)
+        .check(&credential(registry.host(), USER, PASSWORD), None)
+        .await;
+    let Outcome::Error { reason } = &result.outcome else {
+        panic!("expected error: {result}")
+    };
+    assert!(reason.contains("not sent"), "{reason}");
+}
+
+#[tokio::test]
+async fn skopeo_pulls_from_a_token_registry_with_our_rendering() {
+    let registry = start_token_registry().await;
+    let authfile = registry.dir().join("auth.json");
+    std::fs::write(
+        &authfile,
+        CredentialSet::new()
+            .with(credential(registry.host(), USER, PASSWORD))
+            .render(),
+    )
+    .expect("write authfile");
+    assert_eq!(
+        registry.skopeo_inspect(&authfile).as_deref(),
+        Ok(registry.image_digest())
+    );
+    std::fs::write(
+        &authfile,
+        CredentialSet::new()
+            .with(credential(registry.host(), USER, "nope"))
+            .render(),
+    )
+    .expect("write authfile");
+    assert!(registry.skopeo_inspect(&authfile).is_err());
 }
