@@ -19,11 +19,15 @@ ARG BUILDARCH
 WORKDIR /src
 
 # Rust target, and the cross C toolchain from Debian when the target differs from the build machine.
+# Cross compilers are taken as Debian ships them for this release, hence no version pins.
+# hadolint ignore=DL3008
 RUN <<EOT
 set -eu
 case "$TARGETARCH" in
-  amd64) triple=x86_64-unknown-linux-gnu;  pkg=gcc-x86-64-linux-gnu;  prefix=x86_64-linux-gnu ;;
-  arm64) triple=aarch64-unknown-linux-gnu; pkg=gcc-aarch64-linux-gnu; prefix=aarch64-linux-gnu ;;
+  amd64) triple=x86_64-unknown-linux-gnu;  pkg=gcc-x86-64-linux-gnu;  prefix=x86_64-linux-gnu
+         cargo_var=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER;  cc_suffix=x86_64_unknown_linux_gnu ;;
+  arm64) triple=aarch64-unknown-linux-gnu; pkg=gcc-aarch64-linux-gnu; prefix=aarch64-linux-gnu
+         cargo_var=CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER; cc_suffix=aarch64_unknown_linux_gnu ;;
   *) echo "unsupported TARGETARCH=$TARGETARCH (amd64 and arm64 are)" >&2; exit 1 ;;
 esac
 echo "$triple" > /rust-target
@@ -33,12 +37,10 @@ if [ "$TARGETARCH" != "$BUILDARCH" ]; then
   apt-get install -y --no-install-recommends "$pkg" "libc6-dev-$TARGETARCH-cross"
   rm -rf /var/lib/apt/lists/*
   rustup target add "$triple"
-  upper=$(echo "$triple" | tr 'a-z-' 'A-Z_')
-  lower=$(echo "$triple" | tr '-' '_')
   {
-    echo "export CARGO_TARGET_${upper}_LINKER=${prefix}-gcc"
-    echo "export CC_${lower}=${prefix}-gcc"
-    echo "export AR_${lower}=${prefix}-ar"
+    echo "export $cargo_var=$prefix-gcc"
+    echo "export CC_$cc_suffix=$prefix-gcc"
+    echo "export AR_$cc_suffix=$prefix-ar"
   } > /cross-env
 fi
 EOT

@@ -22,11 +22,16 @@ use serde_json::{Value, json};
 // === tools ===
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 fn in_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 fn kubectl() -> PathBuf {
@@ -74,20 +79,32 @@ fn helm_or_note() -> Option<PathBuf> {
 /// Runs `cmd` (with `stdin`), returning stdout, or stderr + stdout as the error.
 fn run(mut cmd: Command, stdin: Option<&str>) -> Result<String, String> {
     let what = format!("{cmd:?}");
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin is piped");
-        pipe.write_all(input.as_bytes()).unwrap_or_else(|e| panic!("writing stdin of {what}: {e}"));
+        pipe.write_all(input.as_bytes())
+            .unwrap_or_else(|e| panic!("writing stdin of {what}: {e}"));
     }
-    let out = child.wait_with_output().unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
         Ok(stdout)
     } else {
-        Err(format!("{what} failed ({}):\n{}{}", out.status, String::from_utf8_lossy(&out.stderr), stdout))
+        Err(format!(
+            "{what} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            stdout
+        ))
     }
 }
 
@@ -112,7 +129,9 @@ const CHART: &str = "deploy/helm/regcreds";
 /// `helm template regcreds <chart> -n <namespace> -f <values>...`.
 fn helm_template(helm: &Path, namespace: &str, values: &[PathBuf], sets: &[&str]) -> Result<String, String> {
     let mut cmd = Command::new(helm);
-    cmd.args(["template", "regcreds"]).arg(repo().join(CHART)).args(["--namespace", namespace]);
+    cmd.args(["template", "regcreds"])
+        .arg(repo().join(CHART))
+        .args(["--namespace", namespace]);
     for file in values {
         cmd.arg("--values").arg(file);
     }
@@ -140,14 +159,25 @@ fn overlay_dirs() -> Vec<String> {
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").path())
         .filter(|p| p.join("kustomization.yaml").is_file())
-        .map(|p| format!("deploy/overlays/{}", p.file_name().expect("dir name").to_string_lossy()))
+        .map(|p| {
+            format!(
+                "deploy/overlays/{}",
+                p.file_name().expect("dir name").to_string_lossy()
+            )
+        })
         .collect();
     dirs.sort();
-    assert!(dirs.len() >= 6, "expected an overlay per provider, found {dirs:?}");
+    assert!(
+        dirs.len() >= 6,
+        "expected an overlay per provider, found {dirs:?}"
+    );
     dirs
 }
 
-const EXAMPLES: &[&str] = &["deploy/examples/upmc-registry-creds", "deploy/examples/imagepullsecret-patcher"];
+const EXAMPLES: &[&str] = &[
+    "deploy/examples/upmc-registry-creds",
+    "deploy/examples/imagepullsecret-patcher",
+];
 
 // === object helpers ===
 
@@ -164,12 +194,19 @@ fn name(v: &Value) -> &str {
 }
 
 fn arr<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
-    v.pointer(pointer).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 fn the<'a>(objects: &'a [Value], wanted: &str, what: &str) -> &'a Value {
     let found: Vec<&Value> = objects.iter().filter(|o| kind(o) == wanted).collect();
-    assert_eq!(found.len(), 1, "{what}: expected exactly one {wanted}, found {}", found.len());
+    assert_eq!(
+        found.len(),
+        1,
+        "{what}: expected exactly one {wanted}, found {}",
+        found.len()
+    );
     found[0]
 }
 
@@ -177,7 +214,12 @@ fn container<'a>(deployment: &'a Value, container_name: &str) -> &'a Value {
     arr(deployment, "/spec/template/spec/containers")
         .iter()
         .find(|c| s(c, "/name") == container_name)
-        .unwrap_or_else(|| panic!("Deployment {} has no container {container_name}", name(deployment)))
+        .unwrap_or_else(|| {
+            panic!(
+                "Deployment {} has no container {container_name}",
+                name(deployment)
+            )
+        })
 }
 
 fn env_names(container: &Value) -> Vec<&str> {
@@ -244,13 +286,25 @@ type Grants = BTreeSet<(String, String, String)>;
 fn grants(role: &Value) -> Grants {
     let mut out = Grants::new();
     for rule in arr(role, "/rules") {
-        assert!(rule.get("nonResourceURLs").is_none(), "{}: nonResourceURLs in {rule}", name(role));
+        assert!(
+            rule.get("nonResourceURLs").is_none(),
+            "{}: nonResourceURLs in {rule}",
+            name(role)
+        );
         let list = |key: &str| -> Vec<String> {
-            arr(rule, &format!("/{key}")).iter().map(|v| v.as_str().unwrap_or("").to_string()).collect()
+            arr(rule, &format!("/{key}"))
+                .iter()
+                .map(|v| v.as_str().unwrap_or("").to_string())
+                .collect()
         };
         let (groups, resources, verbs) = (list("apiGroups"), list("resources"), list("verbs"));
         for item in groups.iter().chain(&resources).chain(&verbs) {
-            assert!(!item.contains('*'), "{} {}: wildcard {item:?} in {rule}", kind(role), name(role));
+            assert!(
+                !item.contains('*'),
+                "{} {}: wildcard {item:?} in {rule}",
+                kind(role),
+                name(role)
+            );
         }
         for g in &groups {
             for r in &resources {
@@ -265,7 +319,11 @@ fn grants(role: &Value) -> Grants {
 
 fn expand(spec: &[(&str, &str, &[&str])]) -> Grants {
     spec.iter()
-        .flat_map(|(g, r, verbs)| verbs.iter().map(move |v| (g.to_string(), r.to_string(), v.to_string())))
+        .flat_map(|(g, r, verbs)| {
+            verbs
+                .iter()
+                .map(move |v| (g.to_string(), r.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -273,8 +331,16 @@ fn expand(spec: &[(&str, &str, &[&str])]) -> Grants {
 fn regcreds_cluster_grants() -> Grants {
     expand(&[
         ("", "namespaces", &["get", "list", "watch"]),
-        ("", "secrets", &["get", "list", "watch", "create", "update", "patch", "delete"]),
-        ("", "serviceaccounts", &["get", "list", "watch", "update", "patch"]),
+        (
+            "",
+            "secrets",
+            &["get", "list", "watch", "create", "update", "patch", "delete"],
+        ),
+        (
+            "",
+            "serviceaccounts",
+            &["get", "list", "watch", "update", "patch"],
+        ),
         ("events.k8s.io", "events", &["create", "patch"]),
         ("", "events", &["create", "patch"]),
     ])
@@ -283,7 +349,11 @@ fn regcreds_cluster_grants() -> Grants {
 /// What regcreds needs in its own namespace.
 fn regcreds_namespace_grants() -> Grants {
     expand(&[
-        ("coordination.k8s.io", "leases", &["get", "list", "watch", "create", "update", "patch"]),
+        (
+            "coordination.k8s.io",
+            "leases",
+            &["get", "list", "watch", "create", "update", "patch"],
+        ),
         ("", "secrets", &["get", "list", "watch"]),
     ])
 }
@@ -300,18 +370,35 @@ fn diff(actual: &Grants, expected: &Grants) -> String {
 fn assert_least_privilege(objects: &[Value], what: &str) {
     let cluster = grants(the(objects, "ClusterRole", what));
     let expected = regcreds_cluster_grants();
-    assert_eq!(cluster, expected, "{what}: ClusterRole\n{}", diff(&cluster, &expected));
+    assert_eq!(
+        cluster,
+        expected,
+        "{what}: ClusterRole\n{}",
+        diff(&cluster, &expected)
+    );
     let role = grants(the(objects, "Role", what));
     let allowed = regcreds_namespace_grants();
-    assert!(role.is_subset(&allowed), "{what}: Role\n{}", diff(&role, &allowed));
+    assert!(
+        role.is_subset(&allowed),
+        "{what}: Role\n{}",
+        diff(&role, &allowed)
+    );
     for binding in ["ClusterRoleBinding", "RoleBinding"] {
         let b = the(objects, binding, what);
         let sa = the(objects, "ServiceAccount", what);
         let subjects = arr(b, "/subjects");
         assert_eq!(subjects.len(), 1, "{what}: {binding} has one subject");
         assert_eq!(s(&subjects[0], "/kind"), "ServiceAccount", "{what}: {binding}");
-        assert_eq!(s(&subjects[0], "/name"), name(sa), "{what}: {binding} binds the regcreds ServiceAccount");
-        assert_eq!(s(&subjects[0], "/namespace"), s(sa, "/metadata/namespace"), "{what}: {binding}");
+        assert_eq!(
+            s(&subjects[0], "/name"),
+            name(sa),
+            "{what}: {binding} binds the regcreds ServiceAccount"
+        );
+        assert_eq!(
+            s(&subjects[0], "/namespace"),
+            s(sa, "/metadata/namespace"),
+            "{what}: {binding}"
+        );
     }
 }
 
@@ -322,7 +409,8 @@ fn assert_locked_down(deployment: &Value, what: &str) {
     let pod = deployment.pointer("/spec/template/spec").expect("pod spec");
     let c = container(deployment, "regcreds");
     let effective = |field: &str| -> Option<&Value> {
-        c.pointer(&format!("/securityContext/{field}")).or_else(|| pod.pointer(&format!("/securityContext/{field}")))
+        c.pointer(&format!("/securityContext/{field}"))
+            .or_else(|| pod.pointer(&format!("/securityContext/{field}")))
     };
     let check = |field: &str, want: Value| {
         assert_eq!(effective(field), Some(&want), "{what}: securityContext {field}");
@@ -330,42 +418,96 @@ fn assert_locked_down(deployment: &Value, what: &str) {
     check("runAsNonRoot", json!(true));
     check("runAsUser", json!(65532));
     check("seccompProfile/type", json!("RuntimeDefault"));
-    assert_eq!(c.pointer("/securityContext/readOnlyRootFilesystem"), Some(&json!(true)), "{what}");
-    assert_eq!(c.pointer("/securityContext/allowPrivilegeEscalation"), Some(&json!(false)), "{what}");
-    assert_ne!(c.pointer("/securityContext/privileged"), Some(&json!(true)), "{what}");
-    let dropped: Vec<&str> = arr(c, "/securityContext/capabilities/drop").iter().filter_map(Value::as_str).collect();
+    assert_eq!(
+        c.pointer("/securityContext/readOnlyRootFilesystem"),
+        Some(&json!(true)),
+        "{what}"
+    );
+    assert_eq!(
+        c.pointer("/securityContext/allowPrivilegeEscalation"),
+        Some(&json!(false)),
+        "{what}"
+    );
+    assert_ne!(
+        c.pointer("/securityContext/privileged"),
+        Some(&json!(true)),
+        "{what}"
+    );
+    let dropped: Vec<&str> = arr(c, "/securityContext/capabilities/drop")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert_eq!(dropped, ["ALL"], "{what}: capabilities drop");
-    assert!(arr(c, "/securityContext/capabilities/add").is_empty(), "{what}: capabilities add");
+    assert!(
+        arr(c, "/securityContext/capabilities/add").is_empty(),
+        "{what}: capabilities add"
+    );
     for host in ["hostNetwork", "hostPID", "hostIPC"] {
         assert_ne!(pod.get(host), Some(&json!(true)), "{what}: {host}");
     }
-    assert_eq!(pod.get("automountServiceAccountToken"), Some(&json!(true)), "{what}: token automount");
+    assert_eq!(
+        pod.get("automountServiceAccountToken"),
+        Some(&json!(true)),
+        "{what}: token automount"
+    );
 
     assert_eq!(c.get("args"), Some(&json!(["run"])), "{what}: args");
     let ports = arr(c, "/ports");
     assert!(
-        ports.iter().any(|p| s(p, "/name") == "admin" && p.get("containerPort") == Some(&json!(8080))),
+        ports
+            .iter()
+            .any(|p| s(p, "/name") == "admin" && p.get("containerPort") == Some(&json!(8080))),
         "{what}: container port admin 8080 in {ports:?}"
     );
     for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
         assert_eq!(s(c, &format!("/{probe}/httpGet/path")), path, "{what}: {probe}");
-        assert_eq!(c.pointer(&format!("/{probe}/httpGet/port")), Some(&json!("admin")), "{what}: {probe}");
+        assert_eq!(
+            c.pointer(&format!("/{probe}/httpGet/port")),
+            Some(&json!("admin")),
+            "{what}: {probe}"
+        );
     }
     for bound in ["requests", "limits"] {
         for resource in ["cpu", "memory"] {
-            assert!(c.pointer(&format!("/resources/{bound}/{resource}")).is_some(), "{what}: {bound}.{resource}");
+            assert!(
+                c.pointer(&format!("/resources/{bound}/{resource}")).is_some(),
+                "{what}: {bound}.{resource}"
+            );
         }
     }
-    let annotations = deployment.pointer("/spec/template/metadata/annotations").expect("pod annotations");
-    assert_eq!(annotations.get("prometheus.io/scrape"), Some(&json!("true")), "{what}");
-    assert_eq!(annotations.get("prometheus.io/port"), Some(&json!("8080")), "{what}");
-    assert_eq!(annotations.get("prometheus.io/path"), Some(&json!("/metrics")), "{what}");
-    for (var, field) in [("REGCREDS_NAMESPACE", "metadata.namespace"), ("REGCREDS_POD_NAME", "metadata.name")] {
+    let annotations = deployment
+        .pointer("/spec/template/metadata/annotations")
+        .expect("pod annotations");
+    assert_eq!(
+        annotations.get("prometheus.io/scrape"),
+        Some(&json!("true")),
+        "{what}"
+    );
+    assert_eq!(
+        annotations.get("prometheus.io/port"),
+        Some(&json!("8080")),
+        "{what}"
+    );
+    assert_eq!(
+        annotations.get("prometheus.io/path"),
+        Some(&json!("/metrics")),
+        "{what}"
+    );
+    for (var, field) in [
+        ("REGCREDS_NAMESPACE", "metadata.namespace"),
+        ("REGCREDS_POD_NAME", "metadata.name"),
+    ] {
         let e = env(c, var).unwrap_or_else(|| panic!("{what}: {var} is not set"));
         assert_eq!(s(e, "/valueFrom/fieldRef/fieldPath"), field, "{what}: {var}");
     }
-    let unknown: Vec<&str> = env_names(c).into_iter().filter(|n| !KNOWN_ENV.contains(n)).collect();
-    assert!(unknown.is_empty(), "{what}: variables regcreds does not read: {unknown:?}");
+    let unknown: Vec<&str> = env_names(c)
+        .into_iter()
+        .filter(|n| !KNOWN_ENV.contains(n))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "{what}: variables regcreds does not read: {unknown:?}"
+    );
     assert_files_are_mounted(deployment, what);
 }
 
@@ -374,19 +516,35 @@ fn assert_locked_down(deployment: &Value, what: &str) {
 fn assert_files_are_mounted(deployment: &Value, what: &str) {
     let pod = deployment.pointer("/spec/template/spec").expect("pod spec");
     for c in arr(pod, "/containers") {
-        for var in ["REGCREDS_DOCKERCONFIGJSON_PATH", "REGCREDS_GCR_KEY_FILE", "CONFIG_DOCKERCONFIGJSONPATH"] {
+        for var in [
+            "REGCREDS_DOCKERCONFIGJSON_PATH",
+            "REGCREDS_GCR_KEY_FILE",
+            "CONFIG_DOCKERCONFIGJSONPATH",
+        ] {
             let Some(e) = env(c, var) else { continue };
             let path = Path::new(s(e, "/value"));
-            let (dir, file) = (path.parent().expect("absolute path"), path.file_name().expect("file name"));
+            let (dir, file) = (
+                path.parent().expect("absolute path"),
+                path.file_name().expect("file name"),
+            );
             let mount = arr(c, "/volumeMounts")
                 .iter()
                 .find(|m| Path::new(s(m, "/mountPath")) == dir)
-                .unwrap_or_else(|| panic!("{what}: {var}={} but nothing is mounted at {}", path.display(), dir.display()));
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{what}: {var}={} but nothing is mounted at {}",
+                        path.display(),
+                        dir.display()
+                    )
+                });
             let volume = arr(pod, "/volumes")
                 .iter()
                 .find(|v| s(v, "/name") == s(mount, "/name"))
                 .unwrap_or_else(|| panic!("{what}: no volume {}", s(mount, "/name")));
-            assert!(volume.pointer("/secret/secretName").is_some(), "{what}: {var} must come from a Secret volume");
+            assert!(
+                volume.pointer("/secret/secretName").is_some(),
+                "{what}: {var} must come from a Secret volume"
+            );
             let items = arr(volume, "/secret/items");
             assert!(
                 items.is_empty() || items.iter().any(|i| Some(s(i, "/path")) == file.to_str()),
@@ -403,14 +561,26 @@ fn assert_files_are_mounted(deployment: &Value, what: &str) {
 fn assert_secret_refs_resolve(objects: &[Value], deployment: &Value, what: &str) {
     for c in arr(deployment, "/spec/template/spec/containers") {
         for e in arr(c, "/env") {
-            let Some(r) = e.pointer("/valueFrom/secretKeyRef") else { continue };
+            let Some(r) = e.pointer("/valueFrom/secretKeyRef") else {
+                continue;
+            };
             let (secret, key) = (s(r, "/name"), s(r, "/key"));
-            let found = objects.iter().find(|o| kind(o) == "Secret" && name(o) == secret).unwrap_or_else(|| {
-                panic!("{what}: {} reads Secret {secret}, which the example does not ship", s(e, "/name"))
-            });
+            let found = objects
+                .iter()
+                .find(|o| kind(o) == "Secret" && name(o) == secret)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{what}: {} reads Secret {secret}, which the example does not ship",
+                        s(e, "/name")
+                    )
+                });
             let has_key = found.pointer(&format!("/stringData/{key}")).is_some()
                 || found.pointer(&format!("/data/{key}")).is_some();
-            assert!(has_key, "{what}: {} reads key {key:?} that Secret {secret} lacks", s(e, "/name"));
+            assert!(
+                has_key,
+                "{what}: {} reads key {key:?} that Secret {secret} lacks",
+                s(e, "/name")
+            );
         }
     }
 }
@@ -424,10 +594,17 @@ fn the_base_deployment_is_locked_down_and_its_rbac_is_least_privilege() {
     assert_locked_down(deployment, "base");
     assert_least_privilege(&objects, "base");
     let c = container(deployment, "regcreds");
-    assert!(s(c, "/image").starts_with("ghcr.io/regcreds/regcreds:"), "base image {}", s(c, "/image"));
+    assert!(
+        s(c, "/image").starts_with("ghcr.io/regcreds/regcreds:"),
+        "base image {}",
+        s(c, "/image")
+    );
     let ns = the(&objects, "Namespace", "base");
     assert_eq!(name(ns), "regcreds");
-    assert_eq!(s(ns, "/metadata/labels/pod-security.kubernetes.io~1enforce"), "restricted");
+    assert_eq!(
+        s(ns, "/metadata/labels/pod-security.kubernetes.io~1enforce"),
+        "restricted"
+    );
     for o in &objects {
         if kind(o) != "Namespace" && !kind(o).starts_with("Cluster") {
             assert_eq!(s(o, "/metadata/namespace"), "regcreds", "{} {}", kind(o), name(o));
@@ -452,12 +629,22 @@ fn every_overlay_keeps_the_base_hardening_and_configures_one_provider_from_a_req
         assert_eq!(providers.len(), 1, "{dir}: configures providers {providers:?}");
         for e in arr(c, "/env") {
             if let Some(r) = e.pointer("/valueFrom/secretKeyRef") {
-                assert_eq!(r.get("optional"), Some(&json!(false)), "{dir}: {} must not be optional", s(e, "/name"));
+                assert_eq!(
+                    r.get("optional"),
+                    Some(&json!(false)),
+                    "{dir}: {} must not be optional",
+                    s(e, "/name")
+                );
             }
         }
         for v in arr(deployment, "/spec/template/spec/volumes") {
             if v.get("secret").is_some() {
-                assert_eq!(v.pointer("/secret/optional"), Some(&json!(false)), "{dir}: volume {}", s(v, "/name"));
+                assert_eq!(
+                    v.pointer("/secret/optional"),
+                    Some(&json!(false)),
+                    "{dir}: volume {}",
+                    s(v, "/name")
+                );
             }
         }
     }
@@ -468,10 +655,20 @@ fn the_upmc_example_keeps_upstream_names_and_only_the_narrow_rbac() {
     let what = EXAMPLES[0];
     let objects = kustomize(what);
     let deployment = the(&objects, "Deployment", what);
-    assert_eq!((name(deployment), s(deployment, "/metadata/namespace")), ("registry-creds", "kube-system"));
+    assert_eq!(
+        (name(deployment), s(deployment, "/metadata/namespace")),
+        ("registry-creds", "kube-system")
+    );
     let c = container(deployment, "registry-creds");
-    assert!(s(c, "/image").starts_with("ghcr.io/regcreds/regcreds:"), "{what}: image {}", s(c, "/image"));
-    assert!(c.get("args").is_none() && c.get("command").is_none(), "{what}: upstream passes no args");
+    assert!(
+        s(c, "/image").starts_with("ghcr.io/regcreds/regcreds:"),
+        "{what}: image {}",
+        s(c, "/image")
+    );
+    assert!(
+        c.get("args").is_none() && c.get("command").is_none(),
+        "{what}: upstream passes no args"
+    );
     let names = env_names(c);
     for upstream in [
         "AWS_ACCESS_KEY_ID",
@@ -488,11 +685,23 @@ fn the_upmc_example_keeps_upstream_names_and_only_the_narrow_rbac() {
         "ACR_CLIENT_ID",
         "gcrurl",
     ] {
-        assert!(names.contains(&upstream), "{what}: upstream variable {upstream} missing");
+        assert!(
+            names.contains(&upstream),
+            "{what}: upstream variable {upstream} missing"
+        );
     }
     let secrets: BTreeSet<&str> = objects.iter().filter(|o| kind(o) == "Secret").map(name).collect();
-    let upstream_secrets = ["registry-creds-acr", "registry-creds-dpr", "registry-creds-ecr", "registry-creds-gcr"];
-    assert_eq!(secrets, upstream_secrets.into_iter().collect(), "{what}: input Secrets");
+    let upstream_secrets = [
+        "registry-creds-acr",
+        "registry-creds-dpr",
+        "registry-creds-ecr",
+        "registry-creds-gcr",
+    ];
+    assert_eq!(
+        secrets,
+        upstream_secrets.into_iter().collect(),
+        "{what}: input Secrets"
+    );
     assert_secret_refs_resolve(&objects, deployment, what);
     let narrow = expand(&[
         ("", "namespaces", &["list", "watch"]),
@@ -502,7 +711,11 @@ fn the_upmc_example_keeps_upstream_names_and_only_the_narrow_rbac() {
     let granted = grants(the(&objects, "ClusterRole", what));
     assert_eq!(granted, narrow, "{what}\n{}", diff(&granted, &narrow));
     let sa = the(&objects, "ServiceAccount", what);
-    assert_eq!(s(deployment, "/spec/template/spec/serviceAccountName"), name(sa), "{what}: runs as the bound SA");
+    assert_eq!(
+        s(deployment, "/spec/template/spec/serviceAccountName"),
+        name(sa),
+        "{what}: runs as the bound SA"
+    );
 }
 
 #[test]
@@ -511,8 +724,15 @@ fn the_imagepullsecret_patcher_example_differs_from_upstream_only_in_the_image()
     let objects = kustomize(what);
     let deployment = the(&objects, "Deployment", what);
     let c = container(deployment, "imagepullsecret-patcher");
-    assert!(s(c, "/image").starts_with("ghcr.io/regcreds/regcreds:"), "{what}: image {}", s(c, "/image"));
-    assert!(c.get("args").is_none() && c.get("command").is_none(), "{what}: upstream passes no args");
+    assert!(
+        s(c, "/image").starts_with("ghcr.io/regcreds/regcreds:"),
+        "{what}: image {}",
+        s(c, "/image")
+    );
+    assert!(
+        c.get("args").is_none() && c.get("command").is_none(),
+        "{what}: upstream passes no args"
+    );
     for (var, value) in [
         ("CONFIG_FORCE", "true"),
         ("CONFIG_ALLSERVICEACCOUNT", "true"),
@@ -522,12 +742,18 @@ fn the_imagepullsecret_patcher_example_differs_from_upstream_only_in_the_image()
         assert_eq!(s(e, "/value"), value, "{what}: {var}");
     }
     assert_files_are_mounted(deployment, what);
-    let source = objects.iter().find(|o| kind(o) == "Secret" && name(o) == "image-pull-secret-src");
+    let source = objects
+        .iter()
+        .find(|o| kind(o) == "Secret" && name(o) == "image-pull-secret-src");
     let source = source.unwrap_or_else(|| panic!("{what}: no source Secret image-pull-secret-src"));
     assert_eq!(s(source, "/type"), "kubernetes.io/dockerconfigjson");
     let upstream = expand(&[
         ("", "secrets", &["list", "patch", "create", "get", "delete"]),
-        ("", "serviceaccounts", &["list", "patch", "create", "get", "delete"]),
+        (
+            "",
+            "serviceaccounts",
+            &["list", "patch", "create", "get", "delete"],
+        ),
         ("", "namespaces", &["list", "get"]),
     ]);
     let granted = grants(the(&objects, "ClusterRole", what));
@@ -543,9 +769,15 @@ fn the_imagepullsecret_patcher_example_differs_from_upstream_only_in_the_image()
 fn the_chart_lints_and_every_ci_values_file_renders_hardened_least_privilege_manifests() {
     let Some(helm) = helm_or_note() else { return };
     for values in chart_ci_values() {
-        let what = format!("chart with {}", values.file_name().expect("file").to_string_lossy());
+        let what = format!(
+            "chart with {}",
+            values.file_name().expect("file").to_string_lossy()
+        );
         let mut lint = Command::new(&helm);
-        lint.args(["lint", "--strict"]).arg(repo().join(CHART)).arg("--values").arg(&values);
+        lint.args(["lint", "--strict"])
+            .arg(repo().join(CHART))
+            .arg("--values")
+            .arg(&values);
         run(lint, None).unwrap_or_else(|e| panic!("{what}: {e}"));
         let yaml = helm_template(&helm, "regcreds", &[values.clone()], &[]).unwrap_or_else(|e| panic!("{e}"));
         let objects = parse(&yaml, &what);
@@ -560,18 +792,57 @@ fn the_chart_refuses_settings_that_cannot_work() {
     let cases: &[(&[&str], &str)] = &[
         (&[], "enable at least one provider"),
         (
-            &["providers.dockerhub.enabled=true", "providers.dockerhub.existingSecret=x", "replicaCount=2", "leaderElection.enabled=false"],
+            &[
+                "providers.dockerhub.enabled=true",
+                "providers.dockerhub.existingSecret=x",
+                "replicaCount=2",
+                "leaderElection.enabled=false",
+            ],
             "needs leaderElection.enabled=true",
         ),
-        (&["providers.static.enabled=true", "providers.static.existingSecret=x"], "providers.static.server is required"),
-        (&["providers.ecr.enabled=true"], "providers.ecr.regions needs at least one region"),
-        (&["providers.acr.enabled=true", "providers.acr.registry=r.azurecr.io"], "providers.acr.existingSecret is required"),
-        (&["providers.acr.enabled=true", "providers.acr.registry=r.azurecr.io", "providers.acr.auth=sideways"], "auth"),
+        (
+            &[
+                "providers.static.enabled=true",
+                "providers.static.existingSecret=x",
+            ],
+            "providers.static.server is required",
+        ),
+        (
+            &["providers.ecr.enabled=true"],
+            "providers.ecr.regions needs at least one region",
+        ),
+        (
+            &[
+                "providers.acr.enabled=true",
+                "providers.acr.registry=r.azurecr.io",
+            ],
+            "providers.acr.existingSecret is required",
+        ),
+        (
+            &[
+                "providers.acr.enabled=true",
+                "providers.acr.registry=r.azurecr.io",
+                "providers.acr.auth=sideways",
+            ],
+            "auth",
+        ),
+        // values.schema.json: a misspelt key is an error, not a silently ignored setting.
+        (
+            &[
+                "providers.dockerhub.enabled=true",
+                "providers.dockerhub.existingsecret=x",
+            ],
+            "existingsecret",
+        ),
+        (&["logFormat=yaml"], "logFormat"),
     ];
     for (sets, message) in cases {
         match helm_template(&helm, "regcreds", &[], sets) {
             Ok(_) => panic!("helm template {sets:?} rendered; expected an error containing {message:?}"),
-            Err(e) => assert!(e.contains(message), "helm template {sets:?}: expected {message:?} in\n{e}"),
+            Err(e) => assert!(
+                e.contains(message),
+                "helm template {sets:?}: expected {message:?} in\n{e}"
+            ),
         }
     }
 }
@@ -579,33 +850,60 @@ fn the_chart_refuses_settings_that_cannot_work() {
 #[test]
 fn the_image_runs_the_controller_by_default_as_non_root() {
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
-    let last_stage = dockerfile.rsplit_once("\nFROM ").expect("a multi-stage Dockerfile").1;
-    let line = |prefix: &str| -> Vec<&str> {
-        last_stage.lines().filter(|l| l.starts_with(prefix)).collect()
-    };
-    assert!(last_stage.starts_with("gcr.io/distroless/cc-debian12:nonroot"), "runtime base: {}", last_stage.lines().next().unwrap_or(""));
+    let last_stage = dockerfile
+        .rsplit_once("\nFROM ")
+        .expect("a multi-stage Dockerfile")
+        .1;
+    let line = |prefix: &str| -> Vec<&str> { last_stage.lines().filter(|l| l.starts_with(prefix)).collect() };
+    assert!(
+        last_stage.starts_with("gcr.io/distroless/cc-debian12:nonroot"),
+        "runtime base: {}",
+        last_stage.lines().next().unwrap_or("")
+    );
     assert_eq!(line("USER "), ["USER 65532:65532"]);
     assert_eq!(line("ENTRYPOINT "), [r#"ENTRYPOINT ["/regcreds"]"#]);
     // upmc and imagepullsecret-patcher manifests pass no args: they must get `run`.
     assert_eq!(line("CMD "), [r#"CMD ["run"]"#]);
-    assert!(dockerfile.contains("cargo build --release --locked -p regcreds"), "release build of the regcreds package");
+    assert!(
+        dockerfile.contains("cargo build --release --locked -p regcreds"),
+        "release build of the regcreds package"
+    );
 
     // cargo loads the whole workspace even for `-p regcreds`: every member must be in the build context.
     let ignore = std::fs::read_to_string(repo().join(".dockerignore")).expect(".dockerignore");
-    assert!(ignore.lines().any(|l| l.trim() == "*"), ".dockerignore is an allow-list");
+    assert!(
+        ignore.lines().any(|l| l.trim() == "*"),
+        ".dockerignore is an allow-list"
+    );
     let allowed: BTreeSet<&str> = ignore
         .lines()
         .filter_map(|l| l.trim().strip_prefix('!'))
         .map(|l| l.trim_end_matches('/'))
         .collect();
     for needed in ["Cargo.toml", "Cargo.lock"] {
-        assert!(allowed.contains(needed), ".dockerignore must let {needed} through");
+        assert!(
+            allowed.contains(needed),
+            ".dockerignore must let {needed} through"
+        );
     }
     let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).expect("Cargo.toml");
-    let members = manifest.split_once("members = [").expect("workspace members").1.split_once(']').expect("]").0;
-    for member in members.split(',').map(|m| m.trim().trim_matches('"')).filter(|m| !m.is_empty()) {
+    let members = manifest
+        .split_once("members = [")
+        .expect("workspace members")
+        .1
+        .split_once(']')
+        .expect("]")
+        .0;
+    for member in members
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+    {
         let top = member.split('/').next().expect("path");
-        assert!(allowed.contains(top), ".dockerignore drops workspace member {member}");
+        assert!(
+            allowed.contains(top),
+            ".dockerignore drops workspace member {member}"
+        );
     }
 }
 
@@ -616,7 +914,12 @@ const FIELD_MANAGER: &str = "regcreds-deploy-manifests-test";
 fn kubectl_apply(kubeconfig: &Path, objects: &[Value], dry_run: bool) -> Result<String, String> {
     let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
     let mut cmd = Command::new(kubectl());
-    cmd.arg("--kubeconfig").arg(kubeconfig).args(["apply", "--server-side", "--field-manager", FIELD_MANAGER]);
+    cmd.arg("--kubeconfig").arg(kubeconfig).args([
+        "apply",
+        "--server-side",
+        "--field-manager",
+        FIELD_MANAGER,
+    ]);
     if dry_run {
         cmd.arg("--dry-run=server");
     }
@@ -633,12 +936,19 @@ fn needs_missing_crd(o: &Value) -> bool {
 /// dry run of what is inside it), and the ServiceAccounts (the ServiceAccount admission plugin
 /// rejects Pods naming a missing one). Everything else is only dry-run.
 async fn prepare(cp: &ControlPlane, objects: &[Value], what: &str) {
-    let shipped: Vec<Value> = objects.iter().filter(|o| kind(o) == "Namespace").cloned().collect();
+    let shipped: Vec<Value> = objects
+        .iter()
+        .filter(|o| kind(o) == "Namespace")
+        .cloned()
+        .collect();
     if !shipped.is_empty() {
         kubectl_apply(cp.kubeconfig_path(), &shipped, false).unwrap_or_else(|e| panic!("{what}: {e}"));
     }
-    let referenced: BTreeSet<&str> =
-        objects.iter().map(|o| s(o, "/metadata/namespace")).filter(|n| !n.is_empty()).collect();
+    let referenced: BTreeSet<&str> = objects
+        .iter()
+        .map(|o| s(o, "/metadata/namespace"))
+        .filter(|n| !n.is_empty())
+        .collect();
     let namespaces = Api::<Namespace>::all(cp.client());
     for ns in referenced {
         let mut namespace = Namespace::default();
@@ -649,7 +959,11 @@ async fn prepare(cp: &ControlPlane, objects: &[Value], what: &str) {
             Err(e) => panic!("{what}: creating namespace {ns}: {e}"),
         }
     }
-    let accounts: Vec<Value> = objects.iter().filter(|o| kind(o) == "ServiceAccount").cloned().collect();
+    let accounts: Vec<Value> = objects
+        .iter()
+        .filter(|o| kind(o) == "ServiceAccount")
+        .cloned()
+        .collect();
     if !accounts.is_empty() {
         kubectl_apply(cp.kubeconfig_path(), &accounts, false).unwrap_or_else(|e| panic!("{what}: {e}"));
     }
@@ -661,7 +975,11 @@ async fn dry_run(cp: &ControlPlane, objects: &[Value], what: &str) {
     prepare(cp, objects, what).await;
     let (skipped, applied): (Vec<Value>, Vec<Value>) = objects.iter().cloned().partition(needs_missing_crd);
     for o in &skipped {
-        eprintln!("NOTE: {what}: {} {} not dry-run (its CRD is not installed)", kind(o), name(o));
+        eprintln!(
+            "NOTE: {what}: {} {} not dry-run (its CRD is not installed)",
+            kind(o),
+            name(o)
+        );
     }
     let out = kubectl_apply(cp.kubeconfig_path(), &applied, true).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(
@@ -696,7 +1014,10 @@ async fn assert_pod_security_is_enforced(cp: &ControlPlane, namespace: &str) {
     });
     match kubectl_apply(cp.kubeconfig_path(), &[pod], true) {
         Ok(out) => panic!("a privileged pod was admitted in {namespace}: {out}"),
-        Err(e) => assert!(e.contains("PodSecurity") || e.contains("restricted"), "unexpected refusal: {e}"),
+        Err(e) => assert!(
+            e.contains("PodSecurity") || e.contains("restricted"),
+            "unexpected refusal: {e}"
+        ),
     }
 }
 
