@@ -37,9 +37,8 @@ pub async fn serve(addr: SocketAddr, state: AdminState) -> anyhow::Result<()> {
 }
 
 async fn respond(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
-    let mut buffer = [0u8; 2048];
-    let read = stream.read(&mut buffer).await?;
-    let request = String::from_utf8_lossy(&buffer[..read]);
+    let head = read_head(&mut stream).await?;
+    let request = String::from_utf8_lossy(&head);
     let path = request.split_whitespace().nth(1).unwrap_or("/");
     let (status, content_type, body) = route(path.split('?').next().unwrap_or(path), state);
     let head = format!(
@@ -49,6 +48,24 @@ async fn respond(mut stream: TcpStream, state: &AdminState) -> std::io::Result<(
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// Reads until the end of the request head (a blank line), at most 8 KiB, within 5 s. Answering before
+/// the whole request arrived would close a socket with unread data, which resets the connection.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head timed out"))??;
+        if read == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..read]);
+    }
+    Ok(head)
 }
 
 fn route(path: &str, state: &AdminState) -> (&'static str, &'static str, String) {
