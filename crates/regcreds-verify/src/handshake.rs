@@ -127,7 +127,7 @@ impl Handshake<'_> {
         match response.status() {
             StatusCode::OK => Ok(()),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Outcome::unauthorized(format!(
-                "credential authenticates but may not pull {probe}: {step} answered {}",
+                "the credential may not pull {probe}: {step} answered {}",
                 response.status()
             ))),
             StatusCode::NOT_FOUND => Err(Outcome::error(format!(

@@ -51,16 +51,18 @@ impl Verifier {
             }
             roots.extend(certs);
         }
+        let http = HttpPolicy::new(options.insecure_http_hosts);
         let client = reqwest::Client::builder()
             .user_agent(concat!("regcreds-verify/", env!("CARGO_PKG_VERSION")))
             .timeout(options.timeout)
             .connect_timeout(options.timeout)
             .tls_certs_merge(roots)
+            .redirect(redirect_policy(http.clone()))
             .build()
             .map_err(Error::HttpClient)?;
         Ok(Self {
             client,
-            http: HttpPolicy::new(options.insecure_http_hosts),
+            http,
             timeout: options.timeout,
         })
     }
@@ -97,6 +99,21 @@ impl Verifier {
         let checks = credentials.iter().map(|c| self.check(c, probes.get(&c.registry)));
         futures::future::join_all(checks).await
     }
+}
+
+/// Follows redirects like reqwest's default (at most 10) but never to plain http on a host that is not
+/// allowed it: the redirected request would carry the credential. The 3xx itself is then the answer,
+/// and the check fails with its status.
+fn redirect_policy(http: HttpPolicy) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 10 {
+            attempt.error("more than 10 redirects")
+        } else if http.permits(attempt.url()) {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 #[cfg(test)]
