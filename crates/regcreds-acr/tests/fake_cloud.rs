@@ -1,0 +1,300 @@
+//! `AcrProvider` against the HTTPS fake of Entra ID and ACR (tests/fixtures/fake_cloud.py), whose
+//! throwaway CA is trusted by the provider's own client only (`ca_file`), never the system store.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::Utc;
+use regcreds_acr::{AcrAuth, AcrProvider, AcrSettings, DEFAULT_SCOPE, REFRESH_TOKEN_USER};
+use regcreds_core::Provider;
+use support::FakeCloud;
+
+const REGISTRY: &str = "myregistry.azurecr.io";
+
+fn client_secret(secret: &str) -> AcrAuth {
+    AcrAuth::ClientSecret {
+        tenant_id: "tenant-a".into(),
+        client_id: "app-1".into(),
+        client_secret: secret.into(),
+    }
+}
+
+/// Settings aimed at the fake: authority, exchange and trust.
+fn settings(fake: &FakeCloud, auth: AcrAuth) -> AcrSettings {
+    AcrSettings {
+        authority_host: Some(fake.url.clone()),
+        exchange_base_url: Some(fake.url.clone()),
+        ca_file: Some(fake.ca_file()),
+        timeout: Duration::from_secs(10),
+        ..AcrSettings::new(vec![REGISTRY.into()], auth)
+    }
+}
+
+fn claims(jwt: &str) -> serde_json::Value {
+    let payload = jwt.split('.').nth(1).expect("JWT payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("claims")
+}
+
+#[tokio::test]
+async fn a_client_secret_is_exchanged_for_a_refresh_token_of_the_null_guid_user() {
+    let fake = FakeCloud::start(&[]);
+    let provider = AcrProvider::new(settings(&fake, client_secret("test-client-secret")))
+        .await
+        .expect("valid");
+    let set = provider.mint().await.expect("mint");
+
+    let credential = set.iter().next().expect("one entry");
+    assert_eq!(set.registries(), vec![REGISTRY]);
+    assert_eq!(credential.username, REFRESH_TOKEN_USER);
+    assert_eq!(claims(credential.password.expose())["aud"], REGISTRY);
+    let entra = &fake.requests_to("/tenant-a/oauth2/v2.0/token")[0];
+    assert_eq!(entra.form["client_id"], "app-1");
+    assert_eq!(entra.form["scope"], DEFAULT_SCOPE);
+    let exchange = &fake.requests_to("/oauth2/exchange")[0];
+    assert_eq!(exchange.form["grant_type"], "access_token");
+    assert_eq!(
+        exchange.form["service"], REGISTRY,
+        "service stays the login server, not the fake's address"
+    );
+    assert_eq!(exchange.form["tenant"], "tenant-a");
+    assert!(exchange.form["access_token"].starts_with("entra.tenant-a.app-1."));
+}
+
+#[tokio::test]
+async fn the_expiry_is_the_refresh_tokens_exp() {
+    let fake = FakeCloud::start(&[("FAKE_REFRESH_TTL", "4500")]);
+    let provider = AcrProvider::new(settings(&fake, client_secret("test-client-secret")))
+        .await
+        .expect("valid");
+    let set = provider.mint().await.expect("mint");
+
+    let left = set.expires_at().expect("expiry") - Utc::now();
+    assert!(
+        (4490..=4500).contains(&left.num_seconds()),
+        "refresh token lives {left}, not ~75 min"
+    );
+}
+
+#[tokio::test]
+async fn the_entra_token_is_cached_between_mints() {
+    let fake = FakeCloud::start(&[]);
+    let provider = AcrProvider::new(settings(&fake, client_secret("test-client-secret")))
+        .await
+        .expect("valid");
+    provider.mint().await.expect("first mint");
+    provider.mint().await.expect("second mint");
+
+    assert_eq!(fake.requests_to("/tenant-a/oauth2/v2.0/token").len(), 1);
+    assert_eq!(
+        fake.requests_to("/oauth2/exchange").len(),
+        2,
+        "every mint gets a fresh refresh token"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_permanent_and_not_echoed() {
+    let fake = FakeCloud::start(&[]);
+    let provider = AcrProvider::new(settings(&fake, client_secret("wrong-secret-value")))
+        .await
+        .expect("valid");
+    let err = provider.mint().await.expect_err("Entra refuses the secret");
+
+    assert!(!err.is_transient(), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("Entra token (client-secret): HTTP 401 (AADSTS 7000215)"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("wrong-secret-value") && !message.contains("app-1"),
+        "{message}"
+    );
+    assert!(fake.requests_to("/oauth2/exchange").is_empty());
+}
+
+#[tokio::test]
+async fn an_exchange_outage_is_transient() {
+    let fake = FakeCloud::start(&[("FAKE_FAIL", "/oauth2/exchange=503")]);
+    let provider = AcrProvider::new(settings(&fake, client_secret("test-client-secret")))
+        .await
+        .expect("valid");
+    let err = provider.mint().await.expect_err("exchange is down");
+
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "exchange for {REGISTRY} at {}/oauth2/exchange",
+            fake.url
+        )),
+        "{err}"
+    );
+    assert!(err.to_string().contains("HTTP 503 INJECTED"), "{err}");
+}
+
+#[tokio::test]
+async fn a_registry_refusing_the_token_is_permanent_with_a_hint() {
+    let fake = FakeCloud::start(&[("FAKE_FAIL", "/oauth2/exchange=401")]);
+    let provider = AcrProvider::new(settings(&fake, client_secret("test-client-secret")))
+        .await
+        .expect("valid");
+    let err = provider.mint().await.expect_err("registry refuses");
+
+    assert!(!err.is_transient(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("HTTP 401 INJECTED: the registry refused the Entra token"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_fake_is_untrusted_without_the_test_ca() {
+    let fake = FakeCloud::start(&[]);
+    let settings = AcrSettings {
+        ca_file: None,
+        ..settings(&fake, client_secret("test-client-secret"))
+    };
+    let provider = AcrProvider::new(settings).await.expect("valid");
+    let started = Instant::now();
+    let err = provider.mint().await.expect_err("certificate not trusted");
+
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("Entra token (client-secret)"), "{err}");
+    assert!(
+        fake.requests().is_empty(),
+        "no request may get through an untrusted TLS session"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "bounded by the timeout: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn workload_identity_sends_the_federated_token_as_client_assertion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("azure-identity-token");
+    let federated =
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6cmVnY3JlZHM6cmVnY3JlZHMifQ.c2ln";
+    std::fs::write(&token_file, federated).expect("token file");
+    let fake = FakeCloud::start(&[("FAKE_ASSERTION", federated)]);
+    let auth = AcrAuth::WorkloadIdentity {
+        tenant_id: Some("tenant-wi".into()),
+        client_id: Some("wi-client".into()),
+        token_file: Some(token_file),
+    };
+    let set = AcrProvider::new(settings(&fake, auth))
+        .await
+        .expect("valid")
+        .mint()
+        .await
+        .expect("mint");
+
+    assert_eq!(set.iter().next().expect("entry").username, REFRESH_TOKEN_USER);
+    let entra = &fake.requests_to("/tenant-wi/oauth2/v2.0/token")[0];
+    assert_eq!(entra.form["client_assertion"], federated);
+    assert_eq!(
+        entra.form["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+    assert_eq!(
+        fake.requests_to("/oauth2/exchange")[0].form["tenant"],
+        "tenant-wi"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_federated_token_file_is_a_construction_error() {
+    let auth = AcrAuth::WorkloadIdentity {
+        tenant_id: Some("tenant-wi".into()),
+        client_id: Some("wi-client".into()),
+        token_file: Some("/nonexistent/azure-identity-token".into()),
+    };
+    let result = AcrProvider::new(AcrSettings::new(vec![REGISTRY.into()], auth)).await;
+    assert!(
+        matches!(
+            result,
+            Err(regcreds_acr::Error::Identity {
+                mode: "workload-identity",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+/// Managed identity picks its source from process environment (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`
+/// = App Service), so the mint runs in a child process: this test binary again, filtered to
+/// [`managed_identity_child`].
+#[test]
+fn managed_identity_uses_the_app_service_endpoint_from_the_environment() {
+    let fake = FakeCloud::start(&[]);
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "managed_identity_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("IDENTITY_ENDPOINT", format!("{}/msi/token", fake.url))
+        .env("IDENTITY_HEADER", "test-identity-header")
+        .env("REGCREDS_ACR_TEST_FAKE_URL", &fake.url)
+        .env("REGCREDS_ACR_TEST_CA_FILE", fake.ca_file())
+        .output()
+        .expect("run child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("minted {REGISTRY} as {REFRESH_TOKEN_USER}")),
+        "{stdout}"
+    );
+
+    let msi = &fake.requests_to("/msi/token")[0];
+    assert_eq!(
+        msi.query["resource"], "https://management.azure.com",
+        "scope turned into a resource"
+    );
+    assert_eq!(msi.query["client_id"], "mi-client");
+    assert!(fake.requests_to("/oauth2/exchange")[0].form["access_token"].starts_with("msi."));
+}
+
+/// Runs only as the child of [`managed_identity_uses_the_app_service_endpoint_from_the_environment`].
+#[tokio::test]
+#[ignore = "child process of managed_identity_uses_the_app_service_endpoint_from_the_environment"]
+async fn managed_identity_child() {
+    let (Ok(url), Ok(ca_file)) = (
+        std::env::var("REGCREDS_ACR_TEST_FAKE_URL"),
+        std::env::var("REGCREDS_ACR_TEST_CA_FILE"),
+    ) else {
+        // NB: `--include-ignored` runs reach here; the assertions are in the parent.
+        println!(
+            "only meaningful as the child of managed_identity_uses_the_app_service_endpoint_from_the_environment"
+        );
+        return;
+    };
+    let auth = AcrAuth::ManagedIdentity {
+        client_id: Some("mi-client".into()),
+    };
+    let settings = AcrSettings {
+        exchange_base_url: Some(url),
+        ca_file: Some(ca_file.into()),
+        ..AcrSettings::new(vec![REGISTRY.into()], auth)
+    };
+    let set = AcrProvider::new(settings)
+        .await
+        .expect("valid")
+        .mint()
+        .await
+        .expect("mint");
+    let credential = set.iter().next().expect("entry");
+    println!("minted {} as {}", credential.registry, credential.username);
+}
