@@ -24,6 +24,7 @@ mod namespace;
 mod pki;
 mod ports;
 mod regcreds_bin;
+pub mod registry;
 pub mod versions;
 mod wait;
 

@@ -2,7 +2,6 @@
 //! metrics on the admin port, rotation of a mounted dockerconfigjson without a restart, clean SIGTERM.
 
 use std::{
-    collections::BTreeMap,
     io::{Read, Write},
     net::TcpStream,
     path::Path,
@@ -17,6 +16,30 @@ use regcreds_testkit::{ControlPlane, regcreds_binary, wait_for};
 const PASSWORD_1: &str = "first-Pa55word-xyz";
 const PASSWORD_2: &str = "second-Pa55word-xyz";
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// One regcreds at a time: an instance withdraws its Secrets from namespaces outside its own selector,
+/// which would include another test's namespaces.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// regcreds' own namespace: holds the Lease, and is never written to.
+const SYSTEM_NAMESPACE: &str = "regcreds-system";
+
+async fn ensure_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) {
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(name.into());
+    namespace.metadata.labels = Some(
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    match Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(error) => panic!("creating namespace {name}: {error}"),
+    }
+}
 
 fn dockerconfig(password: &str) -> String {
     format!(r#"{{"auths":{{"registry.example:5000":{{"username":"puller","password":"{password}"}}}}}}"#)
@@ -49,14 +72,26 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 fn spawn_regcreds(kubeconfig: &Path, config_file: &Path, port: u16, selector: &str, log: &Path) -> Child {
+    spawn_with(kubeconfig, config_file, port, selector, log, &[])
+}
+
+fn spawn_with(
+    kubeconfig: &Path,
+    config_file: &Path,
+    port: u16,
+    selector: &str,
+    log: &Path,
+    extra: &[(&str, &str)],
+) -> Child {
     Command::new(regcreds_binary())
         .arg("run")
         .env_clear()
+        .envs(extra.iter().copied())
         .env("KUBECONFIG", kubeconfig)
         .env("CONFIG_DOCKERCONFIGJSONPATH", config_file)
         .env("REGCREDS_DOCKERCONFIGJSON_SCHEDULE", "*/1 * * * * *")
         .env("REGCREDS_ADMIN_ADDR", format!("127.0.0.1:{port}"))
-        .env("REGCREDS_NAMESPACE", "regcreds-system")
+        .env("REGCREDS_NAMESPACE", SYSTEM_NAMESPACE)
         .env("REGCREDS_NAMESPACE_SELECTOR", selector)
         .env("REGCREDS_LOG_FORMAT", "json")
         .stdout(Stdio::null())
@@ -79,22 +114,15 @@ async fn secret_password(client: &Client, ns: &str) -> Option<String> {
 
 #[tokio::test]
 async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_without_restart() {
+    let _serial = SERIAL.lock().await;
     let cp = ControlPlane::shared().await;
     let client = cp.client();
     let dir = tempfile::tempdir().expect("tempdir");
     let config_file = dir.path().join(".dockerconfigjson");
     std::fs::write(&config_file, dockerconfig(PASSWORD_1)).expect("write config");
     let ns = "run-binary-0";
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(ns.into());
-    namespace.metadata.labels = Some(BTreeMap::from([(
-        "regcreds-e2e/test".to_string(),
-        "run-binary".to_string(),
-    )]));
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("namespace");
+    ensure_namespace(&client, SYSTEM_NAMESPACE, &[]).await;
+    ensure_namespace(&client, ns, &[("regcreds-e2e/test", "run-binary")]).await;
 
     let port = free_port();
     let log = dir.path().join("regcreds.log");
@@ -183,4 +211,92 @@ async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_witho
         .delete(ns, &Default::default())
         .await
         .expect("delete namespace");
+}
+
+fn log_has(path: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|logs| logs.contains(needle))
+}
+
+#[tokio::test]
+async fn two_replicas_have_exactly_one_writer_and_the_standby_takes_over_when_the_leader_dies() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    ensure_namespace(&client, SYSTEM_NAMESPACE, &[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_file = dir.path().join(".dockerconfigjson");
+    std::fs::write(&config_file, dockerconfig(PASSWORD_1)).expect("write config");
+    let selector = "regcreds-e2e/test=ha";
+    let ha = [
+        ("REGCREDS_LEASE_NAME", "regcreds-ha"),
+        ("REGCREDS_LEASE_DURATION_SECONDS", "4"),
+    ];
+    let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let mut a = spawn_with(
+        cp.kubeconfig_path(),
+        &config_file,
+        free_port(),
+        selector,
+        &log_a,
+        &[&ha[..], &[("REGCREDS_POD_NAME", "replica-a")]].concat(),
+    );
+    wait_for("replica a leads", TIMEOUT, || async {
+        log_has(&log_a, "acquired the lease").then_some(())
+    })
+    .await;
+    let mut b = spawn_with(
+        cp.kubeconfig_path(),
+        &config_file,
+        free_port(),
+        selector,
+        &log_b,
+        &[&ha[..], &[("REGCREDS_POD_NAME", "replica-b")]].concat(),
+    );
+    wait_for("replica b stands by", TIMEOUT, || async {
+        log_has(&log_b, "standing by").then_some(())
+    })
+    .await;
+
+    let first = "ha-0";
+    ensure_namespace(&client, first, &[("regcreds-e2e/test", "ha")]).await;
+    wait_for("secret from the leader", TIMEOUT, || async {
+        (secret_password(&client, first).await.as_deref() == Some(PASSWORD_1)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(log_has(
+        &log_a,
+        "created secret image-pull-secret in namespace ha-0"
+    ));
+    assert!(
+        !log_has(&log_b, "created secret") && !log_has(&log_b, "acquired the lease"),
+        "the standby wrote nothing"
+    );
+
+    // The leader dies without releasing the lease (a node failure): the standby takes over.
+    a.kill().expect("kill leader");
+    let _ = a.wait();
+    let killed = std::time::Instant::now();
+    wait_for("replica b takes over", TIMEOUT, || async {
+        log_has(&log_b, "acquired the lease").then_some(())
+    })
+    .await;
+    let failover = killed.elapsed();
+    assert!(
+        failover <= Duration::from_secs(4 + 6),
+        "failover took {failover:?} with a 4 s lease"
+    );
+    let second = "ha-1";
+    ensure_namespace(&client, second, &[("regcreds-e2e/test", "ha")]).await;
+    wait_for("secret from the new leader", TIMEOUT, || async {
+        (secret_password(&client, second).await.as_deref() == Some(PASSWORD_1)).then_some(())
+    })
+    .await;
+    println!("failover after leader death: {failover:?}");
+    b.kill().expect("kill");
+    let _ = b.wait();
+    let namespaces = Api::<Namespace>::all(client.clone());
+    for ns in [first, second] {
+        let _ = namespaces.delete(ns, &Default::default()).await;
+    }
 }

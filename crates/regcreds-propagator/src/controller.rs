@@ -20,7 +20,7 @@ use tokio_stream::wrappers::WatchStream;
 use tracing::{debug, warn};
 
 use crate::{
-    Desired, Error, Result, Settings, WatchMode,
+    Desired, Error, PropagatorMetrics, Result, Settings, WatchMode,
     labels::managed_selector,
     reconcile::{Context, reconcile},
     view::View,
@@ -31,6 +31,7 @@ pub struct Propagator {
     client: Client,
     settings: Settings,
     desired: watch::Receiver<Desired>,
+    metrics: PropagatorMetrics,
 }
 
 impl Propagator {
@@ -40,7 +41,14 @@ impl Propagator {
             client,
             settings,
             desired,
+            metrics: PropagatorMetrics::default(),
         }
+    }
+
+    /// Counts into `metrics` (registered by the caller) instead of private, unexported counters.
+    pub fn with_metrics(mut self, metrics: PropagatorMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs until `shutdown` resolves (in-flight reconciles finish first).
@@ -49,6 +57,7 @@ impl Propagator {
             client,
             settings,
             desired,
+            metrics,
         } = self;
         let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
         let config = Config::default().concurrency(settings.concurrency);
@@ -73,6 +82,7 @@ impl Propagator {
             desired,
             view,
             recorder,
+            metrics,
         });
         controller
             .reconcile_all_on(changes)
@@ -124,9 +134,13 @@ fn namespace_of<K: ResourceExt>(object: &K) -> Option<ObjectRef<PartialObjectMet
 }
 
 /// Logs a failed reconcile and retries it later; Forbidden waits longer (only an RBAC change helps).
-fn error_policy(namespace: Arc<PartialObjectMeta<Namespace>>, error: &Error, _: Arc<Context>) -> Action {
+fn error_policy(namespace: Arc<PartialObjectMeta<Namespace>>, error: &Error, ctx: Arc<Context>) -> Action {
     let name = namespace.name_any();
+    ctx.metrics.reconcile_failed(error.metric_label());
     warn!(namespace = %name, error = %error, kind = error.metric_label(), "reconcile failed; will retry");
+    for hint in error.rbac_hints() {
+        warn!(namespace = %name, "{hint}");
+    }
     if error.is_forbidden() {
         Action::requeue(Duration::from_secs(60))
     } else {

@@ -64,6 +64,32 @@ impl Error {
         }
     }
 
+    /// For each Forbidden error: which verb on which resource is missing, and the RBAC rule to add.
+    pub fn rbac_hints(&self) -> Vec<String> {
+        match self {
+            Self::Api {
+                verb,
+                kind,
+                namespace,
+                source: kube::Error::Api(status),
+                ..
+            } if status.code == 403 => {
+                let (rbac_verb, resource) = (rbac_verb(verb), plural(kind));
+                let scope = if namespace == "*" {
+                    "cluster-wide".to_string()
+                } else {
+                    format!("in namespace {namespace}")
+                };
+                vec![format!(
+                    "missing permission: {rbac_verb} {resource} {scope}; add to regcreds' ClusterRole: \
+                     {{apiGroups: [\"\"], resources: [\"{resource}\"], verbs: [\"{rbac_verb}\"]}}"
+                )]
+            }
+            Self::Many { errors, .. } => errors.iter().flat_map(Self::rbac_hints).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// True when the apiserver said Forbidden: RBAC is missing a rule.
     pub fn is_forbidden(&self) -> bool {
         match self {
@@ -75,6 +101,18 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// The RBAC verb behind one of our operations (server-side apply is `patch`).
+fn rbac_verb(verb: &str) -> &str {
+    match verb {
+        "apply" => "patch",
+        other => other,
+    }
+}
+
+fn plural(kind: &str) -> String {
+    format!("{kind}s")
 }
 
 /// Builds the `map_err` closure for an API call.

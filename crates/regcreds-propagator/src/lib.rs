@@ -23,6 +23,7 @@ mod controller;
 mod desired;
 mod error;
 mod labels;
+mod metrics;
 mod reconcile;
 mod scope;
 mod secrets;
@@ -37,5 +38,6 @@ pub use error::{Error, Result};
 pub use labels::{
     FIELD_MANAGER, IGNORE_ANNOTATIONS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PROVIDER_LABEL, REFS_ANNOTATION,
 };
+pub use metrics::PropagatorMetrics;
 pub use scope::{LabelSelectorError, NamespaceScope, parse_label_selector};
 pub use settings::{ServiceAccountMode, Settings, WatchMode};

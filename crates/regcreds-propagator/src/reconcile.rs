@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::{
-    Desired, DesiredSecret, Error, Result, Settings,
+    Desired, DesiredSecret, Error, PropagatorMetrics, Result, Settings,
     labels::REFS_ANNOTATION,
     scope::Decision,
     secrets::{self, SecretOutcome},
@@ -35,18 +35,25 @@ pub struct Context {
     pub view: View,
     /// Publishes Kubernetes Events.
     pub recorder: Recorder,
+    /// Counters.
+    pub metrics: PropagatorMetrics,
 }
 
 /// Reconciles one namespace.
 pub async fn reconcile(namespace: Arc<PartialObjectMeta<Namespace>>, ctx: Arc<Context>) -> Result<Action> {
     let name = namespace.name_any();
     match ctx.settings.scope.decide(&namespace.metadata) {
-        Decision::Terminating => Ok(Action::await_change()),
+        Decision::Terminating => {
+            ctx.metrics.scope(&name, false);
+            Ok(Action::await_change())
+        }
         Decision::Exclude(reason) => {
+            ctx.metrics.scope(&name, false);
             withdraw(&ctx, &name, &reason).await?;
             Ok(Action::await_change())
         }
         Decision::Include => {
+            ctx.metrics.scope(&name, true);
             propagate(&ctx, &name).await?;
             Ok(Action::requeue(ctx.settings.resync))
         }
@@ -73,6 +80,7 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<()> {
         } else {
             match secrets::delete(&ctx.client, namespace, &name).await {
                 Ok(()) => {
+                    ctx.metrics.secret_written("deleted");
                     info!(%namespace, secret = %name, "deleted secret {name} in namespace {namespace} (no provider writes it any more)")
                 }
                 Err(error) => errors.push(error),
@@ -101,12 +109,15 @@ async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -
     match outcome {
         SecretOutcome::Unchanged => {}
         SecretOutcome::Created => {
+            ctx.metrics.secret_written("created");
             info!(%namespace, secret = %name, "created secret {name} in namespace {namespace}")
         }
         SecretOutcome::Updated => {
+            ctx.metrics.secret_written("updated");
             info!(%namespace, secret = %name, "updated secret {name} in namespace {namespace}")
         }
         SecretOutcome::Foreign => {
+            ctx.metrics.foreign_secret();
             if let Some(existing) = existing.as_deref() {
                 report_foreign(ctx, existing).await;
             }
@@ -149,6 +160,7 @@ async fn update_accounts(ctx: &Context, namespace: &str, change: &RefChange) -> 
         let name = account.name_any();
         match service_accounts::update(&ctx.client, namespace, &name, change).await {
             Ok(true) => {
+                ctx.metrics.account_written();
                 info!(%namespace, serviceaccount = %name, "patched serviceaccount {name} in namespace {namespace}")
             }
             Ok(false) => {}
@@ -166,6 +178,7 @@ async fn withdraw(ctx: &Context, namespace: &str, reason: &str) -> Result<()> {
         let name = managed.name_any();
         match secrets::delete(&ctx.client, namespace, &name).await {
             Ok(()) => {
+                ctx.metrics.secret_written("deleted");
                 info!(%namespace, secret = %name, "deleted secret {name} in namespace {namespace} ({reason})")
             }
             Err(error) => errors.push(error),
@@ -208,6 +221,7 @@ async fn withdraw_refs(ctx: &Context, namespace: &str, change: &RefChange) -> Re
         let name = account.name_any();
         match service_accounts::update(&ctx.client, namespace, &name, change).await {
             Ok(true) => {
+                ctx.metrics.account_written();
                 info!(%namespace, serviceaccount = %name, "removed regcreds' image pull secrets from serviceaccount {name} in namespace {namespace}")
             }
             Ok(false) => {}

@@ -5,9 +5,12 @@ mod admin;
 mod cli;
 mod commands;
 mod config;
+mod events;
 mod kube_client;
+mod leader;
 mod logging;
 mod metrics;
+mod rbac;
 mod refresh;
 
 use std::process::ExitCode;

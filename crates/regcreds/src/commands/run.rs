@@ -6,17 +6,19 @@
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use prometheus_client::registry::Registry;
-use regcreds_propagator::{Desired, Propagator, Settings};
+use regcreds_propagator::{Desired, Propagator, PropagatorMetrics, Settings};
 use tokio::sync::watch;
 use tracing::{error, info};
 
 use crate::{
     admin::{self, AdminState},
     commands::config_failure,
-    config::{ConfigProblems, ConfiguredProvider, PropagationArgs, ProviderArgs},
+    config::{ConfigProblems, ConfiguredProvider, PropagationArgs, ProviderArgs, WatchModeArg},
+    events::SelfEvents,
     kube_client,
+    leader::{self, LeaseSettings},
     metrics::ProviderMetrics,
-    refresh,
+    rbac, refresh,
 };
 
 /// Arguments of `regcreds run`.
@@ -29,6 +31,19 @@ pub struct RunArgs {
         default_value = "0.0.0.0:8080"
     )]
     pub admin_addr: SocketAddr,
+    /// Run several replicas safely: only the holder of a Lease in regcreds' namespace mints and writes.
+    #[arg(long = "leader-election", env = "REGCREDS_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long = "lease-name", env = "REGCREDS_LEASE_NAME", default_value = "regcreds")]
+    pub lease_name: String,
+    /// Seconds without renewal after which a standby takes over.
+    #[arg(
+        long = "lease-duration-seconds",
+        env = "REGCREDS_LEASE_DURATION_SECONDS",
+        default_value_t = 15
+    )]
+    pub lease_duration_seconds: u64,
     /// Propagation settings.
     #[command(flatten)]
     pub propagation: PropagationArgs,
@@ -39,11 +54,16 @@ pub struct RunArgs {
 
 /// Runs the controller.
 pub async fn run(args: RunArgs) -> ExitCode {
-    let (settings, providers) = match validate(&args).await {
+    let (settings, providers, lease) = match validate(&args).await {
         Ok(valid) => valid,
         Err(problems) => return config_failure(&problems),
     };
-    match run_valid(args.admin_addr, settings, providers).await {
+    let identity = Identity {
+        namespace: args.propagation.own_namespace(),
+        pod: args.propagation.pod_name.clone(),
+    };
+    let auto_watch = args.propagation.watch_mode == WatchModeArg::Auto;
+    match run_valid(args.admin_addr, settings, providers, lease, identity, auto_watch).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             error!(error = format!("{err:#}"), "regcreds stopped");
@@ -52,7 +72,15 @@ pub async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-async fn validate(args: &RunArgs) -> Result<(Settings, Vec<ConfiguredProvider>), ConfigProblems> {
+/// Where regcreds runs (for Events and the Lease).
+struct Identity {
+    namespace: Option<String>,
+    pod: Option<String>,
+}
+
+type Valid = (Settings, Vec<ConfiguredProvider>, Option<LeaseSettings>);
+
+async fn validate(args: &RunArgs) -> Result<Valid, ConfigProblems> {
     let mut problems = ConfigProblems::default();
     let settings = args.propagation.build(&mut problems);
     let providers = match args.providers.build().await {
@@ -68,19 +96,54 @@ async fn validate(args: &RunArgs) -> Result<(Settings, Vec<ConfiguredProvider>),
             "no provider is configured; see `regcreds config check` and config/*.env",
         );
     }
+    let lease = lease_settings(args, &mut problems);
     match settings {
-        Some(settings) if problems.is_empty() => Ok((settings, providers)),
+        Some(settings) if problems.is_empty() => Ok((settings, providers, lease)),
         _ => Err(problems),
     }
 }
 
+fn lease_settings(args: &RunArgs, problems: &mut ConfigProblems) -> Option<LeaseSettings> {
+    if !args.leader_election {
+        return None;
+    }
+    if args.lease_duration_seconds < 2 {
+        problems.add(
+            "REGCREDS_LEASE_DURATION_SECONDS (--lease-duration-seconds)",
+            "must be at least 2",
+        );
+    }
+    let Some(namespace) = args.propagation.own_namespace() else {
+        problems.add(
+            "REGCREDS_NAMESPACE (--namespace)",
+            "is required for leader election outside a cluster (or set REGCREDS_LEADER_ELECTION=false)",
+        );
+        return None;
+    };
+    let identity = args.propagation.pod_name.clone().unwrap_or_else(random_identity);
+    Some(LeaseSettings {
+        namespace,
+        name: args.lease_name.clone(),
+        identity,
+        duration_seconds: args.lease_duration_seconds,
+    })
+}
+
+fn random_identity() -> String {
+    format!("regcreds-{:08x}", rand::random::<u32>())
+}
+
 async fn run_valid(
     admin_addr: SocketAddr,
-    settings: Settings,
+    mut settings: Settings,
     providers: Vec<ConfiguredProvider>,
+    lease: Option<LeaseSettings>,
+    identity: Identity,
+    auto_watch: bool,
 ) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let provider_metrics = ProviderMetrics::register(&mut registry);
+    let propagator_metrics = PropagatorMetrics::register(&mut registry);
     let (ready_tx, ready) = watch::channel(false);
     let admin = AdminState {
         registry: Arc::new(registry),
@@ -92,22 +155,49 @@ async fn run_valid(
         }
     });
     let client = kube_client::connect().await?;
+    if auto_watch {
+        settings.watch_mode = rbac::detect_watch_mode(&client).await;
+    }
+    let leadership = match &lease {
+        Some(lease) => {
+            // A standby is healthy and ready: it is doing its job, which is waiting.
+            ready_tx.send_replace(true);
+            let held = leader::acquire(client.clone(), lease).await?;
+            ready_tx.send_replace(false);
+            Some(held)
+        }
+        None => None,
+    };
     let names: Vec<String> = providers
         .iter()
         .map(|p| p.provider.secret_name().to_string())
         .collect();
     let provider_names: Vec<&'static str> = providers.iter().map(|p| p.provider.name()).collect();
     let (desired_tx, desired) = watch::channel(Desired::new(names));
-    let _scheduler = refresh::start(providers, desired_tx, provider_metrics.clone()).await?;
+    let events = SelfEvents::new(client.clone(), identity.namespace, identity.pod);
+    let _scheduler = refresh::start(providers, desired_tx, provider_metrics.clone(), Some(events)).await?;
     tokio::spawn(report_readiness(provider_names, provider_metrics, ready_tx));
     info!("propagating to every namespace in scope");
+    let (lost_tx, lost) = tokio::sync::oneshot::channel::<()>();
+    if let Some(leadership) = leadership {
+        tokio::spawn(async move {
+            leadership.lost().await;
+            let _ = lost_tx.send(());
+        });
+    }
+    let stop = async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            Ok(()) = lost => error!("lost the lease; stopping so that this replica restarts as a standby"),
+        }
+    };
     Propagator::new(client, settings, desired)
-        .run(shutdown_signal())
+        .with_metrics(propagator_metrics)
+        .run(stop)
         .await?;
     info!("shut down cleanly");
     Ok(())
 }
-
 /// Flips readiness once every provider has minted at least once.
 async fn report_readiness(
     providers: Vec<&'static str>,

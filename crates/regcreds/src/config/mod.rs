@@ -25,7 +25,7 @@ use regcreds_core::Provider;
 pub use dockerconfig::DockerConfigArgs;
 pub use dockerhub::DockerHubArgs;
 pub use problems::ConfigProblems;
-pub use propagation::PropagationArgs;
+pub use propagation::{PropagationArgs, WatchModeArg};
 pub use schedule::Schedule;
 pub use static_registry::StaticArgs;
 

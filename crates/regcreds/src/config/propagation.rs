@@ -23,6 +23,8 @@ const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/ser
 /// How regcreds learns about Secrets and ServiceAccounts.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatchModeArg {
+    /// Watch if RBAC allows list and watch on secrets and serviceaccounts, else poll (said once in the log).
+    Auto,
     /// Watch them (needs list/watch on secrets and serviceaccounts): instant drift repair, no polling.
     Watch,
     /// Read them on each reconcile and resync periodically (for upmc-style RBAC without list/watch).
@@ -71,7 +73,7 @@ pub struct PropagationArgs {
     )]
     pub resync_seconds: u64,
     /// Watch or poll Secrets and ServiceAccounts.
-    #[arg(long = "watch-mode", env = "REGCREDS_WATCH_MODE", value_enum, default_value_t = WatchModeArg::Watch)]
+    #[arg(long = "watch-mode", env = "REGCREDS_WATCH_MODE", value_enum, default_value_t = WatchModeArg::Auto)]
     pub watch_mode: WatchModeArg,
     /// This pod's name, for Events and leader election.
     #[arg(long = "pod-name", env = "REGCREDS_POD_NAME")]
@@ -104,7 +106,8 @@ impl PropagationArgs {
         settings.concurrency = self.concurrency.max(1);
         settings.resync = Duration::from_secs(self.resync_seconds.max(10));
         settings.watch_mode = match self.watch_mode {
-            WatchModeArg::Watch => WatchMode::Watch,
+            // NB: `Auto` is resolved against the cluster's RBAC once connected (see `rbac`).
+            WatchModeArg::Auto | WatchModeArg::Watch => WatchMode::Watch,
             WatchModeArg::Poll => WatchMode::Poll,
         };
         settings.instance = self.pod_name.clone();

@@ -25,7 +25,7 @@ use tokio::{
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tracing::{info, warn};
 
-use crate::{config::ConfiguredProvider, metrics::ProviderMetrics};
+use crate::{config::ConfiguredProvider, events::SelfEvents, metrics::ProviderMetrics};
 use backoff::Backoff;
 
 pub use timing::refresh_delay;
@@ -36,6 +36,7 @@ pub async fn start(
     providers: Vec<ConfiguredProvider>,
     desired: watch::Sender<Desired>,
     metrics: ProviderMetrics,
+    events: Option<SelfEvents>,
 ) -> anyhow::Result<JobScheduler> {
     let scheduler = JobScheduler::new().await?;
     for configured in providers {
@@ -48,24 +49,31 @@ pub async fn start(
             })
         })?;
         scheduler.add(job).await?;
-        tokio::spawn(refresh_loop(
-            configured.provider,
-            ticks,
-            desired.clone(),
-            metrics.clone(),
-        ));
+        let context = LoopContext {
+            desired: desired.clone(),
+            metrics: metrics.clone(),
+            events: events.clone(),
+        };
+        tokio::spawn(refresh_loop(configured.provider, ticks, context));
     }
     scheduler.start().await?;
     Ok(scheduler)
 }
 
-/// Mints now, then whenever woken; publishes only successful, changed results.
-async fn refresh_loop(
-    provider: Arc<dyn Provider>,
-    mut ticks: mpsc::Receiver<()>,
+/// Where a refresh loop reports to.
+struct LoopContext {
     desired: watch::Sender<Desired>,
     metrics: ProviderMetrics,
-) {
+    events: Option<SelfEvents>,
+}
+
+/// Mints now, then whenever woken; publishes only successful, changed results.
+async fn refresh_loop(provider: Arc<dyn Provider>, mut ticks: mpsc::Receiver<()>, context: LoopContext) {
+    let LoopContext {
+        desired,
+        metrics,
+        events,
+    } = context;
     let mut backoff = Backoff::default();
     loop {
         let next = match mint_once(provider.as_ref(), &desired, &metrics).await {
@@ -78,6 +86,9 @@ async fn refresh_loop(
             Err(error) => {
                 let delay = backoff.next_delay();
                 warn!(provider = provider.name(), error = %error, retry_in_s = delay.as_secs(), "mint failed; keeping the last good credential");
+                if let Some(events) = &events {
+                    events.mint_failed(provider.name(), &error.to_string()).await;
+                }
                 Some(Instant::now() + delay)
             }
         };
