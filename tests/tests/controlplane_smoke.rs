@@ -6,7 +6,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::{
     ByteString,
-    api::core::v1::{Namespace, Secret},
+    api::{
+        core::v1::{ConfigMap, Namespace, Secret},
+        rbac::v1::RoleBinding,
+    },
 };
 use kube::{Api, api::PostParams};
 use regcreds_testkit::{ControlPlane, temp_namespace, wait_for};
@@ -89,6 +92,40 @@ async fn a_user_without_bindings_may_not_list_secrets() {
     };
     assert_eq!(status.code, 403, "{status:?}");
     assert!(status.message.contains("\"nobody\""), "{}", status.message);
+}
+
+#[tokio::test]
+async fn a_group_bound_to_the_aggregated_view_role_may_read_configmaps_but_not_secrets() {
+    let cp = ControlPlane::shared().await;
+    let ns = temp_namespace(&cp.client(), "smoke-rbac").await;
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "readers-view" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "readers" }],
+    }))
+    .expect("RoleBinding");
+    Api::<RoleBinding>::namespaced(cp.client(), &ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("bind");
+
+    let reader = cp
+        .client_as("alice", &["readers"])
+        .await
+        .expect("client for alice");
+    // `view` is empty until the clusterrole-aggregation controller fills it, hence the wait.
+    let configmaps = Api::<ConfigMap>::namespaced(reader.clone(), &ns);
+    wait_for(
+        "alice to be allowed to list configmaps",
+        Duration::from_secs(30),
+        || async { configmaps.list(&Default::default()).await.ok() },
+    )
+    .await;
+    let err = Api::<Secret>::namespaced(reader, &ns)
+        .list(&Default::default())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 403), "{err}");
 }
 
 #[tokio::test]
