@@ -37,6 +37,8 @@ impl Workdir {
             std::fs::create_dir_all(root.join(sub))
                 .with_context(|| format!("creating {}", root.display()))?;
         }
+        // etcd warns about (but accepts) a data directory other users could read.
+        std::fs::set_permissions(root.join("etcd"), std::fs::Permissions::from_mode(0o700))?;
         // Without a janitor a killed test run would leak the directory; not fatal, so only warn.
         let janitor = child::spawn_janitor(&root)
             .inspect_err(|e| eprintln!("regcreds-testkit: no janitor for {}: {e}", root.display()))
