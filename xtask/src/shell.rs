@@ -35,15 +35,15 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Runs `body` under a `==> title` header and reports how long it took.
-pub fn section<T>(title: &str, body: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
+/// Runs `body` under a `==> title` header and reports how long it took (also when it fails).
+pub fn section<T>(title: &str, body: impl FnOnce() -> Result<T>) -> (Result<T>, Duration) {
     println!("\n==> {title}");
     let started = Instant::now();
     let result = body();
     let elapsed = started.elapsed();
     let outcome = if result.is_ok() { "done" } else { "FAILED" };
     println!("<== {title}: {outcome} in {}", human(elapsed));
-    Ok((result?, elapsed))
+    (result, elapsed)
 }
 
 /// `1m 02s` / `4.2s`.
@@ -60,7 +60,11 @@ fn display(cmd: &Command) -> String {
     let envs = cmd
         .get_envs()
         .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())));
-    let words = std::iter::once(cmd.get_program())
+    // `cargo`, not the toolchain's full path: shorter, and what a human would type.
+    let program = Path::new(cmd.get_program())
+        .file_name()
+        .unwrap_or(cmd.get_program());
+    let words = std::iter::once(program)
         .chain(cmd.get_args())
         .map(|a| a.to_string_lossy().into_owned());
     envs.chain(words).collect::<Vec<_>>().join(" ")
