@@ -11,6 +11,7 @@
 
 mod dockerconfig;
 mod dockerhub;
+mod ecr;
 mod problems;
 mod propagation;
 mod schedule;
@@ -24,13 +25,14 @@ use regcreds_core::Provider;
 
 pub use dockerconfig::DockerConfigArgs;
 pub use dockerhub::DockerHubArgs;
+pub use ecr::EcrArgs;
 pub use problems::ConfigProblems;
 pub use propagation::{PropagationArgs, WatchModeArg};
 pub use schedule::Schedule;
 pub use static_registry::StaticArgs;
 
 /// Names accepted by `--provider`, in the order providers are built and reported.
-pub const PROVIDER_NAMES: &[&str] = &["static", "dockerconfigjson", "dockerhub"];
+pub const PROVIDER_NAMES: &[&str] = &["static", "dockerconfigjson", "dockerhub", "ecr"];
 
 /// A provider ready to run, with its refresh schedule and why it is enabled.
 #[derive(Clone)]
@@ -81,24 +83,19 @@ pub struct ProviderArgs {
     dockerconfig: DockerConfigArgs,
     #[command(flatten)]
     dockerhub: DockerHubArgs,
+    #[command(flatten)]
+    ecr: EcrArgs,
 }
 
 impl ProviderArgs {
     /// Reads every provider's settings; problems are collected, not returned early.
     pub async fn statuses(&self, problems: &mut ConfigProblems) -> Vec<ProviderStatus> {
+        let status = |name, enablement| ProviderStatus { name, enablement };
         vec![
-            ProviderStatus {
-                name: "static",
-                enablement: self.static_registry.build(problems),
-            },
-            ProviderStatus {
-                name: "dockerconfigjson",
-                enablement: self.dockerconfig.build(problems).await,
-            },
-            ProviderStatus {
-                name: "dockerhub",
-                enablement: self.dockerhub.build(problems),
-            },
+            status("static", self.static_registry.build(problems)),
+            status("dockerconfigjson", self.dockerconfig.build(problems).await),
+            status("dockerhub", self.dockerhub.build(problems)),
+            status("ecr", self.ecr.build(problems).await),
         ]
     }
 

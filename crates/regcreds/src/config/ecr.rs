@@ -1,0 +1,176 @@
+//! Settings of the `ecr` provider (AWS ECR, private and Public). AWS credentials come from the standard
+//! chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, IRSA web identity, EKS Pod Identity, profiles).
+//! Compatible with upmc registry-creds' `awsregion`, `awsaccount` and `aws_assume_role`.
+
+use std::{sync::Arc, time::Duration};
+
+use clap::Args;
+use regcreds_ecr::{AssumeRole, DEFAULT_SECRET, EcrProvider, EcrSettings, Error};
+
+use super::{
+    ConfigProblems, ConfiguredProvider, Enablement, Schedule,
+    setting::{Source, first_set, pick},
+};
+
+const REGIONS: Source = Source::new("REGCREDS_ECR_REGIONS", "ecr-regions");
+const COMPAT_REGION: Source = Source::new("awsregion", "aws-region");
+const ACCOUNTS: Source = Source::new("REGCREDS_ECR_ACCOUNTS", "ecr-accounts");
+const COMPAT_ACCOUNT: Source = Source::new("awsaccount", "aws-account");
+const ROLE: Source = Source::new("REGCREDS_ECR_ASSUME_ROLE", "ecr-assume-role");
+const COMPAT_ROLE: Source = Source::new("aws_assume_role", "aws_assume_role");
+const PUBLIC: Source = Source::new("REGCREDS_ECR_PUBLIC", "ecr-public");
+const ENDPOINT: Source = Source::new("REGCREDS_ECR_ENDPOINT_URL", "ecr-endpoint-url");
+const SCHEDULE: Source = Source::new("REGCREDS_ECR_SCHEDULE", "ecr-schedule");
+const TIMEOUT: Source = Source::new("REGCREDS_ECR_TIMEOUT_SECONDS", "ecr-timeout-seconds");
+
+/// `ecr` provider: one GetAuthorizationToken per region (12-hour tokens), refreshed well before expiry.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Provider: ecr (AWS; upmc awsregion/awsaccount/aws_assume_role accepted)")]
+pub struct EcrArgs {
+    /// Regions to mint tokens in, comma-separated (e.g. `eu-west-1,us-east-1`).
+    #[arg(long = "ecr-regions", env = "REGCREDS_ECR_REGIONS")]
+    pub ecr_regions: Option<String>,
+    #[arg(long = "aws-region", env = "awsregion", hide = true)]
+    pub ecr_compat_region: Option<String>,
+    /// Account IDs whose registries get an entry (sent as registryIds); empty = the caller's account.
+    #[arg(long = "ecr-accounts", env = "REGCREDS_ECR_ACCOUNTS")]
+    pub ecr_accounts: Option<String>,
+    #[arg(long = "aws-account", env = "awsaccount", hide = true)]
+    pub ecr_compat_account: Option<String>,
+    /// IAM role ARN to assume before minting.
+    #[arg(long = "ecr-assume-role", env = "REGCREDS_ECR_ASSUME_ROLE")]
+    pub ecr_assume_role: Option<String>,
+    #[arg(long = "aws_assume_role", env = "aws_assume_role", hide = true)]
+    pub ecr_compat_role: Option<String>,
+    /// ExternalId for the assumed role, if its trust policy requires one.
+    #[arg(
+        long = "ecr-assume-role-external-id",
+        env = "REGCREDS_ECR_ASSUME_ROLE_EXTERNAL_ID"
+    )]
+    pub ecr_external_id: Option<String>,
+    /// Also mint an ECR Public token (`public.ecr.aws`).
+    #[arg(long = "ecr-public", env = "REGCREDS_ECR_PUBLIC")]
+    pub ecr_public: bool,
+    /// ECR API endpoint override for every region (VPC endpoints; tests). `AWS_ENDPOINT_URL_ECR` works too.
+    #[arg(long = "ecr-endpoint-url", env = "REGCREDS_ECR_ENDPOINT_URL")]
+    pub ecr_endpoint_url: Option<String>,
+    /// ECR Public API endpoint override.
+    #[arg(long = "ecr-public-endpoint-url", env = "REGCREDS_ECR_PUBLIC_ENDPOINT_URL")]
+    pub ecr_public_endpoint_url: Option<String>,
+    /// Name of the Secret written to every namespace.
+    #[arg(long = "ecr-secret-name", env = "REGCREDS_ECR_SECRET_NAME", default_value = DEFAULT_SECRET, alias = "aws-secret-name")]
+    pub ecr_secret_name: String,
+    /// Refresh schedule (6-field cron); tokens are also refreshed halfway through their 12-hour life.
+    #[arg(
+        long = "ecr-schedule",
+        env = "REGCREDS_ECR_SCHEDULE",
+        default_value = "0 0 */6 * * *"
+    )]
+    pub ecr_schedule: String,
+    /// Upper bound for one mint including retries, in seconds.
+    #[arg(
+        long = "ecr-timeout-seconds",
+        env = "REGCREDS_ECR_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
+    pub ecr_timeout_seconds: u64,
+}
+
+impl EcrArgs {
+    /// Builds the provider if a region, account, role or ECR Public is configured.
+    pub async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+        let regions = pick(&[
+            (REGIONS, &self.ecr_regions),
+            (COMPAT_REGION, &self.ecr_compat_region),
+        ]);
+        let accounts = pick(&[
+            (ACCOUNTS, &self.ecr_accounts),
+            (COMPAT_ACCOUNT, &self.ecr_compat_account),
+        ]);
+        let role = pick(&[
+            (ROLE, &self.ecr_assume_role),
+            (COMPAT_ROLE, &self.ecr_compat_role),
+        ]);
+        let set = [
+            (regions.as_ref().map_or(REGIONS, |r| r.1), regions.is_some()),
+            (accounts.as_ref().map_or(ACCOUNTS, |a| a.1), accounts.is_some()),
+            (role.as_ref().map_or(ROLE, |r| r.1), role.is_some()),
+            (PUBLIC, self.ecr_public),
+        ];
+        let Some(configured_by) = first_set(&set) else {
+            return Enablement::Disabled(format!("set {} or {}", REGIONS.env, COMPAT_REGION.env));
+        };
+        let schedule = Schedule::parse(&self.ecr_schedule, SCHEDULE, problems);
+        if self.ecr_timeout_seconds == 0 {
+            problems.add(TIMEOUT, "must be at least 1");
+        }
+        let region_list = regions
+            .as_ref()
+            .map(|(r, _)| split(r))
+            .unwrap_or_else(ambient_region);
+        if region_list.is_empty() && !self.ecr_public {
+            problems.add(
+                REGIONS,
+                "is required: no region is configured (and AWS_REGION is not set)",
+            );
+            return Enablement::Invalid;
+        }
+        let settings = EcrSettings {
+            secret_name: self.ecr_secret_name.clone(),
+            regions: region_list,
+            registry_ids: accounts.as_ref().map(|(a, _)| split(a)).unwrap_or_default(),
+            assume_role: role
+                .as_ref()
+                .filter(|(r, _)| !r.trim().is_empty())
+                .map(|(arn, _)| AssumeRole {
+                    external_id: self.ecr_external_id.clone(),
+                    ..AssumeRole::new(arn.trim())
+                }),
+            public: self.ecr_public,
+            endpoint_url: self.ecr_endpoint_url.clone(),
+            public_endpoint_url: self.ecr_public_endpoint_url.clone(),
+            timeout: Duration::from_secs(self.ecr_timeout_seconds.max(1)),
+        };
+        let Some(schedule) = schedule else {
+            return Enablement::Invalid;
+        };
+        match EcrProvider::new(settings).await {
+            Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
+                Arc::new(provider),
+                schedule,
+                format!("{configured_by} is set"),
+            )),
+            Err(error) => {
+                let blamed = match &error {
+                    Error::InvalidRegion(_) | Error::NothingToMint => regions.map_or(REGIONS, |r| r.1),
+                    Error::InvalidRegistryId(_) | Error::TooManyRegistryIds(_) => {
+                        accounts.map_or(ACCOUNTS, |a| a.1)
+                    }
+                    Error::InvalidRoleArn(_) | Error::InvalidSessionName(_) => role.map_or(ROLE, |r| r.1),
+                    Error::InvalidEndpointUrl { .. } => ENDPOINT,
+                    _ => SCHEDULE,
+                };
+                problems.add(blamed, error);
+                Enablement::Invalid
+            }
+        }
+    }
+}
+
+fn split(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The SDK's own region variables, used when no ECR region is configured.
+fn ambient_region() -> Vec<String> {
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+        .map(|r| split(&r))
+        .unwrap_or_default()
+}
