@@ -1,4 +1,4 @@
-//! The command line: `regcreds run | mint | config check | cleanup`.
+//! The command line: `regcreds run | mint | check | config check | cleanup`.
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -23,6 +23,8 @@ pub enum Command {
     Run(crate::commands::run::RunArgs),
     /// Mint once and print the dockerconfigjson (masked unless --show-secrets).
     Mint(MintArgs),
+    /// Mint once and prove each credential authenticates at its registry (exit 1 if one does not).
+    Check(crate::commands::check::RegistryCheckArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -69,6 +71,9 @@ pub struct LogArgs {
     /// Log filter in `tracing` EnvFilter syntax, e.g. `info` or `info,regcreds_propagator=debug`.
     #[arg(long, env = "REGCREDS_LOG", default_value = "info", global = true)]
     pub log_level: String,
+    /// imagepullsecret-patcher's `CONFIG_DEBUG=true`: debug logs.
+    #[arg(long = "debug", env = "CONFIG_DEBUG", hide = true, global = true)]
+    pub debug: bool,
 }
 
 /// Log line format.

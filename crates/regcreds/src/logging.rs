@@ -6,7 +6,12 @@ use crate::cli::{LogArgs, LogFormat};
 
 /// Installs the global subscriber. A bad filter falls back to `info` with a warning, never a crash.
 pub fn init(args: &LogArgs) {
-    let (filter, bad_filter) = match EnvFilter::try_new(&args.log_level) {
+    let level = if args.debug && args.log_level == "info" {
+        "debug"
+    } else {
+        args.log_level.as_str()
+    };
+    let (filter, bad_filter) = match EnvFilter::try_new(level) {
         Ok(filter) => (filter, None),
         Err(error) => (EnvFilter::new("info"), Some(error)),
     };

@@ -9,9 +9,11 @@
 //! be valid. Every problem is collected and reported at once, one line each, naming the variable, before
 //! anything talks to a cluster or a cloud.
 
+mod acr;
 mod dockerconfig;
 mod dockerhub;
 mod ecr;
+mod gcr;
 mod problems;
 mod propagation;
 mod schedule;
@@ -23,16 +25,18 @@ use std::sync::Arc;
 use clap::Args;
 use regcreds_core::Provider;
 
+pub use acr::AcrArgs;
 pub use dockerconfig::DockerConfigArgs;
 pub use dockerhub::DockerHubArgs;
 pub use ecr::EcrArgs;
+pub use gcr::GcrArgs;
 pub use problems::ConfigProblems;
 pub use propagation::{PropagationArgs, WatchModeArg};
 pub use schedule::Schedule;
 pub use static_registry::StaticArgs;
 
 /// Names accepted by `--provider`, in the order providers are built and reported.
-pub const PROVIDER_NAMES: &[&str] = &["static", "dockerconfigjson", "dockerhub", "ecr"];
+pub const PROVIDER_NAMES: &[&str] = &["static", "dockerconfigjson", "dockerhub", "ecr", "gcr", "acr"];
 
 /// A provider ready to run, with its refresh schedule and why it is enabled.
 #[derive(Clone)]
@@ -85,6 +89,10 @@ pub struct ProviderArgs {
     dockerhub: DockerHubArgs,
     #[command(flatten)]
     ecr: EcrArgs,
+    #[command(flatten)]
+    gcr: GcrArgs,
+    #[command(flatten)]
+    acr: AcrArgs,
 }
 
 impl ProviderArgs {
@@ -96,6 +104,8 @@ impl ProviderArgs {
             status("dockerconfigjson", self.dockerconfig.build(problems).await),
             status("dockerhub", self.dockerhub.build(problems)),
             status("ecr", self.ecr.build(problems).await),
+            status("gcr", self.gcr.build(problems).await),
+            status("acr", self.acr.build(problems).await),
         ]
     }
 

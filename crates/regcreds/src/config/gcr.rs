@@ -1,0 +1,156 @@
+//! Settings of the `gcr` provider (Google Container Registry and Artifact Registry): an OAuth2 access
+//! token as the password of user `oauth2accesstoken`. Compatible with upmc registry-creds'
+//! `GCR_APPLICATION_DEFAULT_CREDENTIALS` (the key JSON itself) and `GCR_URL` / `gcrurl`.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use clap::Args;
+use regcreds_core::SecretString;
+use regcreds_gcr::{DEFAULT_SECRET, Error, GcrCredentials, GcrProvider, GcrSettings};
+
+use super::{
+    ConfigProblems, ConfiguredProvider, Enablement, Schedule,
+    setting::{Source, first_set, pick},
+};
+
+const KEY: Source = Source::new("REGCREDS_GCR_KEY", "gcr-key");
+const COMPAT_KEY: Source = Source::new(
+    "GCR_APPLICATION_DEFAULT_CREDENTIALS",
+    "gcr-application-default-credentials",
+);
+const KEY_FILE: Source = Source::new("REGCREDS_GCR_KEY_FILE", "gcr-key-file");
+const METADATA: Source = Source::new("REGCREDS_GCR_USE_METADATA", "gcr-use-metadata");
+const HOSTS: Source = Source::new("REGCREDS_GCR_HOSTS", "gcr-hosts");
+const COMPAT_URL: Source = Source::new("GCR_URL", "gcr-url");
+const COMPAT_URL_LOWER: Source = Source::new("gcrurl", "gcrurl");
+const METADATA_URL: Source = Source::new("REGCREDS_GCR_METADATA_URL", "gcr-metadata-url");
+const SCHEDULE: Source = Source::new("REGCREDS_GCR_SCHEDULE", "gcr-schedule");
+
+/// `gcr` provider: ~1-hour access tokens, refreshed halfway through their life.
+#[derive(Args, Debug, Clone)]
+#[command(
+    next_help_heading = "Provider: gcr (Google; upmc GCR_APPLICATION_DEFAULT_CREDENTIALS / GCR_URL accepted)"
+)]
+pub struct GcrArgs {
+    /// Service-account key JSON itself.
+    #[arg(long = "gcr-key", env = "REGCREDS_GCR_KEY", hide_env_values = true)]
+    pub gcr_key: Option<SecretString>,
+    #[arg(
+        long = "gcr-application-default-credentials",
+        env = "GCR_APPLICATION_DEFAULT_CREDENTIALS",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub gcr_compat_key: Option<SecretString>,
+    /// Service-account key file (e.g. a mounted Secret), re-read on every mint.
+    #[arg(long = "gcr-key-file", env = "REGCREDS_GCR_KEY_FILE")]
+    pub gcr_key_file: Option<PathBuf>,
+    /// Use the metadata server (GCE node identity or GKE workload identity) instead of a key.
+    #[arg(long = "gcr-use-metadata", env = "REGCREDS_GCR_USE_METADATA")]
+    pub gcr_use_metadata: bool,
+    /// Registry hosts the token is written for, comma-separated [default: gcr.io].
+    #[arg(long = "gcr-hosts", env = "REGCREDS_GCR_HOSTS")]
+    pub gcr_hosts: Option<String>,
+    #[arg(long = "gcr-url", env = "GCR_URL", hide = true)]
+    pub gcr_compat_url: Option<String>,
+    #[arg(long = "gcrurl", env = "gcrurl", hide = true)]
+    pub gcr_compat_url_lower: Option<String>,
+    /// Metadata server base URL [default: http://$GCE_METADATA_HOST or http://metadata.google.internal].
+    #[arg(long = "gcr-metadata-url", env = "REGCREDS_GCR_METADATA_URL")]
+    pub gcr_metadata_url: Option<String>,
+    /// Name of the Secret written to every namespace.
+    #[arg(long = "gcr-secret-name", env = "REGCREDS_GCR_SECRET_NAME", default_value = DEFAULT_SECRET)]
+    pub gcr_secret_name: String,
+    /// Refresh schedule (6-field cron); tokens are also refreshed halfway through their life.
+    #[arg(
+        long = "gcr-schedule",
+        env = "REGCREDS_GCR_SCHEDULE",
+        default_value = "0 */30 * * * *"
+    )]
+    pub gcr_schedule: String,
+    /// Upper bound for one token request, in seconds.
+    #[arg(
+        long = "gcr-timeout-seconds",
+        env = "REGCREDS_GCR_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
+    pub gcr_timeout_seconds: u64,
+}
+
+impl GcrArgs {
+    /// Builds the provider if a key, key file, metadata use or host list is configured.
+    pub async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+        let key = pick(&[(KEY, &self.gcr_key), (COMPAT_KEY, &self.gcr_compat_key)]);
+        let hosts = pick(&[
+            (HOSTS, &self.gcr_hosts),
+            (COMPAT_URL, &self.gcr_compat_url),
+            (COMPAT_URL_LOWER, &self.gcr_compat_url_lower),
+        ]);
+        let set = [
+            (key.as_ref().map_or(KEY, |k| k.1), key.is_some()),
+            (KEY_FILE, self.gcr_key_file.is_some()),
+            (METADATA, self.gcr_use_metadata),
+            (hosts.as_ref().map_or(HOSTS, |h| h.1), hosts.is_some()),
+        ];
+        let Some(configured_by) = first_set(&set) else {
+            return Enablement::Disabled(format!("set {}, {} or {}", KEY_FILE.env, KEY.env, METADATA.env));
+        };
+        let credentials = match (key.clone(), &self.gcr_key_file, self.gcr_use_metadata) {
+            (Some((json, _)), None, false) => GcrCredentials::KeyJson(json),
+            (None, Some(path), false) => GcrCredentials::KeyFile(path.clone()),
+            (None, None, true) => GcrCredentials::Metadata,
+            (None, None, false) => GcrCredentials::ApplicationDefault,
+            _ => {
+                problems.add(
+                    KEY_FILE,
+                    format!(
+                        "set only one of {}, {} and {}",
+                        KEY.env, KEY_FILE.env, METADATA.env
+                    ),
+                );
+                return Enablement::Invalid;
+            }
+        };
+        let schedule = Schedule::parse(&self.gcr_schedule, SCHEDULE, problems);
+        let mut settings = GcrSettings::new(credentials);
+        settings.secret_name = self.gcr_secret_name.clone();
+        settings.registries = hosts.as_ref().map(|(h, _)| split(h)).unwrap_or_default();
+        settings.metadata_url = self.gcr_metadata_url.clone();
+        settings.timeout = Duration::from_secs(self.gcr_timeout_seconds);
+        let Some(schedule) = schedule else {
+            return Enablement::Invalid;
+        };
+        match GcrProvider::new(settings).await {
+            Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
+                Arc::new(provider),
+                schedule,
+                format!("{configured_by} is set"),
+            )),
+            Err(error) => {
+                let blamed = match &error {
+                    Error::Registry(_) => hosts.map_or(HOSTS, |h| h.1),
+                    Error::InvalidMetadataUrl(_) => METADATA_URL,
+                    Error::UnreadableKeyFile { .. } => KEY_FILE,
+                    Error::Key { .. } => key.map_or(KEY_FILE, |k| k.1),
+                    Error::ZeroTimeout => Source::new("REGCREDS_GCR_TIMEOUT_SECONDS", "gcr-timeout-seconds"),
+                    _ => configured_source(&set),
+                };
+                problems.add(blamed, error);
+                Enablement::Invalid
+            }
+        }
+    }
+}
+
+fn configured_source(set: &[(Source, bool)]) -> Source {
+    set.iter().find(|(_, on)| *on).map_or(KEY, |(s, _)| *s)
+}
+
+fn split(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
