@@ -14,9 +14,10 @@ pub enum Error {
         name: String,
         /// Namespace.
         namespace: String,
-        /// The client error (status code and message from the apiserver; no request bodies).
+        /// The client error (status code and message from the apiserver; no request bodies). Boxed: it
+        /// is large and errors travel through every reconcile result.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// A ServiceAccount kept changing under us.
     #[error("serviceaccount {name} in namespace {namespace}: still conflicting after {attempts} attempts")]
@@ -45,19 +46,12 @@ impl Error {
     /// A short stable label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Self::Api {
-                source: kube::Error::Api(status),
-                ..
-            } if status.code == 403 => "forbidden",
-            Self::Api {
-                source: kube::Error::Api(status),
-                ..
-            } if status.code == 409 => "conflict",
-            Self::Api {
-                source: kube::Error::Api(status),
-                ..
-            } if status.code == 429 => "throttled",
-            Self::Api { .. } => "api",
+            Self::Api { .. } => match self.status_code() {
+                Some(403) => "forbidden",
+                Some(409) => "conflict",
+                Some(429) => "throttled",
+                _ => "api",
+            },
             Self::Conflict { .. } => "conflict",
             Self::Many { .. } => "many",
             Self::Controller(_) => "controller",
@@ -71,9 +65,8 @@ impl Error {
                 verb,
                 kind,
                 namespace,
-                source: kube::Error::Api(status),
                 ..
-            } if status.code == 403 => {
+            } if self.status_code() == Some(403) => {
                 let (rbac_verb, resource) = (rbac_verb(verb), plural(kind));
                 let scope = if namespace == "*" {
                     "cluster-wide".to_string()
@@ -90,13 +83,21 @@ impl Error {
         }
     }
 
+    /// The HTTP status the apiserver answered with, if it answered.
+    fn status_code(&self) -> Option<u16> {
+        match self {
+            Self::Api { source, .. } => match source.as_ref() {
+                kube::Error::Api(status) => Some(status.code),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// True when the apiserver said Forbidden: RBAC is missing a rule.
     pub fn is_forbidden(&self) -> bool {
         match self {
-            Self::Api {
-                source: kube::Error::Api(status),
-                ..
-            } => status.code == 403,
+            Self::Api { .. } => self.status_code() == Some(403),
             Self::Many { errors, .. } => errors.iter().any(Self::is_forbidden),
             _ => false,
         }
@@ -128,7 +129,7 @@ pub(crate) fn api_error(
         kind,
         name,
         namespace,
-        source,
+        source: Box::new(source),
     }
 }
 

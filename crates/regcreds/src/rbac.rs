@@ -9,11 +9,24 @@ use tracing::{info, warn};
 
 /// Whether this identity may `verb` `resource` (core group) cluster-wide.
 async fn allowed(client: &Client, verb: &str, resource: &str) -> bool {
+    allowed_in(client, verb, "", resource, None).await
+}
+
+/// Whether this identity may `verb` `resource` of API `group`, in `namespace` or cluster-wide.
+pub async fn allowed_in(
+    client: &Client,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> bool {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
                 verb: Some(verb.into()),
+                group: Some(group.into()),
                 resource: Some(resource.into()),
+                namespace: namespace.map(String::from),
                 ..Default::default()
             }),
             ..Default::default()
@@ -50,4 +63,24 @@ pub async fn detect_watch_mode(client: &Client) -> WatchMode {
         missing.join(", ")
     );
     WatchMode::Poll
+}
+
+/// Whether leader election can work: the Lease must be readable, creatable and updatable in `namespace`.
+/// If not (the narrow RBAC of upmc registry-creds' manifest), say once why regcreds runs without it.
+pub async fn can_elect_leader(client: &Client, namespace: &str) -> bool {
+    let mut missing = Vec::new();
+    for verb in ["get", "create", "update"] {
+        if !allowed_in(client, verb, "coordination.k8s.io", "leases", Some(namespace)).await {
+            missing.push(verb);
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    warn!(
+        "RBAC does not allow {} leases (coordination.k8s.io) in namespace {namespace}: running without leader \
+         election, so run a single replica. Grant get, create and update on leases there for several replicas.",
+        missing.join(", ")
+    );
+    false
 }

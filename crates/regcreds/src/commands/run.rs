@@ -19,6 +19,7 @@ use crate::{
     leader::{self, LeaseSettings},
     metrics::ProviderMetrics,
     rbac, refresh,
+    verification::{PeriodicCheckArgs, PeriodicChecks},
 };
 
 /// Arguments of `regcreds run`.
@@ -50,11 +51,14 @@ pub struct RunArgs {
     /// Provider settings.
     #[command(flatten)]
     pub providers: ProviderArgs,
+    /// Periodic credential checks.
+    #[command(flatten)]
+    pub checks: PeriodicCheckArgs,
 }
 
 /// Runs the controller.
 pub async fn run(args: RunArgs) -> ExitCode {
-    let (settings, providers, lease) = match validate(&args).await {
+    let (settings, providers, lease, checks) = match validate(&args).await {
         Ok(valid) => valid,
         Err(problems) => return config_failure(&problems),
     };
@@ -63,7 +67,16 @@ pub async fn run(args: RunArgs) -> ExitCode {
         pod: args.propagation.pod_name.clone(),
     };
     let auto_watch = args.propagation.watch_mode == WatchModeArg::Auto;
-    match run_valid(args.admin_addr, settings, providers, lease, identity, auto_watch).await {
+    let run = run_valid(
+        args.admin_addr,
+        settings,
+        providers,
+        lease,
+        identity,
+        auto_watch,
+        checks,
+    );
+    match run.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             error!(error = format!("{err:#}"), "regcreds stopped");
@@ -78,7 +91,12 @@ struct Identity {
     pod: Option<String>,
 }
 
-type Valid = (Settings, Vec<ConfiguredProvider>, Option<LeaseSettings>);
+type Valid = (
+    Settings,
+    Vec<ConfiguredProvider>,
+    Option<LeaseSettings>,
+    Option<PeriodicChecks>,
+);
 
 async fn validate(args: &RunArgs) -> Result<Valid, ConfigProblems> {
     let mut problems = ConfigProblems::default();
@@ -97,8 +115,9 @@ async fn validate(args: &RunArgs) -> Result<Valid, ConfigProblems> {
         );
     }
     let lease = lease_settings(args, &mut problems);
+    let checks = args.checks.build(&mut problems);
     match settings {
-        Some(settings) if problems.is_empty() => Ok((settings, providers, lease)),
+        Some(settings) if problems.is_empty() => Ok((settings, providers, lease, checks)),
         _ => Err(problems),
     }
 }
@@ -140,10 +159,12 @@ async fn run_valid(
     lease: Option<LeaseSettings>,
     identity: Identity,
     auto_watch: bool,
+    checks: Option<PeriodicChecks>,
 ) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let provider_metrics = ProviderMetrics::register(&mut registry);
     let propagator_metrics = PropagatorMetrics::register(&mut registry);
+    let checks = checks.map(|checks| checks.register(&mut registry));
     let (ready_tx, ready) = watch::channel(false);
     let admin = AdminState {
         registry: Arc::new(registry),
@@ -158,6 +179,10 @@ async fn run_valid(
     if auto_watch {
         settings.watch_mode = rbac::detect_watch_mode(&client).await;
     }
+    let lease = match lease {
+        Some(lease) if rbac::can_elect_leader(&client, &lease.namespace).await => Some(lease),
+        _ => None,
+    };
     let leadership = match &lease {
         Some(lease) => {
             // A standby is healthy and ready: it is doing its job, which is waiting.
@@ -174,6 +199,9 @@ async fn run_valid(
         .collect();
     let provider_names: Vec<&'static str> = providers.iter().map(|p| p.provider.name()).collect();
     let (desired_tx, desired) = watch::channel(Desired::new(names));
+    if let Some(checks) = checks {
+        checks.spawn(desired_tx.subscribe());
+    }
     let events = SelfEvents::new(client.clone(), identity.namespace, identity.pod);
     let _scheduler = refresh::start(providers, desired_tx, provider_metrics.clone(), Some(events)).await?;
     tokio::spawn(report_readiness(provider_names, provider_metrics, ready_tx));
