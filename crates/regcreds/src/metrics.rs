@@ -33,6 +33,8 @@ pub struct ProviderMetrics {
     failures: Family<FailureLabels, Counter>,
     last_success: Family<ProviderLabel, Gauge<f64, AtomicU64>>,
     expiry: Family<ProviderLabel, Gauge<f64, AtomicU64>>,
+    consecutive_failures: Family<ProviderLabel, Gauge>,
+    last_failure: Family<ProviderLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl ProviderMetrics {
@@ -56,6 +58,20 @@ impl ProviderMetrics {
             "Unix time at which the current credential expires (absent for static credentials)",
             metrics.expiry.clone(),
         );
+        // NB: the staleness signal. A failed mint keeps the last good credential in every namespace, so
+        // nothing breaks until it expires; this gauge says it is no longer being renewed.
+        sub.register(
+            "consecutive_failures",
+            "Failed mints since the last successful one (0 when healthy). Above 0 the propagated credential \
+             is stale but kept; alert when it stays above 0 for longer than a refresh period, or when \
+             token_expiry_timestamp_seconds - time() gets close to 0 while it is above 0",
+            metrics.consecutive_failures.clone(),
+        );
+        sub.register(
+            "last_failure_timestamp_seconds",
+            "Unix time of the last failed mint (absent if none failed since start)",
+            metrics.last_failure.clone(),
+        );
         metrics
     }
 
@@ -73,6 +89,7 @@ impl ProviderMetrics {
                 .get_or_create(&label)
                 .set(expiry.timestamp_millis() as f64 / 1000.0);
         }
+        self.consecutive_failures.get_or_create(&label).set(0);
     }
 
     /// Records a failed mint.
@@ -82,6 +99,13 @@ impl ProviderMetrics {
             error: error.to_string(),
         };
         self.failures.get_or_create(&labels).inc();
+        let label = ProviderLabel {
+            provider: provider.to_string(),
+        };
+        self.consecutive_failures.get_or_create(&label).inc();
+        self.last_failure
+            .get_or_create(&label)
+            .set(Utc::now().timestamp_millis() as f64 / 1000.0);
     }
 
     /// Whether `provider` has minted successfully at least once since start (readiness).
@@ -91,5 +115,41 @@ impl ProviderMetrics {
                 provider: provider.to_string(),
             })
             .is_some_and(|c| c.get() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+
+    fn scrape(registry: &Registry) -> String {
+        let mut text = String::new();
+        encode(&mut text, registry).expect("encode");
+        text
+    }
+
+    #[test]
+    fn consecutive_failures_count_up_until_a_success_resets_them() {
+        let mut registry = Registry::default();
+        let metrics = ProviderMetrics::register(&mut registry);
+        metrics.minted("ecr", None);
+        metrics.mint_failed("ecr", "provider_unavailable");
+        metrics.mint_failed("ecr", "provider_unavailable");
+        let text = scrape(&registry);
+        assert!(
+            text.contains("regcreds_provider_consecutive_failures{provider=\"ecr\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("regcreds_provider_last_failure_timestamp_seconds{provider=\"ecr\"}"),
+            "{text}"
+        );
+        metrics.minted("ecr", None);
+        assert!(
+            scrape(&registry).contains("regcreds_provider_consecutive_failures{provider=\"ecr\"} 0"),
+            "a success resets the gauge"
+        );
     }
 }
