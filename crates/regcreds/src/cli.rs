@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the controller: mint on schedule and propagate to every namespace.
-    Run(crate::commands::run::RunArgs),
+    Run(Box<crate::commands::run::RunArgs>),
     /// Mint once and print the dockerconfigjson (masked unless --show-secrets).
     Mint(MintArgs),
     /// Mint once and prove each credential authenticates at its registry (exit 1 if one does not).

@@ -12,6 +12,7 @@ mod logging;
 mod metrics;
 mod rbac;
 mod refresh;
+mod verification;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+pub mod check;
 pub mod cleanup;
 pub mod config_check;
 pub mod mint;
@@ -16,10 +17,11 @@ use crate::{
 /// Runs a subcommand.
 pub async fn dispatch(command: Command) -> ExitCode {
     match command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Mint(args) => mint::mint(args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::check(args).await,
         Command::Cleanup => cleanup::cleanup().await,
+        Command::Check(args) => check::check(args).await,
     }
 }
 
