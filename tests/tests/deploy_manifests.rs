@@ -266,6 +266,7 @@ const KNOWN_ENV: &[&str] = &[
     "REGCREDS_ECR_SECRET_NAME",
     "REGCREDS_GCR_KEY",
     "REGCREDS_GCR_KEY_FILE",
+    "REGCREDS_GCR_USE_METADATA",
     "REGCREDS_GCR_HOSTS",
     "REGCREDS_GCR_SECRET_NAME",
     "REGCREDS_ACR_REGISTRY",
@@ -1061,18 +1062,31 @@ async fn the_chart_renders_for_a_server_side_dry_run_under_the_restricted_pod_st
 }
 
 /// Every `REGCREDS_*` name the manifests use is one the binary declares (`regcreds run --help`).
-/// Ignored until `run` carries the whole configuration surface; run it with `-- --ignored`.
 #[test]
-#[ignore = "until every provider's and the controller's settings are flags of `regcreds run`"]
 fn every_variable_in_the_manifests_is_declared_by_regcreds_run() {
     let mut cmd = Command::new(regcreds_testkit::regcreds_binary());
     cmd.args(["run", "--help"]);
     let help = run(cmd, None).unwrap_or_else(|e| panic!("{e}"));
+    let mut rendered: Vec<(String, Vec<Value>)> = std::iter::once("deploy/base".to_string())
+        .chain(overlay_dirs())
+        .map(|dir| {
+            let objects = kustomize(&dir);
+            (dir, objects)
+        })
+        .collect();
+    if let Some(helm) = helm_or_note() {
+        for values in chart_ci_values() {
+            let what = format!("chart with {}", values.display());
+            let yaml = helm_template(&helm, "regcreds", &[values], &[]).unwrap_or_else(|e| panic!("{e}"));
+            let objects = parse(&yaml, &what);
+            rendered.push((what, objects));
+        }
+    }
     let mut used = BTreeMap::<String, String>::new();
-    for dir in std::iter::once("deploy/base".to_string()).chain(overlay_dirs()) {
-        for o in kustomize(&dir).iter().filter(|o| kind(o) == "Deployment") {
+    for (what, objects) in &rendered {
+        for o in objects.iter().filter(|o| kind(o) == "Deployment") {
             for n in env_names(container(o, "regcreds")) {
-                used.entry(n.to_string()).or_insert_with(|| dir.clone());
+                used.entry(n.to_string()).or_insert_with(|| what.clone());
             }
         }
     }

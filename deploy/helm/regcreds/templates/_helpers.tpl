@@ -87,8 +87,11 @@ app.kubernetes.io/part-of: regcreds
 {{- if and $p.ecr.enabled (not $p.ecr.regions) (not $p.ecr.public) }}
 {{- fail "providers.ecr.regions needs at least one region (or set providers.ecr.public=true)" }}
 {{- end }}
-{{- if and $p.gcr.enabled (not $p.gcr.existingSecret) }}
-{{- fail "providers.gcr.existingSecret is required (Secret with the service-account key JSON)" }}
+{{- if and $p.gcr.enabled (not $p.gcr.existingSecret) (not $p.gcr.useMetadata) }}
+{{- fail "providers.gcr.existingSecret is required (Secret with the service-account key JSON), or set providers.gcr.useMetadata=true" }}
+{{- end }}
+{{- if and $p.gcr.enabled $p.gcr.existingSecret $p.gcr.useMetadata }}
+{{- fail "providers.gcr: set existingSecret or useMetadata, not both" }}
 {{- end }}
 {{- if $p.acr.enabled }}
 {{- if not $p.acr.registry }}{{ fail "providers.acr.registry is required" }}{{ end }}
