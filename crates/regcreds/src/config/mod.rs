@@ -128,6 +128,22 @@ impl ProviderArgs {
 }
 
 fn check_secret_names(enabled: &[ConfiguredProvider], problems: &mut ConfigProblems) {
+    // NB: the apiserver would refuse every write of an invalid name (422), in every namespace, forever.
+    for configured in enabled {
+        let name = configured.provider.secret_name();
+        if !is_secret_name(name) {
+            problems.add(
+                format!(
+                    "REGCREDS_{}_SECRET_NAME",
+                    configured.provider.name().to_ascii_uppercase()
+                ),
+                format!(
+                    "{name:?} is not a valid Secret name (lowercase letters, digits, '-' and '.', \
+                     starting and ending with a letter or digit, at most 253 characters)"
+                ),
+            );
+        }
+    }
     for (i, a) in enabled.iter().enumerate() {
         for b in &enabled[i + 1..] {
             if a.provider.secret_name() == b.provider.secret_name() {
@@ -139,6 +155,36 @@ fn check_secret_names(enabled: &[ConfiguredProvider], problems: &mut ConfigProbl
                     ),
                 );
             }
+        }
+    }
+}
+
+/// Whether `name` is a valid Secret name (a DNS subdomain, RFC 1123).
+fn is_secret_name(name: &str) -> bool {
+    name.len() <= 253
+        && !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_secret_name;
+
+    #[test]
+    fn secret_names_follow_the_dns_subdomain_rules() {
+        for good in ["awsecr-cred", "a", "regcreds.pull-1", "0abc"] {
+            assert!(is_secret_name(good), "{good}");
+        }
+        for bad in ["", "Bad_Name", "-x", "x-", "a..b", "a b", &"x".repeat(254)] {
+            assert!(!is_secret_name(bad), "{bad}");
         }
     }
 }
