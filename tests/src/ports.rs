@@ -2,10 +2,18 @@
 
 use std::net::{Ipv4Addr, TcpListener};
 
-/// A port the kernel just handed out on 127.0.0.1.
+/// `N` distinct ports the kernel just handed out on 127.0.0.1.
 ///
-/// The listener is closed before the caller binds it, so another process can win the race; the
-/// control plane retries its start when a child reports "address already in use".
-pub(crate) fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+/// All listeners stay open until every port is picked, so the kernel cannot hand out one twice. They
+/// are closed before the children bind, so another process can still win a port; the control plane
+/// retries its start when a child reports "address already in use".
+pub(crate) fn free_ports<const N: usize>() -> std::io::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
 }

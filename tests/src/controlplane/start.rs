@@ -8,7 +8,7 @@ use kube::Api;
 use tokio::time::Instant;
 
 use super::{ControlPlane, Ports, Processes, apiserver, etcd, kcm, workdir::Workdir};
-use crate::{binaries::Binaries, child::Child, kubeconfig, pki, pki::Pki, ports::free_port};
+use crate::{binaries::Binaries, child::Child, kubeconfig, pki, pki::Pki, ports::free_ports};
 
 /// Fresh ports are picked per attempt; only a lost port race is retried.
 const ATTEMPTS: usize = 3;
@@ -57,10 +57,11 @@ async fn start_once(bins: &Binaries) -> Result<ControlPlane> {
     let workdir = Workdir::create()?;
     let pki = Pki::new()?;
     write_pki(&workdir, &pki)?;
+    let [etcd_client, etcd_peer, apiserver] = free_ports()?;
     let ports = Ports {
-        etcd_client: free_port()?,
-        etcd_peer: free_port()?,
-        apiserver: free_port()?,
+        etcd_client,
+        etcd_peer,
+        apiserver,
     };
     let server_url = format!("https://127.0.0.1:{}", ports.apiserver);
     let admin_yaml = kubeconfig::render(
