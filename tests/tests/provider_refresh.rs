@@ -1,0 +1,153 @@
+//! Issue 6: the refresh scheduler of `regcreds run` against a real ECR API (patched moto) and a real
+//! control plane. Short-lived tokens are refreshed before they expire without any cron tick; an outage
+//! of the provider never touches the propagated Secret, shows in the metrics, and heals by itself.
+
+mod support;
+
+use std::time::Duration;
+
+use regcreds_testkit::{ControlPlane, wait_for};
+use support::{Moto, Regcreds, TEST_LABEL, ecr_env, env_refs};
+
+/// One regcreds at a time: an instance withdraws its Secrets from namespaces outside its selector.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+const ECR_SECRET: &str = "awsecr-cred";
+const MINTS: &str = "regcreds_provider_mints_total";
+const FAILURES: &str = "regcreds_provider_mint_failures_total";
+const CONSECUTIVE: &str = "regcreds_provider_consecutive_failures";
+const ECR: &[(&str, &str)] = &[("provider", "ecr")];
+/// Never fires during a test: only expiry can trigger a refresh.
+const YEARLY: &str = "0 0 0 1 1 *";
+
+fn password_in(data: &[u8], password: &str) -> bool {
+    String::from_utf8_lossy(data).contains(&base64_of(&format!("AWS:{password}")))
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[tokio::test]
+async fn a_thirty_second_ecr_token_is_refreshed_before_it_expires_without_a_cron_tick() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    let ns = "refresh-expiry";
+    support::ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
+    let moto = Moto::start(0, &[("ECR_TOKEN_TTL", "30")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let selector = format!("{TEST_LABEL}={ns}");
+    let mut env = ecr_env(&moto.url());
+    env.extend([
+        ("REGCREDS_ECR_SCHEDULE", YEARLY.to_string()),
+        ("REGCREDS_NAMESPACE_SELECTOR", selector),
+    ]);
+    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env_refs(&env), dir.path().join("log"));
+
+    wait_for("the ECR Secret", Duration::from_secs(60), || async {
+        support::secret_data(&client, ns, ECR_SECRET).await
+    })
+    .await;
+    let first_expiry = regcreds.metric("regcreds_provider_token_expiry_timestamp_seconds", ECR);
+    assert!(first_expiry > 0.0, "expiry gauge set after the first mint");
+    // Refresh at half the remaining life, at least 10 s apart: ~10 s per mint with a 30 s token.
+    let started = std::time::Instant::now();
+    wait_for("three ECR mints", Duration::from_secs(60), || async {
+        (regcreds.metric(MINTS, ECR) >= 3.0).then_some(())
+    })
+    .await;
+    println!("3 mints after {:?} (first mint at start)", started.elapsed());
+    let later_expiry = regcreds.metric("regcreds_provider_token_expiry_timestamp_seconds", ECR);
+    assert!(
+        later_expiry >= first_expiry + 10.0,
+        "each refresh carries a later expiry: {first_expiry} then {later_expiry}"
+    );
+    assert_eq!(regcreds.metric(FAILURES, ECR), 0.0, "{}", regcreds.logs());
+    drop(regcreds);
+    support::delete_namespaces(&client, &[ns]).await;
+}
+
+#[tokio::test]
+async fn an_ecr_outage_keeps_the_last_good_secret_is_visible_in_metrics_and_heals_when_ecr_returns() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    let ns = "refresh-outage";
+    support::ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
+    let moto = Moto::start(0, &[("ECR_PASSWORD", "before-outage-{region}")]);
+    let port = moto.port;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut env = ecr_env(&moto.url());
+    env.extend([
+        ("REGCREDS_ECR_SCHEDULE", "*/2 * * * * *".to_string()),
+        ("REGCREDS_NAMESPACE_SELECTOR", format!("{TEST_LABEL}={ns}")),
+    ]);
+    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env_refs(&env), dir.path().join("log"));
+
+    let good = wait_for("the ECR Secret", Duration::from_secs(60), || async {
+        support::secret(&client, ns, ECR_SECRET).await
+    })
+    .await;
+    let good_data = good.data.clone().expect("data");
+    assert!(password_in(
+        &good_data[".dockerconfigjson"].0,
+        "before-outage-us-east-1"
+    ));
+    wait_for("/readyz 200", Duration::from_secs(30), || async {
+        (regcreds.readyz() == Some(200)).then_some(())
+    })
+    .await;
+
+    // Outage: ECR goes away. Every cron tick (2 s) and backoff retry fails.
+    drop(moto);
+    wait_for("three failed mints in a row", Duration::from_secs(60), || async {
+        (regcreds.metric(CONSECUTIVE, ECR) >= 3.0).then_some(())
+    })
+    .await;
+    let failures = regcreds.metric(FAILURES, ECR);
+    assert!(failures >= 3.0, "mint_failures_total = {failures}");
+    let metrics = regcreds.metrics().expect("metrics");
+    assert!(
+        metrics.contains("regcreds_provider_last_failure_timestamp_seconds{provider=\"ecr\"}"),
+        "{metrics}"
+    );
+    let during = support::secret(&client, ns, ECR_SECRET).await.expect("Secret still there");
+    assert_eq!(
+        during.metadata.resource_version, good.metadata.resource_version,
+        "the Secret was not written during the outage"
+    );
+    assert_eq!(during.data, Some(good_data), "byte-identical");
+    assert_eq!(
+        support::pull_secret_refs(&client, ns, "default").await,
+        Some(vec![ECR_SECRET.to_string()]),
+        "the reference stays"
+    );
+    assert_eq!(regcreds.readyz(), Some(200), "an outage does not make regcreds unready");
+    assert!(
+        regcreds.logs().contains("mint failed; keeping the last good credential"),
+        "{}",
+        regcreds.logs()
+    );
+
+    // ECR returns on the same endpoint, now issuing a different token.
+    let mints_before = regcreds.metric(MINTS, ECR);
+    let _moto = Moto::start(port, &[("ECR_PASSWORD", "after-outage-{region}")]);
+    wait_for("the new token in the Secret", Duration::from_secs(90), || async {
+        let data = support::secret_data(&client, ns, ECR_SECRET).await?;
+        password_in(&data, "after-outage-us-east-1").then_some(())
+    })
+    .await;
+    assert!(regcreds.metric(MINTS, ECR) > mints_before);
+    assert_eq!(regcreds.metric(CONSECUTIVE, ECR), 0.0);
+    let failures_after = regcreds.metric(FAILURES, ECR);
+    let mints_after = regcreds.metric(MINTS, ECR);
+    // Two more cron ticks: they mint, none fails.
+    wait_for("two more mints", Duration::from_secs(30), || async {
+        (regcreds.metric(MINTS, ECR) >= mints_after + 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(regcreds.metric(FAILURES, ECR), failures_after, "failures stopped");
+    drop(regcreds);
+    support::delete_namespaces(&client, &[ns]).await;
+}
