@@ -104,9 +104,21 @@ fn regcreds(args: &[&str], env: &[(&str, String)]) -> Output {
         .expect("regcreds runs")
 }
 
+/// A `regcreds run` process, killed if the test fails before [`stop`] (no orphan outlives a test).
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `regcreds run` in the background, JSON logs to `log`.
-fn spawn_run(env: &[(&str, String)], log: &Path) -> Child {
-    Command::new(regcreds_binary())
+fn spawn_run(env: &[(&str, String)], log: &Path) -> Running {
+    let child = Command::new(regcreds_binary())
         .arg("run")
         .env_clear()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -115,11 +127,13 @@ fn spawn_run(env: &[(&str, String)], log: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log file"))
         .spawn()
-        .expect("regcreds starts")
+        .expect("regcreds starts");
+    Running(Some(child))
 }
 
 /// SIGTERM and wait: regcreds must shut down cleanly.
-async fn stop(mut child: Child) {
+async fn stop(mut running: Running) {
+    let mut child = running.0.take().expect("running");
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -160,7 +160,7 @@ fn ok_detail(result: &CheckResult) -> String {
 fn summarise(tally: &Tally) -> ExitCode {
     let total = tally.ok + tally.failed;
     if tally.failed == 0 {
-        println!("all {total} credentials authenticate");
+        println!("ok: {total} of {total} credentials authenticate");
         ExitCode::SUCCESS
     } else {
         println!(
