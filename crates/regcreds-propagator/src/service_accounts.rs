@@ -8,7 +8,11 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{LocalObjectReference, ServiceAccount};
-use kube::{Api, Client, ResourceExt, api::PostParams};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{Patch, PatchParams},
+};
+use serde_json::{Value, json};
 
 use crate::{Error, Result, error::api_error, labels::REFS_ANNOTATION};
 
@@ -88,6 +92,25 @@ pub fn is_satisfied(cached: &ServiceAccount, change: &RefChange) -> bool {
     apply_change(cached, change).is_none()
 }
 
+/// A merge patch carrying the whole new list, our annotation, and the `resourceVersion` we read.
+///
+/// NB: a `resourceVersion` in a patch is a precondition: if someone wrote in between, the apiserver answers
+/// 409 and we retry on a fresh read, so their entries survive. A patch (not an update) needs only the
+/// `patch` verb, which is all imagepullsecret-patcher's ClusterRole grants on ServiceAccounts.
+fn guarded_patch(current: &ServiceAccount, updated: &ServiceAccount) -> Value {
+    let ours = updated
+        .annotations()
+        .get(REFS_ANNOTATION)
+        .map_or(Value::Null, |v| Value::String(v.clone()));
+    json!({
+        "metadata": {
+            "resourceVersion": current.resource_version(),
+            "annotations": { REFS_ANNOTATION: ours },
+        },
+        "imagePullSecrets": updated.image_pull_secrets.iter().flatten().map(|r| json!({"name": r.name})).collect::<Vec<_>>(),
+    })
+}
+
 /// Applies `change` to ServiceAccount `name` by read-modify-write with conflict retry.
 /// Returns whether a write happened.
 pub async fn update(client: &Client, namespace: &str, name: &str, change: &RefChange) -> Result<bool> {
@@ -103,13 +126,18 @@ pub async fn update(client: &Client, namespace: &str, name: &str, change: &RefCh
         let Some(updated) = apply_change(&current, change) else {
             return Ok(false);
         };
-        // NB: `replace` sends the resourceVersion we read; a concurrent writer makes this 409 and we retry
-        // on a fresh read, so their entries survive.
-        match api.replace(name, &PostParams::default(), &updated).await {
+        match api
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(guarded_patch(&current, &updated)),
+            )
+            .await
+        {
             Ok(_) => return Ok(true),
             Err(kube::Error::Api(status)) if status.code == 409 => continue,
             Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
-            Err(source) => return Err(api_error("update", "serviceaccount", name, namespace)(source)),
+            Err(source) => return Err(api_error("patch", "serviceaccount", name, namespace)(source)),
         }
     }
     Err(Error::Conflict {

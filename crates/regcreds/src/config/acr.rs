@@ -12,7 +12,7 @@ use regcreds_core::SecretString;
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, pick},
+    setting::{Source, first_set, given, non_blank, pick},
 };
 
 const REGISTRIES: Source = Source::new("REGCREDS_ACR_REGISTRY", "acr-registry");
@@ -142,9 +142,9 @@ impl AcrArgs {
         let schedule = Schedule::parse(&self.acr_schedule, SCHEDULE, problems);
         let mut settings = AcrSettings::new(split(registry_list), auth);
         settings.secret_name = self.acr_secret_name.clone();
-        settings.authority_host = self.acr_authority_host.clone();
-        settings.exchange_base_url = self.acr_exchange_url.clone();
-        settings.ca_file = self.acr_ca_file.clone();
+        settings.authority_host = non_blank(&self.acr_authority_host);
+        settings.exchange_base_url = non_blank(&self.acr_exchange_url);
+        settings.ca_file = non_blank(&self.acr_ca_file);
         settings.timeout = Duration::from_secs(self.acr_timeout_seconds);
         let Some(schedule) = schedule else {
             return Enablement::Invalid;
@@ -177,7 +177,7 @@ impl AcrArgs {
 
     /// The mode a user most likely means when none is given (see the flag's help).
     fn default_mode(&self, has_secret: bool) -> AcrAuthArg {
-        match (has_secret, self.acr_tenant_id.is_some()) {
+        match (has_secret, given(&self.acr_tenant_id)) {
             (true, true) => AcrAuthArg::ClientSecret,
             (true, false) => AcrAuthArg::Static,
             _ if std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_some() => AcrAuthArg::WorkloadIdentity,
@@ -203,7 +203,7 @@ impl AcrArgs {
         };
         match mode {
             AcrAuthArg::ClientSecret => {
-                let tenant = require(self.acr_tenant_id.clone().map(|t| (t, TENANT)), TENANT);
+                let tenant = require(non_blank(&self.acr_tenant_id).map(|t| (t, TENANT)), TENANT);
                 let client = require(client_id, CLIENT_ID);
                 let secret = require(secret.map(|(s, src)| (s.expose().to_string(), src)), SECRET);
                 Some(AcrAuth::ClientSecret {
@@ -221,7 +221,7 @@ impl AcrArgs {
                 })
             }
             AcrAuthArg::WorkloadIdentity => Some(AcrAuth::WorkloadIdentity {
-                tenant_id: self.acr_tenant_id.clone(),
+                tenant_id: non_blank(&self.acr_tenant_id),
                 client_id: client_id.map(|(c, _)| c),
                 token_file: None,
             }),

@@ -10,7 +10,7 @@ use regcreds_static::{DEFAULT_DOCKERCONFIG_SECRET, DockerConfigProvider, DockerC
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, pick},
+    setting::{Source, first_set, non_blank, pick},
 };
 
 const JSON: Source = Source::new("REGCREDS_DOCKERCONFIGJSON", "dockerconfigjson");
@@ -88,7 +88,8 @@ impl DockerConfigArgs {
         let secret_name = self
             .dcj_secret_name
             .clone()
-            .or_else(|| self.dcj_compat_secret_name.clone())
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| non_blank(&self.dcj_compat_secret_name))
             .unwrap_or_else(|| DEFAULT_DOCKERCONFIG_SECRET.to_string());
         let provider = match DockerConfigProvider::new(secret_name, source).await {
             Ok(provider) => provider,

@@ -9,7 +9,7 @@ use regcreds_dockerhub::{DEFAULT_SECRET, DockerHubProvider, Error};
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, require},
+    setting::{Source, first_set, given, require},
 };
 
 const USER: Source = Source::new("REGCREDS_DOCKERHUB_USER", "dockerhub-user");
@@ -57,10 +57,10 @@ impl DockerHubArgs {
     /// Builds the provider if a user or password is given.
     pub fn build(&self, problems: &mut ConfigProblems) -> Enablement {
         let set = [
-            (USER, self.hub_user.is_some()),
-            (COMPAT_USER, self.hub_compat_user.is_some()),
-            (PASSWORD, self.hub_password.is_some()),
-            (COMPAT_PASSWORD, self.hub_compat_password.is_some()),
+            (USER, given(&self.hub_user)),
+            (COMPAT_USER, given(&self.hub_compat_user)),
+            (PASSWORD, given(&self.hub_password)),
+            (COMPAT_PASSWORD, given(&self.hub_compat_password)),
         ];
         let Some(configured_by) = first_set(&set) else {
             return Enablement::Disabled(format!("set {} or {}", USER.env, COMPAT_USER.env));

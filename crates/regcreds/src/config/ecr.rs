@@ -9,7 +9,7 @@ use regcreds_ecr::{AssumeRole, DEFAULT_SECRET, EcrProvider, EcrSettings, Error};
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, pick},
+    setting::{Source, first_set, non_blank, pick},
 };
 
 const REGIONS: Source = Source::new("REGCREDS_ECR_REGIONS", "ecr-regions");
@@ -123,12 +123,12 @@ impl EcrArgs {
                 .as_ref()
                 .filter(|(r, _)| !r.trim().is_empty())
                 .map(|(arn, _)| AssumeRole {
-                    external_id: self.ecr_external_id.clone(),
+                    external_id: non_blank(&self.ecr_external_id),
                     ..AssumeRole::new(arn.trim())
                 }),
             public: self.ecr_public,
-            endpoint_url: self.ecr_endpoint_url.clone(),
-            public_endpoint_url: self.ecr_public_endpoint_url.clone(),
+            endpoint_url: non_blank(&self.ecr_endpoint_url),
+            public_endpoint_url: non_blank(&self.ecr_public_endpoint_url),
             timeout: Duration::from_secs(self.ecr_timeout_seconds.max(1)),
         };
         let Some(schedule) = schedule else {

@@ -10,7 +10,7 @@ use regcreds_gcr::{DEFAULT_SECRET, Error, GcrCredentials, GcrProvider, GcrSettin
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, pick},
+    setting::{Source, first_set, given, non_blank, pick},
 };
 
 const KEY: Source = Source::new("REGCREDS_GCR_KEY", "gcr-key");
@@ -88,16 +88,16 @@ impl GcrArgs {
         ]);
         let set = [
             (key.as_ref().map_or(KEY, |k| k.1), key.is_some()),
-            (KEY_FILE, self.gcr_key_file.is_some()),
+            (KEY_FILE, given(&self.gcr_key_file)),
             (METADATA, self.gcr_use_metadata),
             (hosts.as_ref().map_or(HOSTS, |h| h.1), hosts.is_some()),
         ];
         let Some(configured_by) = first_set(&set) else {
             return Enablement::Disabled(format!("set {}, {} or {}", KEY_FILE.env, KEY.env, METADATA.env));
         };
-        let credentials = match (key.clone(), &self.gcr_key_file, self.gcr_use_metadata) {
+        let credentials = match (key.clone(), non_blank(&self.gcr_key_file), self.gcr_use_metadata) {
             (Some((json, _)), None, false) => GcrCredentials::KeyJson(json),
-            (None, Some(path), false) => GcrCredentials::KeyFile(path.clone()),
+            (None, Some(path), false) => GcrCredentials::KeyFile(path),
             (None, None, true) => GcrCredentials::Metadata,
             (None, None, false) => GcrCredentials::ApplicationDefault,
             _ => {
@@ -115,7 +115,7 @@ impl GcrArgs {
         let mut settings = GcrSettings::new(credentials);
         settings.secret_name = self.gcr_secret_name.clone();
         settings.registries = hosts.as_ref().map(|(h, _)| split(h)).unwrap_or_default();
-        settings.metadata_url = self.gcr_metadata_url.clone();
+        settings.metadata_url = non_blank(&self.gcr_metadata_url);
         settings.timeout = Duration::from_secs(self.gcr_timeout_seconds);
         let Some(schedule) = schedule else {
             return Enablement::Invalid;

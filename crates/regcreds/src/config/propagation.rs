@@ -6,7 +6,10 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use regcreds_propagator::{NamespaceScope, ServiceAccountMode, Settings, WatchMode, parse_label_selector};
 
-use super::{ConfigProblems, setting::Source};
+use super::{
+    ConfigProblems,
+    setting::{Source, non_blank},
+};
 
 const SERVICE_ACCOUNTS: Source = Source::new("REGCREDS_SERVICE_ACCOUNTS", "service-accounts");
 const COMPAT_SERVICE_ACCOUNTS: Source = Source::new("CONFIG_SERVICEACCOUNTS", "serviceaccounts");
@@ -94,7 +97,8 @@ impl PropagationArgs {
     pub fn build(&self, problems: &mut ConfigProblems) -> Option<Settings> {
         let mode = self.service_account_mode(problems);
         let force = self.force
-            || parse_go_bool(self.compat_force.as_deref(), COMPAT_FORCE, problems).unwrap_or(false);
+            || parse_go_bool(non_blank(&self.compat_force).as_deref(), COMPAT_FORCE, problems)
+                .unwrap_or(false);
         let scope = self.scope(problems);
         if self.concurrency == 0 {
             problems.add(CONCURRENCY, "must be at least 1");
@@ -115,10 +119,19 @@ impl PropagationArgs {
     }
 
     fn service_account_mode(&self, problems: &mut ConfigProblems) -> Option<ServiceAccountMode> {
-        if parse_go_bool(self.compat_all_service_accounts.as_deref(), COMPAT_ALL, problems) == Some(true) {
+        if parse_go_bool(
+            non_blank(&self.compat_all_service_accounts).as_deref(),
+            COMPAT_ALL,
+            problems,
+        ) == Some(true)
+        {
             return Some(ServiceAccountMode::All);
         }
-        let (value, source) = match (&self.service_accounts, &self.compat_service_accounts) {
+        let named = (
+            non_blank(&self.service_accounts),
+            non_blank(&self.compat_service_accounts),
+        );
+        let (value, source) = match (&named.0, &named.1) {
             (Some(v), _) => (v.as_str(), SERVICE_ACCOUNTS),
             (None, Some(v)) => (v.as_str(), COMPAT_SERVICE_ACCOUNTS),
             (None, None) => ("default", SERVICE_ACCOUNTS),
@@ -149,7 +162,10 @@ impl PropagationArgs {
                 .map(split_list)
                 .unwrap_or_default(),
         );
-        let selector = match self.namespace_selector.as_deref().map(parse_label_selector) {
+        let selector = match non_blank(&self.namespace_selector)
+            .as_deref()
+            .map(parse_label_selector)
+        {
             Some(Err(error)) => {
                 problems.add(SELECTOR, error);
                 return None;

@@ -30,15 +30,50 @@ impl fmt::Display for Source {
     }
 }
 
+/// A value that can be present but blank. Blank counts as unset, as it did in upmc registry-creds, whose
+/// Secrets carry empty keys for providers nobody uses (and whose `secretKeyRef`s are not optional).
+pub trait Blank {
+    /// True for an empty or whitespace-only value.
+    fn is_blank(&self) -> bool;
+}
+
+impl Blank for String {
+    fn is_blank(&self) -> bool {
+        self.trim().is_empty()
+    }
+}
+
+impl Blank for regcreds_core::SecretString {
+    fn is_blank(&self) -> bool {
+        self.expose().trim().is_empty()
+    }
+}
+
+impl Blank for std::path::PathBuf {
+    fn is_blank(&self) -> bool {
+        self.as_os_str().is_empty()
+    }
+}
+
+/// True when `value` is present and not blank.
+pub fn given<T: Blank>(value: &Option<T>) -> bool {
+    value.as_ref().is_some_and(|v| !v.is_blank())
+}
+
+/// `value` unless it is blank.
+pub fn non_blank<T: Blank + Clone>(value: &Option<T>) -> Option<T> {
+    value.as_ref().filter(|v| !v.is_blank()).cloned()
+}
+
 /// The first candidate that has a value (canonical names first, compatible aliases after), with its source.
-pub fn pick<T: Clone>(candidates: &[(Source, &Option<T>)]) -> Option<(T, Source)> {
+pub fn pick<T: Blank + Clone>(candidates: &[(Source, &Option<T>)]) -> Option<(T, Source)> {
     candidates
         .iter()
-        .find_map(|(source, value)| value.as_ref().map(|value| (value.clone(), *source)))
+        .find_map(|(source, value)| non_blank(value).map(|value| (value, *source)))
 }
 
 /// Like [`pick`], recording "is required" against the canonical (first) name when nothing is set.
-pub fn require<T: Clone>(
+pub fn require<T: Blank + Clone>(
     candidates: &[(Source, &Option<T>)],
     provider: &str,
     problems: &mut ConfigProblems,

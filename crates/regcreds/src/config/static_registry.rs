@@ -9,7 +9,7 @@ use regcreds_static::{DEFAULT_STATIC_SECRET, StaticProvider};
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, require},
+    setting::{Source, first_set, given, require},
 };
 
 const SERVER: Source = Source::new("REGCREDS_STATIC_SERVER", "static-server");
@@ -67,12 +67,12 @@ impl StaticArgs {
     /// Builds the provider if any of its settings is given.
     pub fn build(&self, problems: &mut ConfigProblems) -> Enablement {
         let set = [
-            (SERVER, self.static_server.is_some()),
-            (DPR_SERVER, self.static_dpr_server.is_some()),
-            (USER, self.static_user.is_some()),
-            (DPR_USER, self.static_dpr_user.is_some()),
-            (PASSWORD, self.static_password.is_some()),
-            (DPR_PASSWORD, self.static_dpr_password.is_some()),
+            (SERVER, given(&self.static_server)),
+            (DPR_SERVER, given(&self.static_dpr_server)),
+            (USER, given(&self.static_user)),
+            (DPR_USER, given(&self.static_dpr_user)),
+            (PASSWORD, given(&self.static_password)),
+            (DPR_PASSWORD, given(&self.static_dpr_password)),
         ];
         let Some(configured_by) = first_set(&set) else {
             return Enablement::Disabled(format!("set {} or {}", SERVER.env, DPR_SERVER.env));

@@ -1,0 +1,218 @@
+//! regcreds with the permissions it ships, not admin: the kustomize base's ServiceAccount and RBAC let it
+//! do its whole job and nothing more; upmc registry-creds' narrower rules (no list/watch on Secrets and
+//! ServiceAccounts, no Leases, no Events) still propagate, in poll mode, said once in the log.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
+use kube::{
+    Api, Client,
+    api::{ListParams, PostParams},
+};
+use regcreds_testkit::{ControlPlane, binaries, regcreds_binary, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn kubectl() -> PathBuf {
+    std::env::var_os("REGCREDS_KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let venv = binaries::venv_dir().join("bin/kubectl");
+            if venv.is_file() {
+                venv
+            } else {
+                PathBuf::from("kubectl")
+            }
+        })
+}
+
+/// `kubectl apply` of a kustomization or file, as the admin.
+fn apply(cp: &ControlPlane, args: &[&str]) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root");
+    let out = Command::new(kubectl())
+        .current_dir(repo)
+        .arg("--kubeconfig")
+        .arg(cp.kubeconfig_path())
+        .arg("apply")
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl apply {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The identity a pod with ServiceAccount `namespace/name` has.
+async fn service_account_kubeconfig(cp: &ControlPlane, namespace: &str, name: &str) -> PathBuf {
+    // RBAC matches a ServiceAccount subject by this user name; its groups are not needed here.
+    let user = format!("system:serviceaccount:{namespace}:{name}");
+    cp.kubeconfig_as(&user, &[]).await.expect("kubeconfig")
+}
+
+fn spawn(kubeconfig: &Path, own_namespace: &str, selector: &str, log: &Path) -> Child {
+    Command::new(regcreds_binary())
+        .arg("run")
+        .env_clear()
+        .env("KUBECONFIG", kubeconfig)
+        .env("DOCKER_PRIVATE_REGISTRY_SERVER", "registry.example:5000")
+        .env("DOCKER_PRIVATE_REGISTRY_USER", "puller")
+        .env("DOCKER_PRIVATE_REGISTRY_PASSWORD", "rbac-test-password")
+        .env("REGCREDS_ADMIN_ADDR", "127.0.0.1:0")
+        .env("REGCREDS_NAMESPACE", own_namespace)
+        .env("REGCREDS_POD_NAME", "regcreds-test")
+        .env("REGCREDS_NAMESPACE_SELECTOR", selector)
+        .env("REGCREDS_RESYNC_SECONDS", "10")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("regcreds starts")
+}
+
+async fn labelled_namespace(client: &Client, name: &str, test: &str) {
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some(name.into());
+    ns.metadata.labels = Some([("regcreds-e2e/test".to_string(), test.to_string())].into());
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace");
+}
+
+async fn wait_propagated(client: &Client, ns: &str) {
+    wait_for(&format!("dpr-secret in {ns}"), TIMEOUT, || async {
+        Api::<Secret>::namespaced(client.clone(), ns)
+            .get_opt("dpr-secret")
+            .await
+            .ok()
+            .flatten()
+            .map(drop)
+    })
+    .await;
+    wait_for(
+        &format!("default serviceaccount in {ns} references dpr-secret"),
+        TIMEOUT,
+        || async {
+            let sa = Api::<ServiceAccount>::namespaced(client.clone(), ns)
+                .get_opt("default")
+                .await
+                .ok()??;
+            sa.image_pull_secrets?
+                .iter()
+                .any(|r| r.name == "dpr-secret")
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn with_the_shipped_rbac_regcreds_does_its_whole_job_and_is_forbidden_outside_it() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    apply(cp, &["-k", "deploy/base"]);
+    let kubeconfig = service_account_kubeconfig(cp, "regcreds", "regcreds").await;
+    labelled_namespace(&client, "rbac-shipped-0", "rbac-shipped").await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("regcreds.log");
+    let child = spawn(&kubeconfig, "regcreds", "regcreds-e2e/test=rbac-shipped", &log);
+    wait_propagated(&client, "rbac-shipped-0").await;
+    let late = "rbac-shipped-late";
+    labelled_namespace(&client, late, "rbac-shipped").await;
+    wait_propagated(&client, late).await;
+    stop(child);
+    let logs = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        logs.contains("acquired the lease"),
+        "leader election works with the shipped Role: {logs}"
+    );
+    assert!(
+        !logs.contains("missing permission") && !logs.contains("RBAC does not allow"),
+        "{logs}"
+    );
+
+    // Outside its job the same identity is refused.
+    let (as_regcreds, _) = regcreds_testkit::counting_client(&kubeconfig)
+        .await
+        .expect("client");
+    let forbidden = |r: Result<_, kube::Error>| matches!(r, Err(kube::Error::Api(s)) if s.code == 403);
+    assert!(forbidden(
+        Api::<ConfigMap>::all(as_regcreds.clone())
+            .list(&ListParams::default())
+            .await
+            .map(drop)
+    ));
+    assert!(forbidden(
+        Api::<Pod>::all(as_regcreds.clone())
+            .list(&ListParams::default())
+            .await
+            .map(drop)
+    ));
+    assert!(forbidden(
+        Api::<Namespace>::all(as_regcreds.clone())
+            .delete("rbac-shipped-0", &Default::default())
+            .await
+            .map(drop)
+    ));
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some("rbac-should-not-exist".into());
+    assert!(forbidden(
+        Api::<Namespace>::all(as_regcreds)
+            .create(&PostParams::default(), &ns)
+            .await
+            .map(drop)
+    ));
+}
+
+#[tokio::test]
+async fn with_upmc_style_rbac_regcreds_still_propagates_without_drift_watches_and_says_so_once() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    apply(cp, &["-f", "deploy/examples/upmc-registry-creds/rbac.yaml"]);
+    let kubeconfig = service_account_kubeconfig(cp, "kube-system", "registry-creds").await;
+    labelled_namespace(&client, "rbac-upmc-0", "rbac-upmc").await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("regcreds.log");
+    let child = spawn(&kubeconfig, "kube-system", "regcreds-e2e/test=rbac-upmc", &log);
+    wait_propagated(&client, "rbac-upmc-0").await;
+    let late = "rbac-upmc-late";
+    labelled_namespace(&client, late, "rbac-upmc").await;
+    wait_propagated(&client, late).await;
+
+    // Drift is still repaired, by the periodic get instead of a watch.
+    Api::<Secret>::namespaced(client.clone(), late)
+        .delete("dpr-secret", &Default::default())
+        .await
+        .expect("delete");
+    wait_propagated(&client, late).await;
+    stop(child);
+    let logs = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(
+        logs.matches("running without drift watches").count(),
+        1,
+        "said once: {logs}"
+    );
+    assert_eq!(
+        logs.matches("running without leader").count(),
+        1,
+        "said once: {logs}"
+    );
+    assert!(!logs.contains("rbac-test-password"));
+}
