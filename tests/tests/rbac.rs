@@ -56,14 +56,28 @@ async fn service_account_kubeconfig(cp: &ControlPlane, namespace: &str, name: &s
     cp.kubeconfig_as(&user, &[]).await.expect("kubeconfig")
 }
 
+const STATIC_PROVIDER: &[(&str, &str)] = &[
+    ("DOCKER_PRIVATE_REGISTRY_SERVER", "registry.example:5000"),
+    ("DOCKER_PRIVATE_REGISTRY_USER", "puller"),
+    ("DOCKER_PRIVATE_REGISTRY_PASSWORD", "rbac-test-password"),
+];
+
 fn spawn(kubeconfig: &Path, own_namespace: &str, selector: &str, log: &Path) -> Child {
+    spawn_with(kubeconfig, own_namespace, selector, log, STATIC_PROVIDER)
+}
+
+fn spawn_with(
+    kubeconfig: &Path,
+    own_namespace: &str,
+    selector: &str,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> Child {
     Command::new(regcreds_binary())
         .arg("run")
         .env_clear()
         .env("KUBECONFIG", kubeconfig)
-        .env("DOCKER_PRIVATE_REGISTRY_SERVER", "registry.example:5000")
-        .env("DOCKER_PRIVATE_REGISTRY_USER", "puller")
-        .env("DOCKER_PRIVATE_REGISTRY_PASSWORD", "rbac-test-password")
+        .envs(env.iter().copied())
         .env("REGCREDS_ADMIN_ADDR", "127.0.0.1:0")
         .env("REGCREDS_NAMESPACE", own_namespace)
         .env("REGCREDS_POD_NAME", "regcreds-test")
@@ -86,26 +100,24 @@ async fn labelled_namespace(client: &Client, name: &str, test: &str) {
 }
 
 async fn wait_propagated(client: &Client, ns: &str) {
-    wait_for(&format!("dpr-secret in {ns}"), TIMEOUT, || async {
-        Api::<Secret>::namespaced(client.clone(), ns)
-            .get_opt("dpr-secret")
-            .await
-            .ok()
-            .flatten()
-            .map(drop)
+    wait_secret_and_reference(client, ns, "dpr-secret", "default").await;
+}
+
+async fn wait_secret_and_reference(client: &Client, ns: &str, secret: &str, account: &str) {
+    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), ns);
+    wait_for(&format!("{secret} in {ns}"), TIMEOUT, || async {
+        secrets.get_opt(secret).await.ok().flatten().map(drop)
     })
     .await;
     wait_for(
-        &format!("default serviceaccount in {ns} references dpr-secret"),
+        &format!("serviceaccount {ns}/{account} references {secret}"),
         TIMEOUT,
         || async {
-            let sa = Api::<ServiceAccount>::namespaced(client.clone(), ns)
-                .get_opt("default")
-                .await
-                .ok()??;
+            let sa = accounts.get_opt(account).await.ok()??;
             sa.image_pull_secrets?
                 .iter()
-                .any(|r| r.name == "dpr-secret")
+                .any(|r| r.name == secret)
                 .then_some(())
         },
     )
@@ -215,4 +227,57 @@ async fn with_upmc_style_rbac_regcreds_still_propagates_without_drift_watches_an
         "said once: {logs}"
     );
     assert!(!logs.contains("rbac-test-password"));
+}
+
+#[tokio::test]
+async fn with_imagepullsecret_patcher_rbac_regcreds_polls_namespaces_and_patches_every_service_account() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    apply(cp, &["-f", "deploy/examples/imagepullsecret-patcher/1_rbac.yaml"]);
+    let kubeconfig =
+        service_account_kubeconfig(cp, "imagepullsecret-patcher", "imagepullsecret-patcher").await;
+    labelled_namespace(&client, "rbac-patcher-0", "rbac-patcher").await;
+    let mut builder = ServiceAccount::default();
+    builder.metadata.name = Some("builder".into());
+    Api::<ServiceAccount>::namespaced(client.clone(), "rbac-patcher-0")
+        .create(&PostParams::default(), &builder)
+        .await
+        .expect("serviceaccount");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join(".dockerconfigjson");
+    std::fs::write(
+        &source,
+        r#"{"auths":{"registry.example":{"username":"u","password":"patcher-pw"}}}"#,
+    )
+    .expect("source");
+    let log = dir.path().join("regcreds.log");
+    let source = source.to_str().expect("utf8 path");
+    let env = [
+        ("CONFIG_DOCKERCONFIGJSONPATH", source),
+        ("CONFIG_ALLSERVICEACCOUNT", "true"),
+        ("CONFIG_FORCE", "true"),
+    ];
+    let child = spawn_with(
+        &kubeconfig,
+        "imagepullsecret-patcher",
+        "regcreds-e2e/test=rbac-patcher",
+        &log,
+        &env,
+    );
+    for account in ["default", "builder"] {
+        wait_secret_and_reference(&client, "rbac-patcher-0", "image-pull-secret", account).await;
+    }
+    let late = "rbac-patcher-late";
+    labelled_namespace(&client, late, "rbac-patcher").await;
+    wait_secret_and_reference(&client, late, "image-pull-secret", "default").await;
+    stop(child);
+    let logs = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(
+        logs.matches("does not allow watch on namespaces").count(),
+        1,
+        "said once: {logs}"
+    );
+    assert!(!logs.contains("patcher-pw"));
 }

@@ -59,6 +59,22 @@ impl Propagator {
             desired,
             metrics,
         } = self;
+        let reporter = Reporter {
+            controller: "regcreds".into(),
+            instance: settings.instance.clone(),
+        };
+        let recorder = Recorder::new(client.clone(), reporter);
+        if let Some(interval) = settings.namespace_poll {
+            let context = Context {
+                client,
+                settings,
+                desired,
+                view: View::Direct,
+                recorder,
+                metrics,
+            };
+            return crate::polling::run(Arc::new(context), interval, shutdown).await;
+        }
         let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
         let config = Config::default().concurrency(settings.concurrency);
         let mut controller = Controller::new(namespaces, watcher::Config::default()).with_config(config);
@@ -70,11 +86,6 @@ impl Propagator {
             }
             WatchMode::Poll => View::Direct,
         };
-        let reporter = Reporter {
-            controller: "regcreds".into(),
-            instance: settings.instance.clone(),
-        };
-        let recorder = Recorder::new(client.clone(), reporter);
         let changes = WatchStream::from_changes(desired.clone()).map(|_| ());
         let context = Arc::new(Context {
             client,
@@ -134,7 +145,11 @@ fn namespace_of<K: ResourceExt>(object: &K) -> Option<ObjectRef<PartialObjectMet
 }
 
 /// Logs a failed reconcile and retries it later; Forbidden waits longer (only an RBAC change helps).
-fn error_policy(namespace: Arc<PartialObjectMeta<Namespace>>, error: &Error, ctx: Arc<Context>) -> Action {
+pub(crate) fn error_policy(
+    namespace: Arc<PartialObjectMeta<Namespace>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
     let name = namespace.name_any();
     ctx.metrics.reconcile_failed(error.metric_label());
     warn!(namespace = %name, error = %error, kind = error.metric_label(), "reconcile failed; will retry");

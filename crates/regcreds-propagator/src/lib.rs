@@ -24,6 +24,7 @@ mod desired;
 mod error;
 mod labels;
 mod metrics;
+mod polling;
 mod reconcile;
 mod scope;
 mod secrets;

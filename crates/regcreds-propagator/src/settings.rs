@@ -54,6 +54,8 @@ pub struct Settings {
     pub watch_mode: WatchMode,
     /// Name of this instance (pod name) in Events.
     pub instance: Option<String>,
+    /// List namespaces at this interval instead of watching them (RBAC without `watch` on namespaces).
+    pub namespace_poll: Option<Duration>,
 }
 
 impl Settings {
@@ -67,6 +69,7 @@ impl Settings {
             resync: Duration::from_secs(3600),
             watch_mode: WatchMode::Watch,
             instance: None,
+            namespace_poll: None,
         }
     }
 }

@@ -84,3 +84,20 @@ pub async fn can_elect_leader(client: &Client, namespace: &str) -> bool {
     );
     false
 }
+
+/// How often namespaces are listed when they cannot be watched (imagepullsecret-patcher polled every 10 s).
+const NAMESPACE_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `Some(interval)` when namespaces cannot be watched (imagepullsecret-patcher's ClusterRole grants only
+/// list and get on them): regcreds then lists them periodically instead, and says so once.
+pub async fn namespace_poll(client: &Client) -> Option<std::time::Duration> {
+    if allowed(client, "watch", "namespaces").await {
+        return None;
+    }
+    warn!(
+        "RBAC does not allow watch on namespaces: listing them every {} s instead, so new namespaces wait up \
+         to that long. Grant watch on namespaces for instant propagation.",
+        NAMESPACE_POLL.as_secs()
+    );
+    Some(NAMESPACE_POLL)
+}

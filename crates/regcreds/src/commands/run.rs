@@ -178,6 +178,7 @@ async fn run_valid(
     let client = kube_client::connect().await?;
     if auto_watch {
         settings.watch_mode = rbac::detect_watch_mode(&client).await;
+        settings.namespace_poll = rbac::namespace_poll(&client).await;
     }
     let lease = match lease {
         Some(lease) if rbac::can_elect_leader(&client, &lease.namespace).await => Some(lease),

@@ -1,0 +1,57 @@
+//! Namespace polling, for RBAC that cannot watch namespaces (imagepullsecret-patcher's ClusterRole grants
+//! only `list` and `get` on them): list every `interval`, reconcile each namespace with bounded
+//! concurrency, and start a pass at once when the desired Secrets change.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Api, api::ListParams};
+use tracing::warn;
+
+use crate::{
+    Result,
+    controller::error_policy,
+    error::api_error,
+    reconcile::{Context, reconcile},
+};
+
+/// Polls until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, interval: Duration, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let mut desired = ctx.desired.clone();
+    tokio::pin!(shutdown);
+    loop {
+        if let Err(error) = pass(&ctx).await {
+            warn!(%error, retry_in_s = interval.as_secs(), "cannot list namespaces");
+            for hint in error.rbac_hints() {
+                warn!("{hint}");
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            () = tokio::time::sleep(interval) => {}
+            changed = desired.changed() => if changed.is_err() { return Ok(()) },
+        }
+    }
+}
+
+/// One pass over every namespace.
+async fn pass(ctx: &Arc<Context>) -> Result<()> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let namespaces = api
+        .list_metadata(&ListParams::default())
+        .await
+        .map_err(api_error("list", "namespace", "*", "*"))?;
+    futures::stream::iter(namespaces.items)
+        .for_each_concurrent(usize::from(ctx.settings.concurrency), |namespace| {
+            let ctx = ctx.clone();
+            async move {
+                let namespace = Arc::new(namespace);
+                if let Err(error) = reconcile(namespace.clone(), ctx.clone()).await {
+                    let _ = error_policy(namespace, &error, ctx);
+                }
+            }
+        })
+        .await;
+    Ok(())
+}
