@@ -18,6 +18,8 @@ pub fn init(args: &LogArgs) {
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // NB: colour codes only on a terminal; `kubectl logs` and log shippers would store them verbatim.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     match args.log_format {
         LogFormat::Plain => builder.init(),
