@@ -112,7 +112,9 @@ async fn an_ecr_outage_keeps_the_last_good_secret_is_visible_in_metrics_and_heal
         metrics.contains("regcreds_provider_last_failure_timestamp_seconds{provider=\"ecr\"}"),
         "{metrics}"
     );
-    let during = support::secret(&client, ns, ECR_SECRET).await.expect("Secret still there");
+    let during = support::secret(&client, ns, ECR_SECRET)
+        .await
+        .expect("Secret still there");
     assert_eq!(
         during.metadata.resource_version, good.metadata.resource_version,
         "the Secret was not written during the outage"
@@ -123,9 +125,15 @@ async fn an_ecr_outage_keeps_the_last_good_secret_is_visible_in_metrics_and_heal
         Some(vec![ECR_SECRET.to_string()]),
         "the reference stays"
     );
-    assert_eq!(regcreds.readyz(), Some(200), "an outage does not make regcreds unready");
+    assert_eq!(
+        regcreds.readyz(),
+        Some(200),
+        "an outage does not make regcreds unready"
+    );
     assert!(
-        regcreds.logs().contains("mint failed; keeping the last good credential"),
+        regcreds
+            .logs()
+            .contains("mint failed; keeping the last good credential"),
         "{}",
         regcreds.logs()
     );

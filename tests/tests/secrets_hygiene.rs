@@ -95,7 +95,13 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
     let file_path = file.to_str().expect("utf8").to_string();
     let mut env: Vec<(&str, String)> = support::ecr_env(&moto.url())
         .into_iter()
-        .map(|(k, v)| if k == "AWS_SECRET_ACCESS_KEY" { (k, AWS_SECRET_KEY.to_string()) } else { (k, v) })
+        .map(|(k, v)| {
+            if k == "AWS_SECRET_ACCESS_KEY" {
+                (k, AWS_SECRET_KEY.to_string())
+            } else {
+                (k, v)
+            }
+        })
         .collect();
     env.extend([
         ("REGCREDS_ECR_SCHEDULE", "*/2 * * * * *".to_string()),
@@ -126,11 +132,16 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
     std::fs::write(&file, dockerconfig(FILE_PASSWORD_2)).expect("rotate");
     wait_for("the rotated file credential", Duration::from_secs(60), || async {
         let data = support::secret_data(&client, ns, "image-pull-secret").await?;
-        String::from_utf8_lossy(&data).contains(FILE_PASSWORD_2).then_some(())
+        String::from_utf8_lossy(&data)
+            .contains(FILE_PASSWORD_2)
+            .then_some(())
     })
     .await;
     json_run
-        .wait_log("is not managed by regcreds; leaving it untouched", Duration::from_secs(60))
+        .wait_log(
+            "is not managed by regcreds; leaving it untouched",
+            Duration::from_secs(60),
+        )
         .await;
     drop(moto);
     wait_for("a failed ECR mint", Duration::from_secs(60), || async {
@@ -138,11 +149,15 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
             .then_some(())
     })
     .await;
-    wait_for("the MintFailed and SecretNotManaged Events", Duration::from_secs(60), || async {
-        let events = all_events(&client).await;
-        let reasons: Vec<&str> = events.iter().filter_map(|e| e.reason.as_deref()).collect();
-        (reasons.contains(&"MintFailed") && reasons.contains(&"SecretNotManaged")).then_some(())
-    })
+    wait_for(
+        "the MintFailed and SecretNotManaged Events",
+        Duration::from_secs(60),
+        || async {
+            let events = all_events(&client).await;
+            let reasons: Vec<&str> = events.iter().filter_map(|e| e.reason.as_deref()).collect();
+            (reasons.contains(&"MintFailed") && reasons.contains(&"SecretNotManaged")).then_some(())
+        },
+    )
     .await;
     let json_metrics = json_run.metrics().expect("metrics");
     let status = json_run.stop().await;
@@ -160,10 +175,16 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
     plain_env.extend([("REGCREDS_LOG_FORMAT", "plain"), ("REGCREDS_LOG", "debug")]);
     let plain_run = Regcreds::spawn(cp.kubeconfig_path(), &plain_env, dir.path().join("plain.log"));
     plain_run
-        .wait_log("mint failed; keeping the last good credential", Duration::from_secs(60))
+        .wait_log(
+            "mint failed; keeping the last good credential",
+            Duration::from_secs(60),
+        )
         .await;
     plain_run
-        .wait_log("is not managed by regcreds; leaving it untouched", Duration::from_secs(60))
+        .wait_log(
+            "is not managed by regcreds; leaving it untouched",
+            Duration::from_secs(60),
+        )
         .await;
     let plain_metrics = plain_run.metrics().expect("metrics");
     let status = plain_run.stop().await;
@@ -179,9 +200,13 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
     assert_clean("/metrics (JSON run)", &json_metrics);
     assert_clean("/metrics (plain run)", &plain_metrics);
     // The scan looked at the right material: the Secrets really hold these values.
-    let data = support::secret_data(&client, ns, "awsecr-cred").await.expect("ECR Secret");
+    let data = support::secret_data(&client, ns, "awsecr-cred")
+        .await
+        .expect("ECR Secret");
     assert!(String::from_utf8_lossy(&data).contains(&STANDARD.encode(format!("AWS:{ECR_PASSWORD}"))));
-    let data = support::secret_data(&client, ns, "static-pull").await.expect("static Secret");
+    let data = support::secret_data(&client, ns, "static-pull")
+        .await
+        .expect("static Secret");
     assert!(String::from_utf8_lossy(&data).contains(STATIC_PASSWORD));
     println!(
         "scanned {} bytes of logs, {} Events, {} bytes of metrics",
