@@ -1,17 +1,17 @@
 //! Assembling the kube-runtime `Controller` and running it until shutdown.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, hash::Hash, sync::Arc, time::Duration};
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::{
-    Api, Client, ResourceExt,
+    Api, Client, Resource, ResourceExt,
     core::PartialObjectMeta,
     runtime::{
         Controller, WatchStreamExt,
         controller::{Action, Config},
         events::{Recorder, Reporter},
-        reflector::{self, ObjectRef},
+        reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
@@ -124,20 +124,56 @@ fn watch_dependents(
     let secret_config = watcher::Config::default().labels(&managed_selector());
     let secret_events = watcher(Api::<Secret>::all(client.clone()), secret_config)
         .default_backoff()
-        .reflect(secret_writer)
-        .touched_objects();
+        .reflect(secret_writer);
+    let secret_events = cached_changes(secret_events, secrets.clone());
     let (accounts, account_writer) = reflector::store();
     let account_events = watcher(
         Api::<ServiceAccount>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
-    .reflect(account_writer)
-    .touched_objects();
+    .reflect(account_writer);
+    let account_events = cached_changes(account_events, accounts.clone());
     let controller = controller
         .watches_stream(secret_events, |secret: Secret| namespace_of(&secret))
         .watches_stream(account_events, |account: ServiceAccount| namespace_of(&account));
     (controller, View::Cached { secrets, accounts })
+}
+
+/// The objects whose namespaces must be reconciled, once the cache shows the change.
+///
+/// NB: not `touched_objects()`. During a (re)list — at start and whenever a watch must start over, e.g.
+/// after an apiserver restart — the store buffers `InitApply` objects and swaps them in only at
+/// `InitDone`. Waking a namespace on `InitApply` reads a cache without the object, and nothing wakes it
+/// again: a ServiceAccount created while the watch was down never got its reference (until the hourly
+/// resync). So a relist wakes every namespace that had or has an object, after the swap.
+fn cached_changes<K>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    store: Store<K>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    let mut before_relist: Vec<Arc<K>> = Vec::new();
+    events.flat_map(move |event| {
+        let woken: Vec<Result<K, watcher::Error>> = match event {
+            Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => vec![Ok(object)],
+            Ok(watcher::Event::Init) => {
+                // Objects deleted while the watch was down are missing from the relist: remember them.
+                before_relist = store.state();
+                Vec::new()
+            }
+            Ok(watcher::Event::InitApply(_)) => Vec::new(),
+            Ok(watcher::Event::InitDone) => std::mem::take(&mut before_relist)
+                .into_iter()
+                .chain(store.state())
+                .map(|object| Ok(K::clone(&object)))
+                .collect(),
+            Err(error) => vec![Err(error)],
+        };
+        stream::iter(woken)
+    })
 }
 
 fn namespace_of<K: ResourceExt>(object: &K) -> Option<ObjectRef<PartialObjectMeta<Namespace>>> {
