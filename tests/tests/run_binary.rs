@@ -168,10 +168,17 @@ async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_witho
         metrics.contains("regcreds_provider_mints_total{provider=\"dockerconfigjson\"}"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("regcreds_provider_last_success_timestamp_seconds"),
-        "{metrics}"
-    );
+    for series in [
+        "regcreds_provider_last_success_timestamp_seconds{provider=\"dockerconfigjson\"}",
+        "regcreds_secrets_written_total{action=\"created\"} 1",
+        "regcreds_secrets_written_total{action=\"updated\"} 1",
+        "regcreds_serviceaccounts_written_total 1",
+        "regcreds_namespaces_in_scope 1",
+        "regcreds_provider_consecutive_failures{provider=\"dockerconfigjson\"} 0",
+        "regcreds_foreign_secrets_skipped_total 0",
+    ] {
+        assert!(metrics.contains(series), "missing {series} in:\n{metrics}");
+    }
 
     // SIGTERM: graceful shutdown, exit code 0.
     Command::new("kill")
@@ -297,6 +304,44 @@ async fn two_replicas_have_exactly_one_writer_and_the_standby_takes_over_when_th
     let _ = b.wait();
     let namespaces = Api::<Namespace>::all(client.clone());
     for ns in [first, second] {
+        let _ = namespaces.delete(ns, &Default::default()).await;
+    }
+}
+
+/// `kubectl rollout restart` after the credential changed: the new process converges every namespace.
+#[tokio::test]
+async fn a_restart_with_a_new_credential_converges_every_namespace() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    ensure_namespace(&client, SYSTEM_NAMESPACE, &[]).await;
+    let names: Vec<String> = (0..5).map(|i| format!("restart-{i}")).collect();
+    for ns in &names {
+        ensure_namespace(&client, ns, &[("regcreds-e2e/test", "restart")]).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_file = dir.path().join(".dockerconfigjson");
+    let selector = "regcreds-e2e/test=restart";
+    for (round, password) in [PASSWORD_1, PASSWORD_2].into_iter().enumerate() {
+        std::fs::write(&config_file, dockerconfig(password)).expect("write config");
+        let log = dir.path().join(format!("round-{round}.log"));
+        let mut child = spawn_regcreds(cp.kubeconfig_path(), &config_file, free_port(), selector, &log);
+        for ns in &names {
+            wait_for(
+                &format!("{ns} has round {round}'s credential"),
+                TIMEOUT,
+                || async { (secret_password(&client, ns).await.as_deref() == Some(password)).then_some(()) },
+            )
+            .await;
+        }
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        let _ = child.wait();
+    }
+    let namespaces = Api::<Namespace>::all(client.clone());
+    for ns in &names {
         let _ = namespaces.delete(ns, &Default::default()).await;
     }
 }

@@ -54,14 +54,24 @@ pub async fn reconcile(namespace: Arc<PartialObjectMeta<Namespace>>, ctx: Arc<Co
         }
         Decision::Include => {
             ctx.metrics.scope(&name, true);
-            propagate(&ctx, &name).await?;
-            Ok(Action::requeue(ctx.settings.resync))
+            let complete = propagate(&ctx, &name).await?;
+            // NB: a named ServiceAccount that does not exist yet normally arrives through the watch; the
+            // short requeue is a safety net for an event lost while the apiserver was away.
+            Ok(Action::requeue(if complete {
+                ctx.settings.resync
+            } else {
+                MISSING_ACCOUNT_RECHECK
+            }))
         }
     }
 }
 
+/// How soon a namespace is checked again while a targeted ServiceAccount is missing.
+const MISSING_ACCOUNT_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Writes every minted Secret, removes ones no provider claims any more, and fixes ServiceAccounts.
-async fn propagate(ctx: &Context, namespace: &str) -> Result<()> {
+/// `Ok(false)` when a named target ServiceAccount does not exist yet.
+async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
     let desired = ctx.desired.borrow().clone();
     let mut errors = Vec::new();
     let mut change = RefChange::default();
@@ -88,10 +98,14 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<()> {
             change.remove.insert(name);
         }
     }
-    if let Err(error) = update_accounts(ctx, namespace, &change).await {
-        errors.push(error);
-    }
-    into_result(namespace, errors)
+    let complete = match update_accounts(ctx, namespace, &change).await {
+        Ok(complete) => complete,
+        Err(error) => {
+            errors.push(error);
+            true
+        }
+    };
+    into_result(namespace, errors).map(|()| complete)
 }
 
 /// Makes one Secret current. `Ok(true)` when it is ours and present (so ServiceAccounts may use it).
@@ -146,8 +160,9 @@ async fn report_foreign(ctx: &Context, secret: &Secret) {
     }
 }
 
-/// Applies `change` to every targeted ServiceAccount that does not satisfy it yet.
-async fn update_accounts(ctx: &Context, namespace: &str, change: &RefChange) -> Result<()> {
+/// Applies `change` to every targeted ServiceAccount that does not satisfy it yet. `Ok(false)` when a
+/// named target does not exist (yet).
+async fn update_accounts(ctx: &Context, namespace: &str, change: &RefChange) -> Result<bool> {
     let accounts = ctx
         .view
         .target_accounts(&ctx.client, namespace, &ctx.settings.service_accounts)
@@ -167,7 +182,11 @@ async fn update_accounts(ctx: &Context, namespace: &str, change: &RefChange) -> 
             Err(error) => errors.push(error),
         }
     }
-    into_result(namespace, errors)
+    let complete = match &ctx.settings.service_accounts {
+        crate::ServiceAccountMode::Named(names) => accounts.len() >= names.len(),
+        _ => true,
+    };
+    into_result(namespace, errors).map(|()| complete)
 }
 
 /// Removes what regcreds wrote in a namespace that is out of scope.
