@@ -298,7 +298,8 @@ mod tests {
             r#"{{"auths":{{"r":{{"auth":"{}"}}}}}}"#,
             "A".repeat(MAX_DOCKERCONFIG_BYTES)
         );
-        let cases: Vec<(String, fn(&DockerConfigError) -> bool)> = vec![
+        type Case = (String, fn(&DockerConfigError) -> bool);
+        let cases: Vec<Case> = vec![
             ("".into(), |e| matches!(e, DockerConfigError::Empty)),
             (big, |e| matches!(e, DockerConfigError::TooLarge { .. })),
             (format!(r#"{{"auths":{{"r":{{"password":"{SECRET}"}}"#), |e| {
