@@ -140,7 +140,9 @@ fn every_bad_input_exits_2_naming_the_variable() {
     let malformed = format!(r#"{{"auths":{{"r.example":{{"password":"{SECRET}"}}"#);
     let no_auths = format!(r#"{{"r.example":{{"password":"{SECRET}"}}}}"#);
 
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    /// Command-line arguments, environment, expected message.
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["mint", "--provider", "nosuch"],
             vec![],
