@@ -784,7 +784,8 @@ fn the_chart_lints_and_every_ci_values_file_renders_hardened_least_privilege_man
             .arg("--values")
             .arg(&values);
         run(lint, None).unwrap_or_else(|e| panic!("{what}: {e}"));
-        let yaml = helm_template(&helm, "regcreds", &[values.clone()], &[]).unwrap_or_else(|e| panic!("{e}"));
+        let yaml = helm_template(&helm, "regcreds", std::slice::from_ref(&values), &[])
+            .unwrap_or_else(|e| panic!("{e}"));
         let objects = parse(&yaml, &what);
         assert_locked_down(the(&objects, "Deployment", &what), &what);
         assert_least_privilege(&objects, &what);
