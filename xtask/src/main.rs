@@ -4,9 +4,11 @@
 //!   kube-controller-manager from source once, into `~/.cache/regcreds`.
 //! - `controlplane up` ([`controlplane_up`]): run that control plane in the foreground.
 //! - `test` ([`test`]): install test dependencies, lint, and run every test (what CI runs).
+//! - `demo` ([`demo`]): regcreds end to end on this machine, step by step.
 
 mod controlplane_build;
 mod controlplane_up;
+mod demo;
 mod shell;
 mod test;
 
@@ -27,6 +29,8 @@ enum Task {
     Controlplane(Controlplane),
     /// Install test dependencies, check formatting and lints, run all tests.
     Test(test::Args),
+    /// Show regcreds end to end: control plane, private registry, propagated Secret, a real pull.
+    Demo(demo::Args),
 }
 
 #[derive(Subcommand)]
@@ -42,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         Task::Controlplane(Controlplane::Build) => controlplane_build::run().map(drop),
         Task::Controlplane(Controlplane::Up(args)) => controlplane_up::run(args),
         Task::Test(args) => test::run(args),
+        Task::Demo(args) => demo::run(args),
     }
 }
 

@@ -1,0 +1,741 @@
+//! `cargo xtask demo`: regcreds end to end on this machine, step by step, then everything stops.
+//!
+//! ```text
+//!  0  setup-test-deps.sh (only if skopeo / docker-registry are missing) · controlplane build (cached)
+//!     · cargo build -p regcreds
+//!  1  ControlPlane::start()           etcd + kube-apiserver + kube-controller-manager on 127.0.0.1
+//!  2  TestRegistry::start()           distribution, TLS, htpasswd user `demo`, image demo/hello:v1
+//!  3  regcreds run                    static provider → that registry (child process, JSON log file)
+//!  4  create namespace demo      ──►  regcreds writes Secret dpr-secret        (read back via the API)
+//!  5                             ──►  default ServiceAccount.imagePullSecrets, a Pod inherits it
+//!  6  skopeo inspect --authfile  ◄──  the Secret's .dockerconfigjson            (digest must match)
+//!  7  regcreds check (right and wrong password) · /metrics regcreds_registry_check
+//!     stop regcreds, the registry, the control plane      (--keep: print how to reach them, wait for Ctrl-C)
+//! ```
+//!
+//! Everything listens on 127.0.0.1 and lives in temporary directories that are removed on exit. The
+//! demo registry's password is random per run and printed masked.
+
+use std::{
+    collections::BTreeMap,
+    hash::{BuildHasher, RandomState},
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec, Secret, ServiceAccount};
+use kube::{Api, Client, api::PostParams};
+use regcreds_testkit::{
+    ControlPlane,
+    binaries::Binaries,
+    regcreds_binary,
+    registry::{RegistryOptions, TestRegistry},
+};
+use serde_json::{Value, json};
+
+use crate::shell::{self, cargo, human};
+
+/// Namespace the demo creates.
+const NAMESPACE: &str = "demo";
+/// The static provider's default Secret name.
+const SECRET: &str = "dpr-secret";
+/// Registry user of the demo.
+const USER: &str = "demo";
+/// How long any one thing may take to appear.
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// Per process, between SIGTERM and SIGKILL on shutdown.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+const STEPS: u32 = 7;
+
+/// Options of `demo`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Leave the control plane, registry and regcreds running and print how to reach them; Ctrl-C stops.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// Prepares (cached), runs every step, and stops everything, also after a failed step.
+pub fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
+    println!("regcreds demo: a Kubernetes control plane, a private registry, and regcreds connecting them.");
+    let binary = prepare()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(demo(binary, args.keep))?;
+    println!("\ndemo finished in {}", human(started.elapsed()));
+    Ok(())
+}
+
+/// Step 0: tools, control-plane binaries and the regcreds binary, each only if missing or stale.
+fn prepare() -> Result<PathBuf> {
+    step(0, "Preparing (cached after the first run)", "");
+    let tools_missing = ["skopeo", "docker-registry"]
+        .iter()
+        .any(|tool| Command::new(tool).arg("--version").output().is_err());
+    if tools_missing {
+        let script = shell::repo_root().join("xtask/scripts/setup-test-deps.sh");
+        shell::run(Command::new("bash").arg(script))?;
+    }
+    if Binaries::locate().is_err() {
+        crate::controlplane_build::run()?;
+    }
+    shell::run(cargo().args(["build", "-p", "regcreds", "--bin", "regcreds"]))?;
+    Ok(regcreds_binary())
+}
+
+async fn demo(binary: PathBuf, keep: bool) -> Result<()> {
+    step(
+        1,
+        "Starting a Kubernetes control plane",
+        "etcd, kube-apiserver and kube-controller-manager, on loopback",
+    );
+    let took = Instant::now();
+    let cp = ControlPlane::start().await?;
+    println!("      ready at {} in {}", cp.server_url(), human(took.elapsed()));
+    let mut demo = Demo::start(cp, binary).await?;
+    let shown = demo.show().await;
+    if shown.is_ok() && keep {
+        demo.print_how_to_reach();
+        demo.serve_until_ctrl_c().await?;
+    }
+    demo.stop();
+    shown
+}
+
+/// Everything the demo started.
+struct Demo {
+    // Field order is drop order: regcreds before the registry it checks, both before the cluster.
+    regcreds: Supervised,
+    registry: TestRegistry,
+    cp: ControlPlane,
+    client: Client,
+    binary: PathBuf,
+    password: String,
+    admin_port: u16,
+}
+
+impl Demo {
+    /// Steps 2 and 3: the registry, then regcreds pointed at it.
+    async fn start(cp: ControlPlane, binary: PathBuf) -> Result<Self> {
+        let password = random_password();
+        let registry = start_registry(&password).await?;
+        step(
+            3,
+            "Starting regcreds",
+            "static provider: one registry, one user, one password; every namespace gets it",
+        );
+        let admin_port = free_port()?;
+        let env = regcreds_env(&cp, &registry, &password, admin_port);
+        println!("  $ {} {} run", masked_env(&env), binary.display());
+        let regcreds = Supervised::spawn(&binary, &["run"], &env, &registry.dir().join("regcreds.log"))?;
+        let took = Instant::now();
+        poll("regcreds /readyz", || {
+            http_get(admin_port, "/readyz").filter(|(s, _)| *s == 200)
+        })
+        .await?;
+        println!(
+            "      ready (/readyz 200) after {}; log {}",
+            human(took.elapsed()),
+            regcreds.log.display()
+        );
+        let client = cp.client();
+        Ok(Self {
+            regcreds,
+            registry,
+            cp,
+            client,
+            binary,
+            password,
+            admin_port,
+        })
+    }
+
+    /// Steps 4 to 7.
+    async fn show(&mut self) -> Result<()> {
+        let secret = self.create_namespace_and_wait_for_the_secret().await?;
+        self.show_service_account_and_pod().await?;
+        self.pull_with(&secret)?;
+        self.show_check_and_metrics().await
+    }
+
+    async fn create_namespace_and_wait_for_the_secret(&self) -> Result<Secret> {
+        step(
+            4,
+            "Creating a namespace",
+            "regcreds watches namespaces and writes its Secret into each new one",
+        );
+        println!("  $ kubectl create namespace {NAMESPACE}");
+        let mut namespace = Namespace::default();
+        namespace.metadata.name = Some(NAMESPACE.into());
+        let took = Instant::now();
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .context("creating the namespace")?;
+        let secrets = Api::<Secret>::namespaced(self.client.clone(), NAMESPACE);
+        let secret = poll_api("the Secret", || secrets.get_opt(SECRET)).await?;
+        println!(
+            "      Secret {NAMESPACE}/{SECRET} appeared {} later",
+            human(took.elapsed())
+        );
+        println!(
+            "  $ kubectl get secret {SECRET} -n {NAMESPACE} -o yaml      # .dockerconfigjson decoded, password masked"
+        );
+        print_block(&to_yaml(&secret_view(&secret)?));
+        for line in self.regcreds.log_lines(&[NAMESPACE, "minted"]) {
+            println!("      regcreds log: {line}");
+        }
+        Ok(secret)
+    }
+
+    async fn show_service_account_and_pod(&self) -> Result<()> {
+        step(
+            5,
+            "The default ServiceAccount refers to it",
+            "so every Pod using that account pulls with it, unchanged",
+        );
+        let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), NAMESPACE);
+        let sa = poll_api("the patched default ServiceAccount", || async {
+            let sa = accounts.get_opt("default").await?;
+            Ok(sa.filter(|sa| sa.image_pull_secrets.iter().flatten().any(|r| r.name == SECRET)))
+        })
+        .await?;
+        println!("  $ kubectl get serviceaccount default -n {NAMESPACE} -o yaml");
+        print_block(&to_yaml(&json!({
+            "metadata": { "name": sa.metadata.name, "namespace": sa.metadata.namespace },
+            "imagePullSecrets": sa.image_pull_secrets,
+        })));
+        let pod = self.create_pod().await?;
+        println!(
+            "  $ kubectl run hello -n {NAMESPACE} --image={}   # admission copies the pull secret",
+            self.registry.image_name()
+        );
+        print_block(&to_yaml(&json!({
+            "spec": { "imagePullSecrets": pod.spec.and_then(|s| s.image_pull_secrets) },
+            "status": { "phase": pod.status.and_then(|s| s.phase) },
+        })));
+        println!("      (Pending: this control plane has no nodes; a kubelet would pull with {SECRET})");
+        Ok(())
+    }
+
+    async fn create_pod(&self) -> Result<Pod> {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("hello".into());
+        pod.spec = Some(PodSpec {
+            containers: vec![Container {
+                name: "hello".into(),
+                image: Some(self.registry.image_name()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        });
+        Api::<Pod>::namespaced(self.client.clone(), NAMESPACE)
+            .create(&PostParams::default(), &pod)
+            .await
+            .context("creating the Pod")
+    }
+
+    /// Step 6: the Secret's bytes as skopeo's authfile; without them the registry refuses.
+    fn pull_with(&self, secret: &Secret) -> Result<()> {
+        step(
+            6,
+            "Pulling the private image with the propagated credential",
+            "skopeo reads a dockerconfigjson exactly as kubelet does",
+        );
+        let bytes = dockerconfigjson(secret)?;
+        let authfile = self.registry.dir().join("auth.json");
+        std::fs::write(&authfile, bytes).context("writing the authfile")?;
+        let image = format!("docker://{}", self.registry.image_name());
+        println!("  $ skopeo inspect {image}        # no credentials");
+        let empty = self.registry.dir().join("empty.json");
+        std::fs::write(&empty, br#"{"auths":{}}"#)?;
+        match self.registry.skopeo_inspect(&empty) {
+            Ok(_) => bail!("the registry let an anonymous client read the image; it is not private"),
+            Err(stderr) => println!("      refused: {}", skopeo_reason(&stderr)),
+        }
+        println!(
+            "  $ kubectl get secret {SECRET} -n {NAMESPACE} -o jsonpath='{{.data.\\.dockerconfigjson}}' | base64 -d > {}",
+            authfile.display()
+        );
+        println!(
+            "  $ skopeo inspect --authfile {} --format '{{{{.Digest}}}}' {image}",
+            authfile.display()
+        );
+        let digest = self
+            .registry
+            .skopeo_inspect(&authfile)
+            .map_err(|e| anyhow::anyhow!("skopeo: {e}"))?;
+        if digest != self.registry.image_digest() {
+            bail!(
+                "skopeo saw digest {digest}, the registry holds {}",
+                self.registry.image_digest()
+            );
+        }
+        println!("      {digest}   (the digest of the pushed image)");
+        Ok(())
+    }
+
+    /// Step 7: `regcreds check` with the right and a wrong password, and the controller's own metric.
+    async fn show_check_and_metrics(&self) -> Result<()> {
+        step(
+            7,
+            "Proving the credential: regcreds check",
+            "GET /v2/, answer the auth challenge, HEAD the probe image's manifest",
+        );
+        let env = regcreds_env(&self.cp, &self.registry, &self.password, 0);
+        self.run_check(&env, 0)?;
+        println!("      and with a wrong password (exit code 1):");
+        let wrong: Vec<(&str, String)> = env
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "REGCREDS_STATIC_PASSWORD" {
+                    (k, "not-the-password".into())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        self.run_check(&wrong, 1)?;
+        println!("      the controller runs the same check after each mint and hourly:");
+        println!(
+            "  $ curl -s http://127.0.0.1:{}/metrics | grep '^regcreds_registry_check{{'",
+            self.admin_port
+        );
+        let lines = poll("the regcreds_registry_check metric", || {
+            let (_, body) = http_get(self.admin_port, "/metrics")?;
+            let mut lines: Vec<String> = body
+                .lines()
+                .filter(|l| l.starts_with("regcreds_registry_check{"))
+                .map(String::from)
+                .collect();
+            // Families are hash maps: sort so the output reads the same every run.
+            lines.sort();
+            (!lines.is_empty()).then_some(lines)
+        })
+        .await?;
+        print_block(&lines.join("\n"));
+        Ok(())
+    }
+
+    fn run_check(&self, env: &[(&str, String)], expected: i32) -> Result<()> {
+        println!("  $ regcreds check");
+        let output = Command::new(&self.binary)
+            .arg("check")
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .context("running regcreds check")?;
+        print_block(String::from_utf8_lossy(&output.stdout).trim_end());
+        if output.status.code() != Some(expected) {
+            bail!(
+                "regcreds check exited {} (expected {expected}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    fn print_how_to_reach(&self) {
+        let kubeconfig = self.cp.kubeconfig_path().display();
+        let registry = &self.registry;
+        println!("\nEverything keeps running. Try:");
+        println!("  export KUBECONFIG={kubeconfig}");
+        println!("  kubectl --kubeconfig {kubeconfig} get secrets -A");
+        println!("  kubectl create namespace another && kubectl get secret {SECRET} -n another");
+        println!(
+            "  registry:  {} (TLS, CA {}; user {USER})",
+            registry.base_url(),
+            registry.cert_dir().join("ca.crt").display()
+        );
+        println!(
+            "  skopeo inspect --cert-dir {} --authfile {} docker://{}",
+            registry.cert_dir().display(),
+            registry.dir().join("auth.json").display(),
+            registry.image_name()
+        );
+        println!(
+            "  metrics:   curl -s http://127.0.0.1:{}/metrics",
+            self.admin_port
+        );
+        println!("  regcreds log: {}", self.regcreds.log.display());
+        println!("\nCtrl-C stops everything and removes the temporary files.");
+    }
+
+    /// `--keep`: waits for Ctrl-C; fails if regcreds or a control-plane process dies meanwhile.
+    async fn serve_until_ctrl_c(&mut self) -> Result<()> {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                signal = &mut ctrl_c => return signal.context("waiting for Ctrl-C"),
+                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                    self.cp.check_running()?;
+                    if self.regcreds.exited() {
+                        bail!("regcreds exited; see {}", self.regcreds.log.display());
+                    }
+                }
+            }
+        }
+    }
+
+    fn stop(self) {
+        println!("\nstopping regcreds, the registry and the control plane ...");
+        let Self {
+            regcreds,
+            registry,
+            cp,
+            ..
+        } = self;
+        drop(regcreds);
+        drop(registry);
+        cp.shutdown(STOP_GRACE);
+        println!("stopped; temporary files removed");
+    }
+}
+
+/// Step 2.
+async fn start_registry(password: &str) -> Result<TestRegistry> {
+    step(
+        2,
+        "Starting a private registry with one image",
+        "distribution with TLS from a throwaway CA and an htpasswd user",
+    );
+    let took = Instant::now();
+    let users = [(USER, password)];
+    let registry = TestRegistry::start(RegistryOptions {
+        tls: true,
+        users: &users,
+        token_auth: false,
+    })
+    .await;
+    println!(
+        "      {} (user {USER}, password {}) in {}",
+        registry.base_url(),
+        mask(password),
+        human(took.elapsed())
+    );
+    println!(
+        "      image {}  {}",
+        registry.image_name(),
+        registry.image_digest()
+    );
+    Ok(registry)
+}
+
+/// regcreds' whole environment: nothing from the caller's shell can enable another provider.
+fn regcreds_env(
+    cp: &ControlPlane,
+    registry: &TestRegistry,
+    password: &str,
+    admin_port: u16,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("KUBECONFIG", cp.kubeconfig_path().display().to_string()),
+        ("REGCREDS_STATIC_SERVER", registry.host().to_string()),
+        ("REGCREDS_STATIC_USER", USER.to_string()),
+        ("REGCREDS_STATIC_PASSWORD", password.to_string()),
+        // One replica, so no Lease (and no namespace for it) is needed.
+        ("REGCREDS_LEADER_ELECTION", "false".to_string()),
+        ("REGCREDS_ADMIN_ADDR", format!("127.0.0.1:{admin_port}")),
+        (
+            "REGCREDS_CHECK_CA_FILE",
+            registry.cert_dir().join("ca.crt").display().to_string(),
+        ),
+        ("REGCREDS_CHECK_IMAGES", registry.image_name()),
+        ("REGCREDS_LOG_FORMAT", "json".to_string()),
+    ]
+}
+
+fn masked_env(env: &[(&str, String)]) -> String {
+    env.iter()
+        .filter(|(k, _)| k.starts_with("REGCREDS_STATIC") || *k == "REGCREDS_CHECK_IMAGES")
+        .map(|(k, v)| {
+            if k.ends_with("PASSWORD") {
+                format!("{k}={}", mask(v))
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+        + " ..."
+}
+
+/// The Secret as `kubectl get -o yaml` shows it, minus server bookkeeping, with the
+/// dockerconfigjson decoded and its passwords masked.
+fn secret_view(secret: &Secret) -> Result<Value> {
+    let mut config: Value =
+        serde_json::from_slice(&dockerconfigjson(secret)?).context("parsing .dockerconfigjson")?;
+    for entry in config["auths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|a| a.values_mut())
+    {
+        for field in ["password", "auth"] {
+            if let Some(value) = entry.get_mut(field) {
+                *value = mask(value.as_str().unwrap_or_default()).into();
+            }
+        }
+    }
+    let meta = &secret.metadata;
+    Ok(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": { "name": meta.name, "namespace": meta.namespace, "labels": meta.labels, "annotations": meta.annotations },
+        "type": secret.type_,
+        "data": { ".dockerconfigjson (decoded)": config },
+    }))
+}
+
+fn dockerconfigjson(secret: &Secret) -> Result<Vec<u8>> {
+    let data = secret.data.as_ref().and_then(|d| d.get(".dockerconfigjson"));
+    Ok(data.context("the Secret has no .dockerconfigjson")?.0.clone())
+}
+
+/// `ab******` (a hint which value it is, never enough to use it).
+fn mask(secret: &str) -> String {
+    let shown: String = secret.chars().take(2).collect();
+    format!("{shown}******")
+}
+
+fn random_password() -> String {
+    let bits = RandomState::new().hash_one(Instant::now());
+    format!("demo-{bits:016x}")
+}
+
+// === output ===
+
+/// `[n/7] title` and a one-line explanation.
+fn step(n: u32, title: &str, why: &str) {
+    println!("\n[{n}/{STEPS}] {title}");
+    if !why.is_empty() {
+        println!("      {why}");
+    }
+}
+
+fn print_block(text: &str) {
+    for line in text.lines() {
+        println!("      {line}");
+    }
+}
+
+/// skopeo's `level=fatal msg="…: unauthorized: authentication required"` → from `unauthorized` on.
+fn skopeo_reason(stderr: &str) -> &str {
+    let text = stderr.trim().lines().last().unwrap_or_default();
+    match text.find("unauthorized") {
+        Some(start) => text[start..].trim_end_matches('"'),
+        None => text,
+    }
+}
+
+/// A small YAML rendering of JSON (maps, lists, scalars), enough to read objects like kubectl shows them.
+fn to_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    write_yaml(value, 0, &mut out);
+    out
+}
+
+fn write_yaml(value: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map.iter().filter(|(_, v)| !v.is_null()) {
+                match value {
+                    Value::Object(m) if !m.is_empty() => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        write_yaml(value, indent + 2, out);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        write_yaml(value, indent, out);
+                    }
+                    _ => out.push_str(&format!("{pad}{key}: {}\n", scalar(value))),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                let mut nested = String::new();
+                write_yaml(item, indent + 2, &mut nested);
+                let nested = nested.trim_start();
+                out.push_str(&format!("{pad}- {nested}"));
+                if !nested.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+        }
+        scalar_value => out.push_str(&format!("{pad}{}\n", scalar(scalar_value))),
+    }
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) if s.is_empty() || s.contains(": ") || s.starts_with(['{', '[', '*', '&', '!']) => {
+            Value::String(s.clone()).to_string()
+        }
+        Value::String(s) => s.clone(),
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+        other => other.to_string(),
+    }
+}
+
+// === processes and polling ===
+
+/// A child under a tiny shell that stops it (SIGTERM) when its stdin closes: on [`Drop`], or when
+/// xtask dies in any way, so a demo never leaves a regcreds behind. Its own process group keeps the
+/// terminal's Ctrl-C away from it; the demo stops it in order instead.
+struct Supervised {
+    shell: Child,
+    stdin: Option<ChildStdin>,
+    log: PathBuf,
+}
+
+impl Supervised {
+    const SCRIPT: &'static str = r#""$@" </dev/null & pid=$!
+cat >/dev/null
+kill -TERM "$pid" 2>/dev/null
+wait "$pid""#;
+
+    fn spawn(program: &Path, args: &[&str], env: &[(&str, String)], log: &Path) -> Result<Self> {
+        use std::os::unix::process::CommandExt;
+        let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let mut shell = Command::new("sh")
+            .arg("-c")
+            .arg(Self::SCRIPT)
+            .arg("regcreds-demo")
+            .arg(program)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let stdin = shell.stdin.take();
+        Ok(Self {
+            shell,
+            stdin,
+            log: log.to_path_buf(),
+        })
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.shell.try_wait(), Ok(Some(_)))
+    }
+
+    /// `level message` of JSON log lines mentioning any of `needles`.
+    fn log_lines(&self, needles: &[&str]) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<BTreeMap<String, Value>>(line).ok())
+            .filter_map(|fields| {
+                let message = fields.get("message")?.as_str()?.to_string();
+                let level = fields.get("level")?.as_str()?.to_string();
+                needles
+                    .iter()
+                    .any(|n| message.contains(n))
+                    .then(|| format!("{level:<5} {message}"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + STOP_GRACE * 2;
+        while !self.exited() {
+            if Instant::now() > deadline {
+                let _ = self.shell.kill();
+                let _ = self.shell.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most [`TIMEOUT`].
+async fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> Result<T> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = check() {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {TIMEOUT:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Like [`poll`] for an API read that returns `Ok(None)` until the object is there.
+async fn poll_api<T, F, Fut>(what: &str, mut get: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = kube::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = get().await.with_context(|| format!("reading {what}"))? {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {TIMEOUT:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `GET path` on 127.0.0.1:`port`: (status, body), or `None` while nothing answers.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_shows_nested_maps_lists_and_skips_nulls() {
+        let value = json!({
+            "metadata": { "name": "dpr-secret", "labels": null },
+            "imagePullSecrets": [{ "name": "dpr-secret" }],
+            "auth": "",
+        });
+        assert_eq!(
+            to_yaml(&value),
+            "auth: \"\"\nimagePullSecrets:\n- name: dpr-secret\nmetadata:\n  name: dpr-secret\n"
+        );
+    }
+
+    #[test]
+    fn masks_keep_two_characters_at_most() {
+        assert_eq!(mask("demo-0123456789abcdef"), "de******");
+        assert_eq!(mask(""), "******");
+    }
+}
