@@ -18,6 +18,15 @@ use regcreds_testkit::{ControlPlane, binaries, regcreds_binary, wait_for};
 const TIMEOUT: Duration = Duration::from_secs(60);
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Kills a regcreds child when a test ends early (a failed assertion), so none is left running.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+    }
+}
+
 fn kubectl() -> PathBuf {
     std::env::var_os("REGCREDS_KUBECTL")
         .map(PathBuf::from)
@@ -143,6 +152,7 @@ async fn with_the_shipped_rbac_regcreds_does_its_whole_job_and_is_forbidden_outs
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("regcreds.log");
     let child = spawn(&kubeconfig, "regcreds", "regcreds-e2e/test=rbac-shipped", &log);
+    let _kill_child = KillOnDrop(child.id());
     wait_propagated(&client, "rbac-shipped-0").await;
     let late = "rbac-shipped-late";
     labelled_namespace(&client, late, "rbac-shipped").await;
@@ -203,6 +213,7 @@ async fn with_upmc_style_rbac_regcreds_still_propagates_without_drift_watches_an
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("regcreds.log");
     let child = spawn(&kubeconfig, "kube-system", "regcreds-e2e/test=rbac-upmc", &log);
+    let _kill_child = KillOnDrop(child.id());
     wait_propagated(&client, "rbac-upmc-0").await;
     let late = "rbac-upmc-late";
     labelled_namespace(&client, late, "rbac-upmc").await;
@@ -266,6 +277,7 @@ async fn with_imagepullsecret_patcher_rbac_regcreds_polls_namespaces_and_patches
         &log,
         &env,
     );
+    let _kill_child = KillOnDrop(child.id());
     for account in ["default", "builder"] {
         wait_secret_and_reference(&client, "rbac-patcher-0", "image-pull-secret", account).await;
     }

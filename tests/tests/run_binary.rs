@@ -19,6 +19,15 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// One regcreds at a time: an instance withdraws its Secrets from namespaces outside its own selector,
 /// which would include another test's namespaces.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Kills a regcreds child when a test ends early (a failed assertion), so none is left running.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+    }
+}
 /// regcreds' own namespace: holds the Lease, and is never written to.
 const SYSTEM_NAMESPACE: &str = "regcreds-system";
 
@@ -133,6 +142,7 @@ async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_witho
         "regcreds-e2e/test=run-binary",
         &log,
     );
+    let _kill_child = KillOnDrop(child.id());
 
     wait_for("secret with the first password", TIMEOUT, || async {
         (secret_password(&client, ns).await.as_deref() == Some(PASSWORD_1)).then_some(())
@@ -247,6 +257,7 @@ async fn two_replicas_have_exactly_one_writer_and_the_standby_takes_over_when_th
         &log_a,
         &[&ha[..], &[("REGCREDS_POD_NAME", "replica-a")]].concat(),
     );
+    let _kill_a = KillOnDrop(a.id());
     wait_for("replica a leads", TIMEOUT, || async {
         log_has(&log_a, "acquired the lease").then_some(())
     })
@@ -259,6 +270,7 @@ async fn two_replicas_have_exactly_one_writer_and_the_standby_takes_over_when_th
         &log_b,
         &[&ha[..], &[("REGCREDS_POD_NAME", "replica-b")]].concat(),
     );
+    let _kill_b = KillOnDrop(b.id());
     wait_for("replica b stands by", TIMEOUT, || async {
         log_has(&log_b, "standing by").then_some(())
     })
@@ -326,6 +338,7 @@ async fn a_restart_with_a_new_credential_converges_every_namespace() {
         std::fs::write(&config_file, dockerconfig(password)).expect("write config");
         let log = dir.path().join(format!("round-{round}.log"));
         let mut child = spawn_regcreds(cp.kubeconfig_path(), &config_file, free_port(), selector, &log);
+        let _kill_child = KillOnDrop(child.id());
         for ns in &names {
             wait_for(
                 &format!("{ns} has round {round}'s credential"),
