@@ -4,8 +4,10 @@
 //!   kube-controller-manager from source once, into `~/.cache/regcreds`.
 //! - `controlplane up` ([`controlplane_up`]): run that control plane in the foreground.
 //! - `test` ([`test`]): install test dependencies, lint, and run every test (what CI runs).
+//! - `bench` ([`bench`]): measure regcreds against a bare client doing the same writes.
 //! - `demo` ([`demo`]): regcreds end to end on this machine, step by step.
 
+mod bench;
 mod controlplane_build;
 mod controlplane_up;
 mod demo;
@@ -29,6 +31,8 @@ enum Task {
     Controlplane(Controlplane),
     /// Install test dependencies, check formatting and lints, run all tests.
     Test(test::Args),
+    /// Benchmark a release build against the floor (a bare client doing the same writes).
+    Bench(bench::Args),
     /// Show regcreds end to end: control plane, private registry, propagated Secret, a real pull.
     Demo(demo::Args),
 }
@@ -46,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         Task::Controlplane(Controlplane::Build) => controlplane_build::run().map(drop),
         Task::Controlplane(Controlplane::Up(args)) => controlplane_up::run(args),
         Task::Test(args) => test::run(args),
+        Task::Bench(args) => bench::run(args),
         Task::Demo(args) => demo::run(args),
     }
 }

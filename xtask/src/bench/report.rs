@@ -1,0 +1,261 @@
+//! The results of one run and their Markdown table: one column per namespace count, one row per
+//! measurement, the machine in the header and the method in footnotes.
+
+use std::{fmt::Write as _, time::Duration};
+
+use super::{
+    cluster::{ReadsWrites, Requests},
+    machine::Machine,
+    observer::Incomplete,
+    process::Usage,
+    stats::{Percentiles, dur, ratio},
+};
+
+/// Everything measured for one namespace count.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub namespaces: usize,
+    pub initial: Initial,
+    pub steady: Steady,
+    pub rotation: Rotation,
+    pub latency: Latency,
+    /// regcreds' usage at the end of its run (before SIGTERM).
+    pub usage: Usage,
+    pub floor: Floor,
+    /// 1-minute load average when this count started and ended: other work on the machine skews it.
+    pub load: (f64, f64),
+}
+
+/// regcreds' initial convergence over namespaces that existed before it started.
+#[derive(Debug, Clone)]
+pub struct Initial {
+    /// Process start → the last namespace has the Secret and the `default` reference (of those that did).
+    pub total: Duration,
+    /// Set when not every namespace became ready: a finding, reported in the table.
+    pub incomplete: Option<Incomplete>,
+    /// Process start → the first Secret.
+    pub startup: Duration,
+    /// apiserver requests per namespace, background subtracted.
+    pub requests: Requests,
+    /// Background requests per second (measured before regcreds started).
+    pub background: ReadsWrites,
+    /// regcreds' own write counters per namespace.
+    pub own_writes: f64,
+    /// CPU time from process start to convergence.
+    pub cpu: Duration,
+}
+
+/// The quiet window after convergence.
+#[derive(Debug, Clone, Copy)]
+pub struct Steady {
+    pub window: Duration,
+    /// Secret + ServiceAccount writes by regcreds' own counters.
+    pub own_writes: f64,
+    /// Writes on secrets + serviceaccounts the apiserver served (anyone's).
+    pub apiserver_writes: u64,
+    pub mints: f64,
+    /// Schedule ticks (whole seconds) in the window.
+    pub ticks: u64,
+    pub cpu: Duration,
+}
+
+/// A rewrite of the dockerconfigjson file, fanned out to every namespace.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    /// Rewrite → the last Secret holds the new bytes.
+    pub total: Duration,
+    /// Rewrite → regcreds logged the new mint (`None` if the log line was not found).
+    pub detection: Option<Duration>,
+    pub cpu: Duration,
+}
+
+impl Rotation {
+    /// Mint → last Secret: the part of a rotation the floor is comparable with.
+    pub fn fan_out(&self) -> Duration {
+        self.total.saturating_sub(self.detection.unwrap_or_default())
+    }
+}
+
+/// New namespaces created one at a time while regcreds runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    /// Create → Secret present and referenced by `default`.
+    pub ready: Percentiles,
+    /// Create → `default` exists (kube-controller-manager's part).
+    pub account: Percentiles,
+    /// Samples that did not complete within the per-sample timeout.
+    pub timeouts: usize,
+}
+
+/// The same writes by a bare client.
+#[derive(Debug, Clone, Copy)]
+pub struct Floor {
+    pub initial: Duration,
+    pub rotation: Duration,
+    /// Requests per namespace for the initial writes, counted by the client itself.
+    pub requests: ReadsWrites,
+    /// CPU time of the bench process during both floor phases.
+    pub client_cpu: Duration,
+}
+
+/// The whole report.
+pub fn render(machine: &Machine, results: &[Results], concurrency: u16) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# regcreds benchmark\n");
+    let _ = writeln!(out, "{}\n", machine.describe());
+    let _ = writeln!(
+        out,
+        "Reconcile concurrency {concurrency} (regcreds' `REGCREDS_CONCURRENCY` and the floor client). \
+         Each column ran on a fresh control plane.\n"
+    );
+    out.push_str(&table(results));
+    out.push_str(FOOTNOTES);
+    out
+}
+
+fn table(results: &[Results]) -> String {
+    let mut out = String::from("| measurement |");
+    for r in results {
+        let _ = write!(out, " N = {} |", r.namespaces);
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(results.len()));
+    out.push('\n');
+    for (label, cell) in ROWS {
+        let _ = write!(out, "| {label} |");
+        for r in results {
+            let _ = write!(out, " {} |", cell(r));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+type Cell = fn(&Results) -> String;
+
+/// Row labels and how each cell is computed.
+const ROWS: &[(&str, Cell)] = &[
+    (
+        "**Initial convergence**, regcreds (process start → last namespace ready)",
+        |r| dur(r.initial.total),
+    ),
+    ("  of which start-up (process start → first Secret)", |r| {
+        dur(r.initial.startup)
+    }),
+    ("Initial convergence, floor (bare client, same writes)", |r| {
+        dur(r.floor.initial)
+    }),
+    ("  **regcreds / floor** (without start-up)", |r| {
+        if r.initial.incomplete.is_some() {
+            return "n/a".to_string();
+        }
+        let total = r.initial.total.as_secs_f64();
+        let floor = r.floor.initial.as_secs_f64();
+        let work = total - r.initial.startup.as_secs_f64();
+        format!("**{}** ({})", ratio(total, floor), ratio(work, floor))
+    }),
+    ("API requests / namespace, regcreds: reads + writes ¹", |r| {
+        requests(r.initial.requests.totals())
+    }),
+    ("  by verb and resource", |r| r.initial.requests.breakdown(0.005)),
+    (
+        "  background subtracted (reads + writes per second, before regcreds)",
+        |r| requests(r.initial.background),
+    ),
+    ("  writes / namespace by regcreds' own counters", |r| {
+        format!("{:.2}", r.initial.own_writes)
+    }),
+    ("API requests / namespace, floor: reads + writes ²", |r| {
+        requests(r.floor.requests)
+    }),
+    (
+        "**New namespace** → Secret + `default` reference, p50 / p90 / p99 ³",
+        |r| r.latency.ready.display(),
+    ),
+    (
+        "  new namespace → `default` SA created by kube-controller-manager",
+        |r| r.latency.account.display(),
+    ),
+    ("  samples (timed out)", |r| {
+        format!("{} ({})", r.latency.ready.count, r.latency.timeouts)
+    }),
+    ("**Rotation**: file rewrite → last Secret updated", |r| {
+        dur(r.rotation.total)
+    }),
+    (
+        "  of which detection (rewrite → mint; schedule every 1 s)",
+        |r| r.rotation.detection.map_or("n/a".into(), dur),
+    ),
+    ("  fan-out (mint → last Secret updated)", |r| {
+        dur(r.rotation.fan_out())
+    }),
+    ("Rotation, floor (bare client)", |r| dur(r.floor.rotation)),
+    ("  **regcreds fan-out / floor**", |r| {
+        let fan_out = r.rotation.fan_out().as_secs_f64();
+        format!("**{}**", ratio(fan_out, r.floor.rotation.as_secs_f64()))
+    }),
+    (
+        "**Steady state**: writes in the window, regcreds' counters / apiserver ⁴",
+        |r| {
+            let s = &r.steady;
+            format!(
+                "{:.0} / {} in {:.0} s",
+                s.own_writes,
+                s.apiserver_writes,
+                s.window.as_secs_f64()
+            )
+        },
+    ),
+    ("Provider mints per refresh (mints / schedule ticks)", |r| {
+        let s = &r.steady;
+        let per = if s.ticks > 0 {
+            s.mints / s.ticks as f64
+        } else {
+            0.0
+        };
+        format!("{per:.2} ({:.0} / {})", s.mints, s.ticks)
+    }),
+    ("regcreds peak RSS (VmHWM)", |r| {
+        format!("{:.1} MiB", r.usage.peak_rss_kib as f64 / 1024.0)
+    }),
+    (
+        "regcreds CPU: convergence / steady window / rotation / whole run",
+        |r| {
+            format!(
+                "{:.2} / {:.2} / {:.2} / {:.2} s",
+                r.initial.cpu.as_secs_f64(),
+                r.steady.cpu.as_secs_f64(),
+                r.rotation.cpu.as_secs_f64(),
+                r.usage.cpu.as_secs_f64()
+            )
+        },
+    ),
+    ("Floor client CPU (bench process, both floor phases)", |r| {
+        format!("{:.2} s", r.floor.client_cpu.as_secs_f64())
+    }),
+    ("Machine load (1-min load average at start / end)", |r| {
+        format!("{:.2} / {:.2}", r.load.0, r.load.1)
+    }),
+];
+
+fn requests(r: ReadsWrites) -> String {
+    format!("{:.2} + {:.2}", r.reads, r.writes)
+}
+
+const FOOTNOTES: &str = "
+Ready = the namespace's `image-pull-secret` holds the current credentials **and** its `default`
+ServiceAccount lists it in `imagePullSecrets`. Times come from watch events received by the bench
+(Secrets labelled `app.kubernetes.io/managed-by=regcreds`, ServiceAccounts named `default`).
+
+1. Delta of `apiserver_request_total` on namespaces, secrets, serviceaccounts, leases and events from
+   regcreds' start until 5 s after convergence, minus the background rate (kube-controller-manager and
+   the bench's own watches) measured over 10 s just before regcreds started. Reads are GET, LIST and
+   WATCH (a watch is counted when it ends); writes are POST, PUT, PATCH, APPLY and DELETE. Lease
+   renewals (leader election) are included.
+2. Counted by the floor client itself: one apply, one get, one update per namespace.
+3. Namespaces created one at a time while regcreds runs (N + samples namespaces exist by the end).
+   regcreds cannot be faster than the `default` ServiceAccount's creation: it only references it.
+4. After convergence and 5 s of settling, nothing changes for the window: regcreds' own
+   `regcreds_secrets_written_total` + `regcreds_serviceaccounts_written_total`, and the apiserver's
+   writes on secrets and serviceaccounts by anyone. Both should be 0.
+";
