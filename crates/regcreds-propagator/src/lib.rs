@@ -22,6 +22,7 @@ mod cleanup;
 mod controller;
 mod desired;
 mod error;
+pub mod heal;
 mod labels;
 mod metrics;
 mod polling;
