@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod config;
 mod events;
+mod healing;
 mod kube_client;
 mod leader;
 mod logging;

@@ -13,8 +13,9 @@ use tracing::{error, info};
 use crate::{
     admin::{self, AdminState},
     commands::config_failure,
-    config::{ConfigProblems, ConfiguredProvider, PropagationArgs, ProviderArgs, WatchModeArg},
+    config::{ConfigProblems, ConfiguredProvider, HealArgs, PropagationArgs, ProviderArgs, WatchModeArg},
     events::SelfEvents,
+    healing::Healing,
     kube_client,
     leader::{self, LeaseSettings},
     metrics::ProviderMetrics,
@@ -54,13 +55,22 @@ pub struct RunArgs {
     /// Periodic credential checks.
     #[command(flatten)]
     pub checks: PeriodicCheckArgs,
+    /// Pod healing.
+    #[command(flatten)]
+    pub healing: HealArgs,
 }
 
 /// Runs the controller.
 pub async fn run(args: RunArgs) -> ExitCode {
+    let mut problems = ConfigProblems::default();
+    let heal = args.healing.build(&mut problems);
     let (settings, providers, lease, checks) = match validate(&args).await {
-        Ok(valid) => valid,
-        Err(problems) => return config_failure(&problems),
+        Ok(valid) if problems.is_empty() => valid,
+        Ok(_) => return config_failure(&problems),
+        Err(more) => {
+            problems.merge(more);
+            return config_failure(&problems);
+        }
     };
     let identity = Identity {
         namespace: args.propagation.own_namespace(),
@@ -75,6 +85,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
         identity,
         auto_watch,
         checks,
+        heal,
     );
     match run.await {
         Ok(()) => ExitCode::SUCCESS,
@@ -152,6 +163,8 @@ fn random_identity() -> String {
     format!("regcreds-{:08x}", rand::random::<u32>())
 }
 
+// NB: each argument is one validated piece of the configuration; bundling them would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn run_valid(
     admin_addr: SocketAddr,
     mut settings: Settings,
@@ -160,11 +173,13 @@ async fn run_valid(
     identity: Identity,
     auto_watch: bool,
     checks: Option<PeriodicChecks>,
+    heal: Option<regcreds_propagator::heal::HealSettings>,
 ) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let provider_metrics = ProviderMetrics::register(&mut registry);
     let propagator_metrics = PropagatorMetrics::register(&mut registry);
     let checks = checks.map(|checks| checks.register(&mut registry));
+    let mut healing = Healing::register(heal, &mut registry);
     let (ready_tx, ready) = watch::channel(false);
     let admin = AdminState {
         registry: Arc::new(registry),
@@ -176,6 +191,7 @@ async fn run_valid(
         }
     });
     let client = kube_client::connect().await?;
+    healing.check_permissions(&client).await;
     if auto_watch {
         settings.watch_mode = rbac::detect_watch_mode(&client).await;
         settings.namespace_poll = rbac::namespace_poll(&client).await;
@@ -207,6 +223,12 @@ async fn run_valid(
     let _scheduler = refresh::start(providers, desired_tx, provider_metrics.clone(), Some(events)).await?;
     tokio::spawn(report_readiness(provider_names, provider_metrics, ready_tx));
     info!("propagating to every namespace in scope");
+    let _healer = healing.start(
+        &client,
+        settings.scope.clone(),
+        desired.clone(),
+        settings.instance.clone(),
+    );
     let (lost_tx, lost) = tokio::sync::oneshot::channel::<()>();
     if let Some(leadership) = leadership {
         tokio::spawn(async move {
