@@ -133,3 +133,84 @@ fn explanation(heal: &Heal) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::heal::pod::fixtures::{pod, stuck};
+
+    /// Requests the fake API server received: method, path, JSON body.
+    type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;
+
+    /// A client whose API server answers every request with `status` and records the requests.
+    fn answering(status: u16) -> (Client, Seen) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let service = tower::service_fn(move |request: Request<Body>| {
+            let record = record.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body.collect_bytes().await.unwrap_or_default();
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                record.lock().expect("lock").push((
+                    parts.method.to_string(),
+                    parts.uri.path().to_string(),
+                    body,
+                ));
+                let answer = match status {
+                    200 => json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+                    code => json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
+                                   "reason": "Conflict", "message": "the object has been modified"}),
+                };
+                Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+            }
+        });
+        (Client::new(service, "default"), seen)
+    }
+
+    #[tokio::test]
+    async fn the_delete_is_guarded_by_the_uid_and_resource_version_seen() {
+        let facts = PodFacts::from_pod(&pod(stuck("web-1", "reg:5000/app:1")));
+        let (client, seen) = answering(200);
+        assert_eq!(delete(&client, &facts).await.expect("deleted"), Deletion::Deleted);
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 1, "one request: {seen:?}");
+        let (method, path, body) = &seen[0];
+        assert_eq!(method, "DELETE");
+        assert_eq!(path, "/api/v1/namespaces/apps/pods/web-1");
+        assert_eq!(
+            body["preconditions"],
+            json!({"uid": "uid-web-1", "resourceVersion": "42"}),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_newer_pod_or_a_gone_one_is_not_an_error() {
+        let facts = PodFacts::from_pod(&pod(stuck("web-1", "reg:5000/app:1")));
+        let (client, _) = answering(409);
+        assert_eq!(
+            delete(&client, &facts).await.expect("no error"),
+            Deletion::Changed
+        );
+        let (client, _) = answering(404);
+        assert_eq!(delete(&client, &facts).await.expect("no error"), Deletion::Gone);
+        let (client, _) = answering(403);
+        let error = delete(&client, &facts).await.expect_err("forbidden");
+        assert_eq!(error.metric_label(), "forbidden");
+        assert!(
+            error.rbac_hints().iter().any(|h| h.contains("delete pods")),
+            "{:?}",
+            error.rbac_hints()
+        );
+    }
+}

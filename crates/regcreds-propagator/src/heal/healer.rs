@@ -120,8 +120,10 @@ impl Healer {
                 () = sleep_until(wake) => state.due(Instant::now()),
             };
             for (key, trigger) in work {
-                let step = state.decide(&key, trigger, Instant::now());
-                self.act(&mut state, &recorder, step).await;
+                let step = state.decide(&key, trigger.clone(), Instant::now());
+                if self.act(&mut state, &recorder, step).await == Some(Deletion::Changed) {
+                    state.changed_meanwhile(&key, trigger);
+                }
             }
         }
         self.metrics.set_enabled(false);
@@ -171,21 +173,24 @@ impl Healer {
         inputs
     }
 
-    async fn act(&self, state: &mut State, recorder: &Recorder, step: Step) {
+    /// Carries out one step; for a deletion, says what the API did.
+    async fn act(&self, state: &mut State, recorder: &Recorder, step: Step) -> Option<Deletion> {
         match step {
             Step::Delete(pod, heal) => {
                 if !self.in_scope(&pod.key.namespace).await {
                     debug!(pod = %pod.key, "not healing: namespace out of scope");
-                    return;
+                    return None;
                 }
                 match delete::delete(&self.client, &pod).await {
                     Ok(Deletion::Deleted) => {
                         state.deleted(&pod, &heal);
                         self.metrics.healed(heal.cause.label());
                         delete::report(recorder, &pod, &heal).await;
+                        Some(Deletion::Deleted)
                     }
                     Ok(outcome) => {
                         debug!(pod = %pod.key, ?outcome, "not deleted: the pod changed or is gone; its next version is looked at when it arrives");
+                        Some(outcome)
                     }
                     Err(error) => {
                         self.metrics.failed(error.metric_label());
@@ -193,12 +198,14 @@ impl Healer {
                         for hint in error.rbac_hints() {
                             warn!("{hint}");
                         }
+                        None
                     }
                 }
             }
             Step::Deferred(key, wait) => {
                 self.metrics.rate_limited();
                 debug!(pod = %key, wait_ms = wait.as_millis() as u64, "rate limit: deleting later");
+                None
             }
             Step::Tell(pod, leave) => {
                 tell(&pod, &leave);
@@ -206,9 +213,13 @@ impl Healer {
                     Leave::Bare(_) => "bare_pod",
                     _ => "own_image_pull_secrets",
                 });
+                None
             }
-            Step::Leave(key, leave) => debug!(pod = %key, ?leave, "leaving pod alone"),
-            Step::Gone => {}
+            Step::Leave(key, leave) => {
+                debug!(pod = %key, ?leave, "leaving pod alone");
+                None
+            }
+            Step::Gone => None,
         }
     }
 

@@ -76,6 +76,8 @@ pub(crate) struct State {
     guard: ReplacementGuard,
     limiter: RateLimiter,
     deferred: BTreeMap<(PodKey, Trigger), Instant>,
+    /// Decisions to take again on the pod's next version (its delete met a newer one: 409).
+    on_next_version: BTreeMap<PodKey, Trigger>,
     told: HashSet<String>,
     after_credential_change: bool,
 }
@@ -91,6 +93,7 @@ impl State {
             guard: ReplacementGuard::default(),
             limiter: RateLimiter::new(settings.cluster_rate, settings.namespace_rate, now),
             deferred: BTreeMap::new(),
+            on_next_version: BTreeMap::new(),
             told: HashSet::new(),
             after_credential_change: settings.after_credential_change,
         }
@@ -135,9 +138,13 @@ impl State {
         }
         match self.pods.apply(event) {
             Change::Applied { key, .. } => {
+                if let Some(trigger) = self.on_next_version.remove(&key) {
+                    out.work.insert((key.clone(), trigger));
+                }
                 out.work.insert((key, Trigger::State));
             }
             Change::Deleted { key, old } => {
+                self.on_next_version.remove(&key);
                 if let Some(old) = old {
                     self.told.remove(&old.uid);
                 }
@@ -256,6 +263,15 @@ impl State {
     pub(crate) fn deleted(&mut self, pod: &PodFacts, heal: &Heal) {
         if let crate::heal::verdict::Cause::MissingReference { secrets, .. } = &heal.cause {
             self.guard.deleted(pod, secrets);
+        }
+    }
+
+    /// The pod changed between the decision and the delete (409): decide again, for the same reason,
+    /// when its newer version arrives. (A one-off trigger such as a credential change would otherwise
+    /// be lost; a missing reference is looked at on every version anyway.)
+    pub(crate) fn changed_meanwhile(&mut self, key: &PodKey, trigger: Trigger) {
+        if let Trigger::CredentialChanged(_) = trigger {
+            self.on_next_version.insert(key.clone(), trigger);
         }
     }
 
@@ -435,6 +451,21 @@ mod tests {
                 secret: "dpr-secret".into()
             }
         );
+    }
+
+    #[test]
+    fn a_credential_change_survives_a_delete_that_met_a_newer_pod() {
+        let mut listing = stuck("web-1", IMAGE);
+        listing["spec"]["imagePullSecrets"] = json!([{"name": "dpr-secret"}]);
+        let mut state = listed(vec![listing.clone()], 10);
+        let key = ("apps".to_string(), "dpr-secret".to_string());
+        let work = state.absorb(Input::Secret(Event::Apply((key, 2)))).work;
+        let (pod, trigger) = work.into_iter().next().expect("the pod");
+        state.changed_meanwhile(&pod, trigger.clone());
+        listing["metadata"]["resourceVersion"] = json!("43");
+        let next = state.absorb(Input::Pod(Box::new(Event::Apply(facts(listing)))));
+        assert!(next.work.contains(&(pod.clone(), trigger)), "{:?}", next.work);
+        assert!(next.work.contains(&(pod, Trigger::State)));
     }
 
     #[test]
