@@ -3,8 +3,9 @@
 //! recreates them. Every pod status here is kubelet's.
 //!
 //! * a namespace and a Deployment in one `kubectl apply`, regcreds installed afterwards with the real
-//!   chart (`healPods.enabled=true`): every replica Running soon after the reference appears (the time
-//!   is printed, not asserted tightly); Events on the pods and the ReplicaSet, the metric, the log line;
+//!   chart (`healPods.enabled=true`, 2 replicas): every replica Running soon after the reference
+//!   appears (the time is printed, not asserted tightly); Events on the pods and the ReplicaSet, the
+//!   metric and the log line — from the Lease holder only;
 //! * the same without healing: the pods stay in ImagePullBackOff (same UIDs) over a bounded window,
 //!   although kubelet retried with the ServiceAccount listing the Secret;
 //! * a bare pod, a pod whose command does not exist and a pod missing a ConfigMap are left alone;
@@ -386,7 +387,11 @@ async fn pods_created_before_the_reference_run_soon_after_it_appears_with_healin
         runtime.block_on(async {
             let world = NodeWorld::shared().await;
             world
-                .helm_install_regcreds(release, "regcreds-heal", &["healPods.enabled=true", &selector])
+                .helm_install_regcreds(
+                    release,
+                    "regcreds-heal",
+                    &["healPods.enabled=true", "replicaCount=2", &selector],
+                )
                 .await
         })
     });
@@ -426,37 +431,66 @@ async fn pods_created_before_the_reference_run_soon_after_it_appears_with_healin
         told.iter().any(|e| e.0 == "ReplicaSet" && e.2.contains(SECRET)),
         "an Event on the ReplicaSet naming the Secret: {told:?}"
     );
-    let regcreds_pod = pods(&client, &installed.namespace, &installed.selector)
+    // Two replicas: only the Lease holder heals; the standby watches nothing and deletes nothing.
+    let leader = world
+        .lease_holder(&installed.namespace, "regcreds")
         .await?
-        .into_iter()
-        .next()
-        .context("regcreds' pod")?;
-    let (_, metrics) = world.http_get_pod(&regcreds_pod, 8080, "/metrics").await?;
-    ensure!(
-        metric(
-            &metrics,
-            "regcreds_pods_healed_total",
-            &[("reason", "missing_reference")]
-        ) == f64::from(replicas),
-        "pods_healed_total: {}",
-        metrics
-            .lines()
-            .filter(|l| l.contains("heal"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let logs = node::run(
-        world
-            .kubectl()
-            .args(["logs", "-n", &installed.namespace, &name(&regcreds_pod)]),
-    )?;
-    for pod in &stuck_names {
-        ensure!(
-            logs.contains(&format!("deleted pod {ns}/{pod} of ReplicaSet/web-")),
-            "a log line names {ns}/{pod} and its ReplicaSet:\n{logs}"
+        .context("a Lease holder")?;
+    let replicas_of_regcreds = pods(&client, &installed.namespace, &installed.selector).await?;
+    ensure!(replicas_of_regcreds.len() == 2, "two regcreds replicas");
+    let mut all_logs = String::new();
+    for regcreds_pod in &replicas_of_regcreds {
+        all_logs += &format!(
+            "--- {} ---\n{}\n",
+            name(regcreds_pod),
+            node::run(
+                world
+                    .kubectl()
+                    .args(["logs", "-n", &installed.namespace, &name(regcreds_pod)])
+            )?
         );
     }
-    ensure!(!logs.contains(&world.pull_password()), "no credential in the log");
+    for regcreds_pod in &replicas_of_regcreds {
+        let is_leader = name(regcreds_pod) == leader;
+        let (_, metrics) = world.http_get_pod(regcreds_pod, 8080, "/metrics").await?;
+        let healed = metric(
+            &metrics,
+            "regcreds_pods_healed_total",
+            &[("reason", "missing_reference")],
+        );
+        let expected = if is_leader { f64::from(replicas) } else { 0.0 };
+        ensure!(
+            healed == expected
+                && metric(&metrics, "regcreds_pod_healing_enabled", &[]) == f64::from(u8::from(is_leader)),
+            "{} (leader: {is_leader}) healed {healed}:\n{}",
+            name(regcreds_pod),
+            metrics
+                .lines()
+                .filter(|l| l.contains("heal"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let logs =
+            node::run(
+                world
+                    .kubectl()
+                    .args(["logs", "-n", &installed.namespace, &name(regcreds_pod)]),
+            )?;
+        ensure!(!logs.contains(&world.pull_password()), "no credential in the log");
+        if !is_leader {
+            ensure!(
+                !logs.contains("deleted pod"),
+                "the standby deleted nothing:\n{logs}"
+            );
+            continue;
+        }
+        for pod in &stuck_names {
+            ensure!(
+                logs.contains(&format!("deleted pod {ns}/{pod} of ReplicaSet/web-")),
+                "a log line names {ns}/{pod} and its ReplicaSet:\n{logs}"
+            );
+        }
+    }
     world.uninstall_regcreds(&installed).await?;
     delete_namespace(&client, &ns).await;
     Ok(())

@@ -37,6 +37,19 @@ impl Leadership {
     }
 }
 
+/// The Lease's field manager: one per replica. kube-lease-manager takes a free Lease with a server-side
+/// apply of `holderIdentity`; two replicas applying under the same manager at the same moment both
+/// succeed (no conflict within one manager) and both believe they lead until the next renewal — seen
+/// as two replicas healing pods at once after a two-replica install. With distinct managers the second
+/// apply gets 409 and that replica stays a standby.
+fn field_manager(identity: &str) -> String {
+    // NB: the apiserver refuses field managers longer than 128 characters.
+    format!("regcreds.dev/leader-election/{identity}")
+        .chars()
+        .take(128)
+        .collect()
+}
+
 /// Waits until this replica holds the lease.
 pub async fn acquire(client: Client, settings: &LeaseSettings) -> anyhow::Result<Leadership> {
     let manager = LeaseManagerBuilder::new(client, &settings.name)
@@ -44,7 +57,7 @@ pub async fn acquire(client: Client, settings: &LeaseSettings) -> anyhow::Result
         .with_identity(&settings.identity)
         .with_duration(settings.duration_seconds)
         .with_grace((settings.duration_seconds / 3).max(1))
-        .with_field_manager("regcreds.dev/leader-election")
+        .with_field_manager(field_manager(&settings.identity))
         .build()
         .await?;
     let (mut state, task) = manager.watch().await;
@@ -56,4 +69,15 @@ pub async fn acquire(client: Client, settings: &LeaseSettings) -> anyhow::Result
     }
     info!(lease = %settings.name, identity = %settings.identity, "acquired the lease; this replica writes");
     Ok(Leadership { state, _task: task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_manager;
+
+    #[test]
+    fn each_replica_applies_the_lease_under_its_own_field_manager() {
+        assert_ne!(field_manager("regcreds-7d9-a"), field_manager("regcreds-7d9-b"));
+        assert!(field_manager(&"x".repeat(300)).chars().count() <= 128);
+    }
 }
