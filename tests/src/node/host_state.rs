@@ -2,6 +2,10 @@
 //!
 //! Taken outside any world (in the host's namespaces). Everything is text, sorted where order is not
 //! meaningful, so a difference prints as a readable diff.
+//!
+//! Other test runs may have worlds of their own at the same time (several engineers, one machine):
+//! cgroups, processes and directories of a world whose launcher is another live process are left out.
+//! A world launched by this process, or by a process that is gone, always counts.
 
 use std::{collections::BTreeMap, path::Path, process::Command};
 
@@ -34,6 +38,10 @@ pub const FIXED_PATHS: &[&str] = &[
     "/opt/containerd",
 ];
 
+/// Directories whose entries (one level) must be the same before and after: a world writes below
+/// them only through its private overlays.
+const LISTED_DIRS: &[&str] = &["/run", "/etc", "/opt", "/var", "/var/lib", "/var/log", "/root"];
+
 /// Named sections of host state; compare two with [`HostState::diff`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostState(BTreeMap<String, String>);
@@ -51,7 +59,7 @@ impl HostState {
             );
         }
         sections.insert("mounts".into(), sorted_lines(&read("/proc/self/mountinfo")));
-        sections.insert("cgroups".into(), cgroup_dirs());
+        sections.insert("cgroups".into(), without_foreign_worlds(&cgroup_dirs()));
         for (name, args) in [
             ("ip link", &["-o", "link"][..]),
             ("ip addr", &["-o", "addr"]),
@@ -72,8 +80,11 @@ impl HostState {
         for path in FIXED_PATHS {
             sections.insert(format!("path {path}"), describe_path(Path::new(path)));
         }
-        sections.insert("node processes".into(), node_processes());
-        sections.insert("world directories".into(), world_dirs());
+        for dir in LISTED_DIRS {
+            sections.insert(format!("entries of {dir}"), entries(Path::new(dir)));
+        }
+        sections.insert("node processes".into(), without_foreign_worlds(&node_processes()));
+        sections.insert("world directories".into(), without_foreign_worlds(&world_dirs()));
         Self(sections)
     }
 
@@ -88,6 +99,22 @@ impl HostState {
         }
         out
     }
+}
+
+/// Drops the lines that name a world (`regcreds-node-<launcher pid>-…`) launched by another live
+/// process.
+fn without_foreign_worlds(text: &str) -> String {
+    let foreign = |line: &str| {
+        line.split("regcreds-node-").skip(1).any(|rest| {
+            let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            pid.parse::<u32>()
+                .is_ok_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists())
+        })
+    };
+    text.lines()
+        .filter(|line| !foreign(line))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn read(path: &str) -> String {
@@ -157,6 +184,20 @@ fn describe_path(path: &Path) -> String {
     format!("present\n{}", entries.join("\n"))
 }
 
+/// The names in `dir`, sorted.
+fn entries(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.join("\n")
+}
+
 /// Processes of a node world: their command lines name a world directory (kubelet, containerd,
 /// shims, the control plane), or are exactly what the test pods run. None may outlive a world.
 fn node_processes() -> String {
@@ -173,8 +214,16 @@ fn node_processes() -> String {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         let cmdline = cmdline.trim();
-        if cmdline.contains("regcreds-node-") || POD_COMMANDS.contains(&cmdline) {
+        if cmdline.contains("regcreds-node-") {
             found.push(cmdline.to_string());
+        } else if POD_COMMANDS.contains(&cmdline) {
+            // A container process: its cgroup names its world (kubelet's cgroup root).
+            let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+            let world = cgroup
+                .split('/')
+                .find(|part| part.starts_with("regcreds-node-"))
+                .unwrap_or("no world");
+            found.push(format!("{cmdline} (cgroup {world})"));
         }
     }
     found.sort();
