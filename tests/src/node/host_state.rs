@@ -198,10 +198,10 @@ fn entries(dir: &Path) -> String {
     names.join("\n")
 }
 
-/// Processes of a node world: their command lines name a world directory (kubelet, containerd,
-/// shims, the control plane), or are exactly what the test pods run. None may outlive a world.
+/// Processes of a node world, each with the world it belongs to: named by `$REGCREDS_NODE_WORLD` in
+/// its environment (the launcher sets it; every node process inherits it), by its cgroup (container
+/// processes live under kubelet's cgroup root), or by its command line. None may outlive a world.
 fn node_processes() -> String {
-    const POD_COMMANDS: &[&str] = &["/pause", "/regcreds run", "/regcreds", "sleep 3600"];
     let mut found = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return "<no /proc>".into();
@@ -211,23 +211,33 @@ fn node_processes() -> String {
         if !name.to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
             continue;
         }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let cmdline = cmdline.trim();
-        if cmdline.contains("regcreds-node-") {
-            found.push(cmdline.to_string());
-        } else if POD_COMMANDS.contains(&cmdline) {
-            // A container process: its cgroup names its world (kubelet's cgroup root).
-            let cgroup = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
-            let world = cgroup
-                .split('/')
-                .find(|part| part.starts_with("regcreds-node-"))
-                .unwrap_or("no world");
-            found.push(format!("{cmdline} (cgroup {world})"));
+        let read = |file: &str| {
+            let bytes = std::fs::read(entry.path().join(file)).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).replace('\0', " ")
+        };
+        let cmdline = read("cmdline");
+        let world = [read("environ"), read("cgroup"), cmdline.clone()]
+            .iter()
+            .find_map(|text| world_name(text));
+        if let Some(world) = world {
+            found.push(format!("{} [{world}]", cmdline.trim()));
         }
     }
     found.sort();
     found.join("\n")
+}
+
+/// The first `regcreds-node-<pid>-<suffix>` in `text`.
+fn world_name(text: &str) -> Option<String> {
+    text.split("regcreds-node-").skip(1).find_map(|rest| {
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let (pid, suffix) = name.split_once('-')?;
+        (pid.chars().all(|c| c.is_ascii_digit()) && !pid.is_empty() && !suffix.is_empty())
+            .then(|| format!("regcreds-node-{name}"))
+    })
 }
 
 /// `$TMPDIR/regcreds-node-*` directories.
