@@ -227,7 +227,8 @@ mod tests {
             ]
         );
         assert!(parse_ldd("\tstatically linked\n")?.is_empty());
-        let err = parse_ldd("\tlibfoo.so.1 => not found\n\tlibc.so.6 => /lib/libc.so.6 (0x1)\n").unwrap_err();
+        let err = parse_ldd("\tlibfoo.so.1 => not found\n\tlibc.so.6 => /lib/libc.so.6 (0x1)\n")
+            .expect_err("missing library");
         assert!(err.to_string().contains("libfoo.so.1"), "{err}");
         Ok(())
     }
