@@ -238,30 +238,9 @@ impl TestRegistry {
         run(command)
     }
 
-    /// How skopeo reaches this registry as its first user (anonymous without users): for
-    /// [`crate::image::push`] and friends.
-    pub fn access(&self) -> crate::image::RegistryAccess {
-        crate::image::RegistryAccess {
-            cert_dir: self.tls.then(|| self.cert_dir()),
-            tls_verify: self.tls,
-            credentials: match self.users.first() {
-                Some((user, password)) => crate::image::Credentials::Basic {
-                    user: user.clone(),
-                    password: password.clone(),
-                },
-                None => crate::image::Credentials::None,
-            },
-        }
-    }
-
-    /// Pushes an image layout (e.g. [`crate::image::regcreds::build`]) as `repository:tag` (no host),
-    /// as the first user; returns the manifest digest. Pods then pull `{host}/{repository}:{tag}`.
-    pub fn push_layout(
-        &self,
-        layout: &crate::image::OciLayout,
-        repository_tag: &str,
-    ) -> anyhow::Result<String> {
-        crate::image::push::push(layout, &format!("{}/{repository_tag}", self.host), &self.access())
+    /// The users and passwords the registry accepts, first one first.
+    pub fn users(&self) -> &[(String, String)] {
+        &self.users
     }
 
     /// skopeo with a private HOME, so that no login on the machine can stand in for the one under test.

@@ -29,14 +29,10 @@ pub struct Args {
     /// Package this regcreds binary instead of building the release one.
     #[arg(long, env = "REGCREDS_IMAGE_BINARY", value_name = "PATH")]
     binary: Option<PathBuf>,
-    /// The OCI image layout directory to write (replaced if it holds a layout).
-    #[arg(
-        long,
-        env = "REGCREDS_IMAGE_OUT",
-        default_value = "target/image/oci",
-        value_name = "DIR"
-    )]
-    out: PathBuf,
+    /// The OCI image layout directory to write, replaced if it holds a layout [default: target/image/oci
+    /// in the repository].
+    #[arg(long, env = "REGCREDS_IMAGE_OUT", value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Tag inside the layout (default: the workspace version).
     #[arg(long, env = "REGCREDS_IMAGE_TAG")]
     tag: Option<String>,
@@ -88,11 +84,7 @@ pub fn run(args: Args) -> Result<()> {
             root.join("target/release/regcreds")
         }
     };
-    let out = if args.out.is_absolute() {
-        args.out.clone()
-    } else {
-        root.join(&args.out)
-    };
+    let out = args.out.clone().unwrap_or_else(|| root.join("target/image/oci"));
     let metadata = ImageMetadata::from_workspace(&root);
     let options = BuildOptions {
         tag: args.tag.clone().unwrap_or_else(|| metadata.version.clone()),

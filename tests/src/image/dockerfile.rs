@@ -482,7 +482,7 @@ CMD ["run", "--flag"]
             ("FROM x\nRUN <<EOT\necho\nEOT\n", "heredocs in the final stage"),
             ("ARG A=1\n", "no FROM"),
         ] {
-            let err = final_stage(text, &BTreeMap::new()).unwrap_err();
+            let err = final_stage(text, &BTreeMap::new()).expect_err("must be refused");
             assert!(format!("{err:#}").contains(expected), "{text:?}: {err:#}");
         }
     }

@@ -371,14 +371,18 @@ mod tests {
     fn refuses_paths_through_files_and_conflicting_duplicates() -> Result<()> {
         let mut builder = LayerBuilder::new();
         builder.symlink("/lib", "usr/lib")?;
-        let err = builder.file("/lib/libc.so.6", b"x".to_vec(), 0o755).unwrap_err();
+        let err = builder
+            .file("/lib/libc.so.6", b"x".to_vec(), 0o755)
+            .expect_err("through a symlink");
         assert!(
             err.to_string().contains("parent /lib is not a directory"),
             "{err}"
         );
         builder.file("/etc/passwd", b"a".to_vec(), 0o644)?;
         builder.file("/etc/passwd", b"a".to_vec(), 0o644)?;
-        let err = builder.file("/etc/passwd", b"b".to_vec(), 0o644).unwrap_err();
+        let err = builder
+            .file("/etc/passwd", b"b".to_vec(), 0o644)
+            .expect_err("a different file");
         assert!(err.to_string().contains("added twice"), "{err}");
         assert!(builder.file("/../etc/x", b"".to_vec(), 0o644).is_err());
         Ok(())

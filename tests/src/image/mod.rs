@@ -20,12 +20,13 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use regcreds_testkit::{image, regcreds_binary, registry::{RegistryOptions, TestRegistry}};
-//! let dir = tempfile::tempdir()?;
-//! let layout = image::regcreds::build(&regcreds_binary(), dir.path(), &image::regcreds::BuildOptions::for_tests())?;
+//! use regcreds_testkit::{image, registry::{RegistryOptions, TestRegistry}};
+//! // Built once per test process from the binary under test; or image::regcreds::build(binary, dir, &options).
+//! let layout = image::regcreds::test_image();
 //! let registry = TestRegistry::start(RegistryOptions::default()).await;
-//! let digest = registry.push_layout(&layout, "regcreds/regcreds:test")?;
-//! // image: 127.0.0.1:PORT/regcreds/regcreds:test (or @digest), imagePullSecret for registry.host()
+//! let digest = registry.push_layout(layout, "regcreds/regcreds:test")?;
+//! // Pods: image `{registry.host()}/regcreds/regcreds:test` (or `@{digest}`), with a pull Secret for
+//! // registry.host(); the registry's CA is registry.ca_pem() / registry.cert_dir().
 //! # let _ = digest; Ok(()) }
 //! ```
 

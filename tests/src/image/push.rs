@@ -18,6 +18,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::Value;
 
 use super::oci::OciLayout;
+use crate::registry::TestRegistry;
 
 /// How to reach a registry.
 #[derive(Debug, Clone)]
@@ -81,6 +82,35 @@ impl Credentials {
             }),
             _ => bail!("credentials must look like user:password"),
         }
+    }
+}
+
+/// Pushing to the test kit's registry. (Here, not in `registry.rs`: that file is also compiled on its
+/// own by `regcreds-verify`'s tests, without this module.)
+impl TestRegistry {
+    /// How skopeo reaches this registry as its first user (anonymously without users).
+    pub fn access(&self) -> RegistryAccess {
+        RegistryAccess {
+            cert_dir: self.tls().then(|| self.cert_dir()),
+            tls_verify: self.tls(),
+            credentials: match self.users().first() {
+                Some((user, password)) => Credentials::Basic {
+                    user: user.clone(),
+                    password: password.clone(),
+                },
+                None => Credentials::None,
+            },
+        }
+    }
+
+    /// Pushes an image layout (e.g. [`super::regcreds::test_image`]) as `repository:tag` (no host), as
+    /// the first user; returns the manifest digest. Pods then pull `{host}/{repository}:{tag}`.
+    pub fn push_layout(&self, layout: &OciLayout, repository_tag: &str) -> Result<String> {
+        push(
+            layout,
+            &format!("{}/{repository_tag}", self.host()),
+            &self.access(),
+        )
     }
 }
 

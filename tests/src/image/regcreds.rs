@@ -11,7 +11,7 @@
 //! The constants below repeat what the `Dockerfile` says on purpose: `tests/tests/image.rs` parses the
 //! `Dockerfile` and fails when the two disagree, so neither can change alone.
 
-use std::{collections::BTreeMap, path::Path, process::Command};
+use std::{collections::BTreeMap, path::Path, process::Command, sync::OnceLock};
 
 use anyhow::{Context, Result};
 
@@ -138,6 +138,29 @@ impl BuildOptions {
             compression: Compression::None,
         }
     }
+}
+
+/// The regcreds image of the binary under test ([`crate::regcreds_binary`], normally the debug build),
+/// built once per test process with [`BuildOptions::for_tests`] into a temporary directory that a
+/// janitor deletes when the process is gone. Panics if the image cannot be built.
+pub fn test_image() -> &'static OciLayout {
+    static IMAGE: OnceLock<(OciLayout, Option<std::process::Child>)> = OnceLock::new();
+    &IMAGE
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("regcreds-image-{}", std::process::id()));
+            // Statics are never dropped: the janitor removes the directory after this process exits.
+            let janitor = crate::child::spawn_janitor(&dir)
+                .inspect_err(|e| eprintln!("regcreds-testkit: no janitor for {}: {e}", dir.display()))
+                .ok();
+            let layout = build(
+                &crate::regcreds_binary(),
+                &dir.join("oci"),
+                &BuildOptions::for_tests(),
+            )
+            .unwrap_or_else(|e| panic!("building the regcreds test image: {e:#}"));
+            (layout, janitor)
+        })
+        .0
 }
 
 /// Builds the regcreds image around `binary` and writes it as an OCI layout in `dir`.

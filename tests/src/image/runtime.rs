@@ -118,6 +118,17 @@ pub fn ca_bundle() -> Result<Vec<u8>> {
 /// The dynamic loader and every shared library `binary` loads, as `ldd` resolves them on this host.
 /// Empty for a static binary; an error names any library that cannot be found.
 pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
+    // ldd calls a binary for another architecture "not a dynamic executable": it would pass as static
+    // and get no libraries at all. This machine's libraries fit only this machine's architecture.
+    let machine = elf_machine(binary)?;
+    let host = elf_machine(Path::new("/proc/self/exe"))?;
+    if machine != host {
+        bail!(
+            "{} is built for ELF machine {machine:#x}, this machine is {host:#x}: the runtime is assembled \
+             from this machine's libraries, so build the binary for this machine",
+            binary.display()
+        );
+    }
     let output = Command::new("ldd")
         .arg(binary)
         .output()
@@ -136,6 +147,26 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
         );
     }
     parse_ldd(&stdout).with_context(|| format!("libraries of {}", binary.display()))
+}
+
+/// `e_machine` of an ELF file (0x3e x86-64, 0xb7 AArch64, …).
+fn elf_machine(path: &Path) -> Result<u16> {
+    let mut header = [0u8; 20];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?,
+        &mut header,
+    )
+    .with_context(|| format!("{} is too short for an ELF file", path.display()))?;
+    if &header[..4] != b"\x7fELF" {
+        bail!("{} is not an ELF executable", path.display());
+    }
+    let bytes = [header[18], header[19]];
+    // EI_DATA: 1 little-endian, 2 big-endian.
+    Ok(if header[5] == 2 {
+        u16::from_be_bytes(bytes)
+    } else {
+        u16::from_le_bytes(bytes)
+    })
 }
 
 /// `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` and `/lib64/ld-linux-x86-64.so.2 (0x…)` give a
@@ -227,8 +258,30 @@ mod tests {
             ]
         );
         assert!(parse_ldd("\tstatically linked\n")?.is_empty());
-        let err = parse_ldd("\tlibfoo.so.1 => not found\n\tlibc.so.6 => /lib/libc.so.6 (0x1)\n").unwrap_err();
+        let err = parse_ldd("\tlibfoo.so.1 => not found\n\tlibc.so.6 => /lib/libc.so.6 (0x1)\n")
+            .expect_err("missing library");
         assert!(err.to_string().contains("libfoo.so.1"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_binary_for_this_machine() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let script = dir.path().join("script");
+        std::fs::write(&script, "#!/bin/sh\necho a shell script, not an ELF binary\n")?;
+        let err = shared_libraries(&script).expect_err("not ELF");
+        assert!(err.to_string().contains("not an ELF executable"), "{err}");
+        // This test's own executable, with e_machine changed to another architecture.
+        let mut elf = std::fs::read("/proc/self/exe")?;
+        let other: u16 = if elf[18] == 0x3e { 0xb7 } else { 0x3e };
+        elf[18..20].copy_from_slice(&other.to_le_bytes());
+        let foreign = dir.path().join("foreign");
+        std::fs::write(&foreign, elf)?;
+        let err = shared_libraries(&foreign).expect_err("foreign architecture");
+        assert!(
+            err.to_string().contains("build the binary for this machine"),
+            "{err}"
+        );
         Ok(())
     }
 }
