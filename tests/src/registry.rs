@@ -192,20 +192,6 @@ impl TestRegistry {
         &self.digest
     }
 
-    /// Copies the image `tag` of the OCI layout `layout` to `<host>/<repository>:<tag>` as the
-    /// registry's first user (anonymously without users); returns the pushed image's name.
-    pub fn push_oci_layout(&self, layout: &Path, tag: &str, repository: &str) -> Result<String, String> {
-        let name = format!("{}/{repository}:{tag}", self.host);
-        let mut copy = self.skopeo();
-        copy.args(["copy", "--insecure-policy"])
-            .args(self.tls_args("dest-"))
-            .args(self.creds_args("dest-"));
-        copy.arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("docker://{name}"));
-        run(copy)?;
-        Ok(name)
-    }
-
     /// The registry's log so far, for assertion messages.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
@@ -250,6 +236,11 @@ impl TestRegistry {
                 &format!("docker://{}", self.image_name()),
             ]);
         run(command)
+    }
+
+    /// The users and passwords the registry accepts, first one first.
+    pub fn users(&self) -> &[(String, String)] {
+        &self.users
     }
 
     /// skopeo with a private HOME, so that no login on the machine can stand in for the one under test.

@@ -43,6 +43,8 @@ declare -A PROVIDES_FILE=([/usr/lib/cni/bridge]=containernetworking-plugins)
 for file in "${!PROVIDES_FILE[@]}"; do
   [[ -e "$file" ]] || missing+=("${PROVIDES_FILE[$file]}")
 done
+# The image (`cargo xtask image`, tests/tests/image.rs) ships the CAs of Debian's ca-certificates package.
+[[ -d /usr/share/ca-certificates/mozilla ]] || missing+=(ca-certificates)
 # Debian's own python3 splits venv support into a package.
 "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then

@@ -94,8 +94,10 @@ fn run_one(test: NodeTest) -> Result<(), Failed> {
         .map_err(|e| Failed::from(format!("building a Tokio runtime: {e}")))?;
     runtime.block_on(async {
         let world = NodeWorld::shared().await;
-        (test.body)(world)
-            .await
-            .map_err(|e| Failed::from(format!("{e:?}")))
+        let started = std::time::Instant::now();
+        let outcome = (test.body)(world).await;
+        // Printed before libtest's "ok": how long each test takes on the node, world start excluded.
+        eprint!("[{:.1}s] ", started.elapsed().as_secs_f64());
+        outcome.map_err(|e| Failed::from(format!("{e:?}")))
     })
 }

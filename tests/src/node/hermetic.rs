@@ -21,8 +21,9 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-/// Directories overlaid with a private, in-memory upper layer.
-const OVERLAID: &[&str] = &["/etc", "/opt", "/var", "/run"];
+/// Directories overlaid with a private, in-memory upper layer. `/run` first: from then on even the
+/// `mount` command's own bookkeeping (`/run/mount`) stays private.
+const OVERLAID: &[&str] = &["/run", "/etc", "/opt", "/var"];
 
 /// Host-global sysctls kubelet writes (`setupKernelTunables`), replaced by private files.
 pub const KUBELET_SYSCTLS: &[&str] = &[
@@ -71,7 +72,7 @@ fn prepare_once(node_ip: Ipv4Addr, node_name: &str) -> Result<Prepared> {
         std::fs::create_dir_all(&upper)?;
         std::fs::create_dir_all(&work)?;
         sh(&format!(
-            "mount -t overlay regcreds-world -o lowerdir={target},upperdir={},workdir={} {target}",
+            "mount -n -t overlay regcreds-world -o lowerdir={target},upperdir={},workdir={} {target}",
             q(&upper),
             q(&work)
         ))?;
@@ -83,7 +84,7 @@ fn prepare_once(node_ip: Ipv4Addr, node_name: &str) -> Result<Prepared> {
         };
         let file = scratch.join(format!("sysctl-{}", key.replace('/', ".")));
         std::fs::write(&file, value)?;
-        sh(&format!("mount --bind {} {}", q(&file), q(&proc_path)))?;
+        sh(&format!("mount -n --bind {} {}", q(&file), q(&proc_path)))?;
     }
     // Inside the /etc overlay: the host's file is untouched.
     let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();

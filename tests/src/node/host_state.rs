@@ -2,6 +2,10 @@
 //!
 //! Taken outside any world (in the host's namespaces). Everything is text, sorted where order is not
 //! meaningful, so a difference prints as a readable diff.
+//!
+//! Other test runs may have worlds of their own at the same time (several engineers, one machine):
+//! cgroups, processes and directories of a world whose launcher is another live process are left out.
+//! A world launched by this process, or by a process that is gone, always counts.
 
 use std::{collections::BTreeMap, path::Path, process::Command};
 
@@ -34,6 +38,10 @@ pub const FIXED_PATHS: &[&str] = &[
     "/opt/containerd",
 ];
 
+/// Directories whose entries (one level) must be the same before and after: a world writes below
+/// them only through its private overlays.
+const LISTED_DIRS: &[&str] = &["/run", "/etc", "/opt", "/var", "/var/lib", "/var/log", "/root"];
+
 /// Named sections of host state; compare two with [`HostState::diff`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostState(BTreeMap<String, String>);
@@ -51,7 +59,7 @@ impl HostState {
             );
         }
         sections.insert("mounts".into(), sorted_lines(&read("/proc/self/mountinfo")));
-        sections.insert("cgroups".into(), cgroup_dirs());
+        sections.insert("cgroups".into(), without_foreign_worlds(&cgroup_dirs()));
         for (name, args) in [
             ("ip link", &["-o", "link"][..]),
             ("ip addr", &["-o", "addr"]),
@@ -72,8 +80,11 @@ impl HostState {
         for path in FIXED_PATHS {
             sections.insert(format!("path {path}"), describe_path(Path::new(path)));
         }
-        sections.insert("node processes".into(), node_processes());
-        sections.insert("world directories".into(), world_dirs());
+        for dir in LISTED_DIRS {
+            sections.insert(format!("entries of {dir}"), entries(Path::new(dir)));
+        }
+        sections.insert("node processes".into(), without_foreign_worlds(&node_processes()));
+        sections.insert("world directories".into(), without_foreign_worlds(&world_dirs()));
         Self(sections)
     }
 
@@ -88,6 +99,22 @@ impl HostState {
         }
         out
     }
+}
+
+/// Drops the lines that name a world (`regcreds-node-<launcher pid>-…`) launched by another live
+/// process.
+fn without_foreign_worlds(text: &str) -> String {
+    let foreign = |line: &str| {
+        line.split("regcreds-node-").skip(1).any(|rest| {
+            let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            pid.parse::<u32>()
+                .is_ok_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists())
+        })
+    };
+    text.lines()
+        .filter(|line| !foreign(line))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn read(path: &str) -> String {
@@ -157,10 +184,24 @@ fn describe_path(path: &Path) -> String {
     format!("present\n{}", entries.join("\n"))
 }
 
-/// Processes of a node world: their command lines name a world directory (kubelet, containerd,
-/// shims, the control plane), or are exactly what the test pods run. None may outlive a world.
+/// The names in `dir`, sorted.
+fn entries(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.join("\n")
+}
+
+/// Processes of a node world, each with the world it belongs to: named by `$REGCREDS_NODE_WORLD` in
+/// its environment (the launcher sets it; every node process inherits it), by its cgroup (container
+/// processes live under kubelet's cgroup root), or by its command line. None may outlive a world.
 fn node_processes() -> String {
-    const POD_COMMANDS: &[&str] = &["/pause", "/regcreds run", "/regcreds", "sleep 3600"];
     let mut found = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return "<no /proc>".into();
@@ -170,15 +211,33 @@ fn node_processes() -> String {
         if !name.to_string_lossy().chars().all(|c| c.is_ascii_digit()) {
             continue;
         }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let cmdline = cmdline.trim();
-        if cmdline.contains("regcreds-node-") || POD_COMMANDS.contains(&cmdline) {
-            found.push(cmdline.to_string());
+        let read = |file: &str| {
+            let bytes = std::fs::read(entry.path().join(file)).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).replace('\0', " ")
+        };
+        let cmdline = read("cmdline");
+        let world = [read("environ"), read("cgroup"), cmdline.clone()]
+            .iter()
+            .find_map(|text| world_name(text));
+        if let Some(world) = world {
+            found.push(format!("{} [{world}]", cmdline.trim()));
         }
     }
     found.sort();
     found.join("\n")
+}
+
+/// The first `regcreds-node-<pid>-<suffix>` in `text`.
+fn world_name(text: &str) -> Option<String> {
+    text.split("regcreds-node-").skip(1).find_map(|rest| {
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let (pid, suffix) = name.split_once('-')?;
+        (pid.chars().all(|c| c.is_ascii_digit()) && !pid.is_empty() && !suffix.is_empty())
+            .then(|| format!("regcreds-node-{name}"))
+    })
 }
 
 /// `$TMPDIR/regcreds-node-*` directories.

@@ -162,15 +162,13 @@ impl NodeWorld {
             }),
         );
         let images = dir.join("images");
-        images::write_busybox(&images.join("busybox"), WORKLOAD_TAG)?;
-        let workload_image = registry
-            .push_oci_layout(&images.join("busybox"), WORKLOAD_TAG, WORKLOAD_REPOSITORY)
-            .map_err(|e| anyhow::anyhow!("pushing the workload image: {e}"))?;
-        let pause_tag = format!("v{K8S_VERSION}");
-        images::write_pause(&bins.pause, &images.join("pause"), &pause_tag)?;
-        let sandbox_image = public_registry
-            .push_oci_layout(&images.join("pause"), &pause_tag, "regcreds-test/pause")
-            .map_err(|e| anyhow::anyhow!("pushing the pause image: {e}"))?;
+        let busybox = images::write_busybox(&images.join("busybox"), WORKLOAD_TAG)?;
+        registry.push_layout(&busybox, &format!("{WORKLOAD_REPOSITORY}:{WORKLOAD_TAG}"))?;
+        let workload_image = format!("{}/{WORKLOAD_REPOSITORY}:{WORKLOAD_TAG}", registry.host());
+        let pause = images::write_pause(&bins.pause, &images.join("pause"), &format!("v{K8S_VERSION}"))?;
+        let sandbox_repository = format!("regcreds-test/pause:v{K8S_VERSION}");
+        public_registry.push_layout(&pause, &sandbox_repository)?;
+        let sandbox_image = format!("{}/{sandbox_repository}", public_registry.host());
 
         let cp = ControlPlane::start_with(ControlPlaneOptions {
             node_ip: Some(NODE_IP),
@@ -302,35 +300,18 @@ impl NodeWorld {
         &self.workload_image
     }
 
-    /// Pushes the workload image again as `<repository>:<tag>` in the private registry (e.g. a tag no
-    /// pod pulled before); returns its name.
+    /// Pushes the workload image again as `<repository>:<tag>` in the private registry (e.g. a name no
+    /// pod pulled before); returns its full name.
     pub async fn push_workload_image(&self, repository: &str, tag: &str) -> Result<String> {
-        let layout = self.dir.join("images/busybox");
-        let registry = self.registry().await;
-        let pushed = registry
-            .push_oci_layout(&layout, WORKLOAD_TAG, repository)
-            .map_err(|e| anyhow::anyhow!("pushing {repository}: {e}"))?;
-        if tag == WORKLOAD_TAG {
-            return Ok(pushed);
-        }
-        // skopeo copies tag to tag: copy the pushed image under the new tag.
-        let retagged = format!("{}/{repository}:{tag}", self.registry_host);
-        let password = self.pull_password();
-        run(Command::new("skopeo")
-            .args(["copy", "--insecure-policy"])
-            .arg("--src-cert-dir")
-            .arg(registry.cert_dir())
-            .arg("--dest-cert-dir")
-            .arg(registry.cert_dir())
-            .arg(format!("--src-creds={PULL_USER}:{password}"))
-            .arg(format!("--dest-creds={PULL_USER}:{password}"))
-            .arg(format!("docker://{pushed}"))
-            .arg(format!("docker://{retagged}"))
-            .env("HOME", self.home()))?;
-        Ok(retagged)
+        let layout = crate::image::OciLayout::open(&self.dir.join("images/busybox"), WORKLOAD_TAG)?;
+        self.registry()
+            .await
+            .push_layout(&layout, &format!("{repository}:{tag}"))?;
+        Ok(format!("{}/{repository}:{tag}", self.registry_host))
     }
 
-    /// regcreds' image in [`Self::public_registry`], built and pushed on first use.
+    /// regcreds' image in [`Self::public_registry`], built and pushed on first use: the image
+    /// `cargo xtask image` builds ([`crate::image::regcreds::build`]), around the binary under test.
     pub async fn regcreds_image(&self) -> Result<&str> {
         self.regcreds_image
             .get_or_try_init(|| async { regcreds_image::build_and_push(&self.public_registry, &self.dir) })
