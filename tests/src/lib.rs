@@ -12,12 +12,14 @@
 //! Helpers: [`temp_namespace`] (random namespace with its `default` ServiceAccount), [`wait_for`]
 //! (polling assertions), [`regcreds_binary`] (the binary under test, built on demand),
 //! [`binaries::python`] (the venv with moto & co.). `cargo xtask controlplane up` runs the same
-//! [`ControlPlane`] in the foreground for manual use.
+//! [`ControlPlane`] in the foreground for manual use. [`image`] builds the regcreds container image
+//! without Docker (`cargo xtask image`).
 
 pub mod binaries;
 mod child;
 mod controlplane;
 mod counting;
+pub mod image;
 mod kubeconfig;
 mod metrics;
 mod namespace;

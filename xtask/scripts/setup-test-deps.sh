@@ -35,6 +35,8 @@ missing=()
 for cmd in "${!PROVIDES[@]}"; do
   command -v "$cmd" >/dev/null || missing+=("${PROVIDES[$cmd]}")
 done
+# The image (`cargo xtask image`, tests/tests/image.rs) ships the CAs of Debian's ca-certificates package.
+[[ -d /usr/share/ca-certificates/mozilla ]] || missing+=(ca-certificates)
 # Debian's own python3 splits venv support into a package.
 "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then

@@ -6,11 +6,13 @@
 //! - `test` ([`test`]): install test dependencies, lint, and run every test (what CI runs).
 //! - `bench` ([`bench`]): measure regcreds against a bare client doing the same writes.
 //! - `demo` ([`demo`]): regcreds end to end on this machine, step by step.
+//! - `image` ([`image`]): the container image without Docker (OCI layout; `--push` with skopeo).
 
 mod bench;
 mod controlplane_build;
 mod controlplane_up;
 mod demo;
+mod image;
 mod shell;
 mod test;
 
@@ -35,6 +37,8 @@ enum Task {
     Bench(bench::Args),
     /// Show regcreds end to end: control plane, private registry, propagated Secret, a real pull.
     Demo(demo::Args),
+    /// Build the regcreds image from the release binary without Docker; optionally push it.
+    Image(image::Args),
 }
 
 #[derive(Subcommand)]
@@ -52,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(args) => test::run(args),
         Task::Bench(args) => bench::run(args),
         Task::Demo(args) => demo::run(args),
+        Task::Image(args) => image::run(args),
     }
 }
 
