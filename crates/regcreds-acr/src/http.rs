@@ -19,12 +19,9 @@ pub(crate) async fn client(ca_file: Option<&Path>, timeout: Duration) -> Result<
 }
 
 async fn certificates(path: &Path) -> Result<Vec<reqwest::Certificate>> {
-    let pem = tokio::fs::read(path)
+    let pem = regcreds_core::read_bounded_async(path)
         .await
-        .map_err(|source| Error::UnreadableCaFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| Error::UnreadableCaFile { source })?;
     match reqwest::Certificate::from_pem_bundle(&pem) {
         Ok(certs) if !certs.is_empty() => Ok(certs),
         _ => Err(Error::InvalidCaFile(path.to_path_buf())),

@@ -10,7 +10,8 @@ use std::fmt;
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RegistryHost(String);
 
-/// Why a registry key was rejected. Registry keys are not secret, so they may be echoed.
+/// Why a registry key was rejected. A registry key is not secret, but a malformed one may carry a
+/// credential (`user:password@`, `?token=`): messages show it through [`redact_registry`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryHostError {
     /// The key was empty or blank.
@@ -32,7 +33,7 @@ pub enum RegistryHostError {
     #[error("registry {0:?} has an invalid port")]
     Port(String),
     /// The key carries a query string or fragment.
-    #[error("registry {0:?} must not contain '?' or '#'")]
+    #[error("registry {0:?} must not contain a query string or fragment ('?' or '#')")]
     Query(String),
 }
 
@@ -44,13 +45,13 @@ impl RegistryHost {
             return Err(RegistryHostError::Empty);
         }
         if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(RegistryHostError::Whitespace(redact_userinfo(key)));
+            return Err(RegistryHostError::Whitespace(redact_registry(key)));
         }
         if key.contains('@') {
-            return Err(RegistryHostError::UserInfo(redact_userinfo(key)));
+            return Err(RegistryHostError::UserInfo(redact_registry(key)));
         }
         if key.contains('?') || key.contains('#') {
-            return Err(RegistryHostError::Query(key.to_string()));
+            return Err(RegistryHostError::Query(redact_registry(key)));
         }
         let rest = match key.split_once("://") {
             Some(("http" | "https", rest)) => rest,
@@ -100,12 +101,23 @@ fn split_port(authority: &str) -> Option<(&str, &str)> {
     authority.rsplit_once(':')
 }
 
-/// Error messages must never show `user:password@`; keep only what follows the `@`.
-fn redact_userinfo(key: &str) -> String {
-    match key.rsplit_once('@') {
+/// A registry key (or URL) as it may appear in a message: `user:password@` becomes `***@` and a query
+/// string or fragment becomes `?***`, because either may carry a credential. Nothing else changes, so
+/// the user still recognises what they wrote.
+pub fn redact_registry(key: &str) -> String {
+    let (key, cut) = match key.find(['?', '#']) {
+        Some(at) => (&key[..at], true),
+        None => (key, false),
+    };
+    let (scheme, rest) = match key.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), key),
+    };
+    let rest = match rest.rsplit_once('@') {
         Some((_, host)) => format!("***@{host}"),
-        None => key.to_string(),
-    }
+        None => rest.to_string(),
+    };
+    format!("{scheme}{rest}{}", if cut { "?***" } else { "" })
 }
 
 impl fmt::Display for RegistryHost {
@@ -184,6 +196,21 @@ mod tests {
             RegistryHost::parse("x.io?a=b"),
             Err(RegistryHostError::Query(_))
         ));
+    }
+
+    #[test]
+    fn a_query_string_or_userinfo_is_never_echoed() {
+        for (key, shown) in [
+            ("x.io?token=s3cr3t", "x.io?***"),
+            ("https://x.io/v2/#s3cr3t", "https://x.io/v2/?***"),
+            ("https://bob:s3cr3t@x.io/p?t=s3cr3t", "https://***@x.io/p?***"),
+            ("bob:s3cr3t@x.io", "***@x.io"),
+            ("x.io/?a b=s3cr3t", "x.io/?***"),
+        ] {
+            let err = RegistryHost::parse(key).expect_err(key).to_string();
+            assert!(!err.contains("s3cr3t"), "{key}: {err}");
+            assert!(err.contains(shown), "{key}: {err}");
+        }
     }
 
     #[test]
