@@ -47,4 +47,13 @@ mod tests {
             Err(Error::UnreadableCaFile { .. })
         ));
     }
+
+    #[tokio::test]
+    async fn an_endless_or_huge_ca_file_fails_fast() {
+        let result = client(Some(Path::new("/dev/zero")), Duration::from_secs(1)).await;
+        let Err(error @ Error::UnreadableCaFile { .. }) = result else {
+            panic!("expected an unreadable CA file, got {result:?}");
+        };
+        assert!(error.to_string().contains("larger than 1 MiB"), "{error}");
+    }
 }

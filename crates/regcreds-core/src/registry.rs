@@ -105,19 +105,31 @@ fn split_port(authority: &str) -> Option<(&str, &str)> {
 /// string or fragment becomes `?***`, because either may carry a credential. Nothing else changes, so
 /// the user still recognises what they wrote.
 pub fn redact_registry(key: &str) -> String {
-    let (key, cut) = match key.find(['?', '#']) {
-        Some(at) => (&key[..at], true),
-        None => (key, false),
-    };
-    let (scheme, rest) = match key.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+    // NB: userinfo first, on the whole key: a password may itself contain '?', '#' or "://".
+    let (prefix, rest) = match key.rsplit_once('@') {
+        Some((userinfo, host)) => (format!("{}***@", scheme_of(userinfo)), host),
         None => (String::new(), key),
     };
-    let rest = match rest.rsplit_once('@') {
-        Some((_, host)) => format!("***@{host}"),
+    let rest = match rest.find(['?', '#']) {
+        Some(at) => format!("{}?***", &rest[..at]),
         None => rest.to_string(),
     };
-    format!("{scheme}{rest}{}", if cut { "?***" } else { "" })
+    format!("{prefix}{rest}")
+}
+
+/// `https://` if `text` starts with a well-formed scheme, else nothing (it may be part of a password).
+fn scheme_of(text: &str) -> String {
+    match text.split_once("://") {
+        Some((scheme, _))
+            if scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            format!("{scheme}://")
+        }
+        _ => String::new(),
+    }
 }
 
 impl fmt::Display for RegistryHost {
@@ -206,6 +218,8 @@ mod tests {
             ("https://bob:s3cr3t@x.io/p?t=s3cr3t", "https://***@x.io/p?***"),
             ("bob:s3cr3t@x.io", "***@x.io"),
             ("x.io/?a b=s3cr3t", "x.io/?***"),
+            ("bob:s3cr3t:@https://a", "\"***@https://a\""),
+            ("https://bob:s3c?r#3t@x.io", "https://***@x.io"),
         ] {
             let err = RegistryHost::parse(key).expect_err(key).to_string();
             assert!(!err.contains("s3cr3t"), "{key}: {err}");

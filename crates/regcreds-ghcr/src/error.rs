@@ -18,13 +18,11 @@ pub enum Error {
     )]
     InvalidInstallationId(String),
     /// The key file could not be read.
-    #[error("cannot read private key file {path}: {source}")]
+    #[error("private key file: {source}")]
     UnreadableKeyFile {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
+        /// What went wrong (missing, unreadable, larger than 1 MiB); names the file.
         #[source]
-        source: std::io::Error,
+        source: regcreds_core::FileError,
     },
     /// The key is not a usable RSA private key.
     #[error("private key ({origin}) {source}")]
@@ -70,13 +68,11 @@ pub enum Error {
     #[error("timeout must be greater than zero")]
     ZeroTimeout,
     /// The CA file could not be read.
-    #[error("cannot read CA file {path}: {source}")]
+    #[error("CA file: {source}")]
     UnreadableCaFile {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
+        /// What went wrong (missing, unreadable, larger than 1 MiB); names the file.
         #[source]
-        source: std::io::Error,
+        source: regcreds_core::FileError,
     },
     /// The CA file holds no usable PEM certificate.
     #[error("CA file {0} holds no PEM certificate")]

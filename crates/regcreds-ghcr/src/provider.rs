@@ -90,12 +90,9 @@ impl GhcrProvider {
 }
 
 async fn read_key(path: &Path) -> Result<AppKey> {
-    let pem = tokio::fs::read_to_string(path)
+    let pem = regcreds_core::read_bounded_to_string(path)
         .await
-        .map_err(|source| Error::UnreadableKeyFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| Error::UnreadableKeyFile { source })?;
     AppKey::from_pem(&pem).map_err(|source| Error::Key {
         origin: path.display().to_string(),
         source,

@@ -153,14 +153,14 @@ fn validate_api_url(url: &str) -> Result<String> {
         Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(char::is_whitespace) => {
             Ok(url.to_string())
         }
-        _ => Err(Error::InvalidApiUrl(url.to_string())),
+        _ => Err(Error::InvalidApiUrl(regcreds_core::redact_registry(url))),
     }
 }
 
 /// A bare `host[:port]` (a leading `https://` is accepted and dropped).
 pub(crate) fn registry_host(raw: &str) -> Result<RegistryHost> {
     let invalid = |reason: String| Error::InvalidRegistry {
-        registry: raw.to_string(),
+        registry: regcreds_core::redact_registry(raw),
         reason,
     };
     let trimmed = raw.trim();

@@ -28,16 +28,11 @@ pub enum Error {
     #[error("federation URL {0:?} is not an http:// or https:// URL")]
     InvalidUrl(String),
     /// The ServiceAccount token file could not be read.
-    #[error(
-        "cannot read the ServiceAccount token file {path}: {source} (mount a projected \
-         serviceAccountToken volume there)"
-    )]
+    #[error("ServiceAccount token file: {source} (mount a projected serviceAccountToken volume there)")]
     UnreadableTokenFile {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
+        /// What went wrong (missing, unreadable, larger than 1 MiB); names the file.
         #[source]
-        source: std::io::Error,
+        source: regcreds_core::FileError,
     },
     /// The token file is empty.
     #[error("the ServiceAccount token file {0} is empty")]
@@ -49,13 +44,11 @@ pub enum Error {
     #[error("timeout must be greater than zero")]
     ZeroTimeout,
     /// The CA file could not be read.
-    #[error("cannot read CA file {path}: {source}")]
+    #[error("CA file: {source}")]
     UnreadableCaFile {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
+        /// What went wrong (missing, unreadable, larger than 1 MiB); names the file.
         #[source]
-        source: std::io::Error,
+        source: regcreds_core::FileError,
     },
     /// The CA file holds no usable PEM certificate.
     #[error("CA file {0} holds no PEM certificate")]

@@ -13,12 +13,9 @@ pub(crate) async fn client(ca_file: Option<&Path>, timeout: Duration) -> Result<
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("regcreds/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_file {
-        let pem = tokio::fs::read(path)
+        let pem = regcreds_core::read_bounded_async(path)
             .await
-            .map_err(|source| Error::UnreadableCaFile {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| Error::UnreadableCaFile { source })?;
         let certificates = match reqwest::Certificate::from_pem_bundle(&pem) {
             Ok(certs) if !certs.is_empty() => certs,
             _ => return Err(Error::InvalidCaFile(path.to_path_buf())),
@@ -26,4 +23,18 @@ pub(crate) async fn client(ca_file: Option<&Path>, timeout: Duration) -> Result<
         builder = builder.tls_certs_merge(certificates);
     }
     builder.build().map_err(|e| Error::HttpClient(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_endless_or_huge_ca_file_fails_fast() {
+        let result = client(Some(Path::new("/dev/zero")), Duration::from_secs(1)).await;
+        let Err(error @ Error::UnreadableCaFile { .. }) = result else {
+            panic!("expected an unreadable CA file, got {result:?}");
+        };
+        assert!(error.to_string().contains("larger than 1 MiB"), "{error}");
+    }
 }

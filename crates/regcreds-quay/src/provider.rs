@@ -37,12 +37,9 @@ impl QuayProvider {
 
 /// The ServiceAccount JWT in `path`, trimmed.
 async fn read_token(path: &Path) -> Result<SecretString> {
-    let text = tokio::fs::read_to_string(path)
+    let text = regcreds_core::read_bounded_to_string(path)
         .await
-        .map_err(|source| Error::UnreadableTokenFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| Error::UnreadableTokenFile { source })?;
     let token = text.trim();
     if token.is_empty() {
         return Err(Error::EmptyTokenFile(path.to_path_buf()));

@@ -96,7 +96,7 @@ fn validate_robot(robot: &str) -> Result<()> {
 /// A bare `host[:port]` (a leading `https://` is accepted and dropped).
 fn registry_host(raw: &str) -> Result<RegistryHost> {
     let invalid = |reason: String| Error::InvalidRegistry {
-        registry: raw.to_string(),
+        registry: regcreds_core::redact_registry(raw),
         reason,
     };
     let trimmed = raw.trim();
@@ -122,7 +122,7 @@ fn validate_url(url: &str) -> Result<String> {
         Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(char::is_whitespace) => {
             Ok(url.to_string())
         }
-        _ => Err(Error::InvalidUrl(url.to_string())),
+        _ => Err(Error::InvalidUrl(regcreds_core::redact_registry(url))),
     }
 }
 
