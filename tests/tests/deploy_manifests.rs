@@ -1254,6 +1254,13 @@ fn every_variable_of_the_readme_tables_can_be_set_through_the_chart() {
         "providers.acr.clientId=c",
         "providers.acr.existingSecret=a",
     ];
+    let ghcr = [
+        "providers.ghcr.enabled=true",
+        "providers.ghcr.appId=123456",
+        "providers.ghcr.installationId=98765432",
+        "providers.ghcr.existingSecret=gh",
+    ];
+    let quay = ["providers.quay.enabled=true", "providers.quay.robot=org+bot"];
     let with =
         |base: &[&'static str], extra: &[&'static str]| -> Vec<&'static str> { [base, extra].concat() };
     let direct: Vec<(&str, Vec<&str>, Rendered)> = vec![
@@ -1316,7 +1323,7 @@ fn every_variable_of_the_readme_tables_can_be_set_through_the_chart() {
         ("REGCREDS_ECR_REGIONS", with(&ecr, &[]), V("us-east-1,eu-west-1")),
         (
             "REGCREDS_ECR_ACCOUNTS",
-            with(&ecr, &["providers.ecr.accounts={123456789012}"]),
+            with(&ecr, &["string:providers.ecr.accounts=123456789012"]),
             V("123456789012"),
         ),
         (
@@ -1413,6 +1420,54 @@ fn every_variable_of_the_readme_tables_can_be_set_through_the_chart() {
             with(&acr, &["providers.acr.schedule=0 */15 * * * *"]),
             V("0 */15 * * * *"),
         ),
+        ("REGCREDS_GHCR_APP_ID", with(&ghcr, &[]), V("123456")),
+        ("REGCREDS_GHCR_INSTALLATION_ID", with(&ghcr, &[]), V("98765432")),
+        (
+            "REGCREDS_GHCR_PRIVATE_KEY_FILE",
+            with(&ghcr, &[]),
+            V("/etc/regcreds/ghcr/private-key.pem"),
+        ),
+        (
+            "REGCREDS_GHCR_REPOSITORIES",
+            with(&ghcr, &["providers.ghcr.repositories={app,web}"]),
+            V("app,web"),
+        ),
+        (
+            "REGCREDS_GHCR_PERMISSIONS",
+            with(&ghcr, &["providers.ghcr.permissions=all"]),
+            V("all"),
+        ),
+        (
+            "REGCREDS_GHCR_API_URL",
+            with(&ghcr, &["providers.ghcr.apiUrl=https://ghe.example/api/v3"]),
+            V("https://ghe.example/api/v3"),
+        ),
+        (
+            "REGCREDS_GHCR_REGISTRY",
+            with(&ghcr, &["providers.ghcr.registry=containers.ghe.example"]),
+            V("containers.ghe.example"),
+        ),
+        (
+            "REGCREDS_GHCR_SECRET_NAME",
+            with(&ghcr, &["providers.ghcr.secretName=gh-pull"]),
+            V("gh-pull"),
+        ),
+        ("REGCREDS_QUAY_ROBOT", with(&quay, &[]), V("org+bot")),
+        (
+            "REGCREDS_QUAY_REGISTRY",
+            with(&quay, &["providers.quay.registry=quay.example.com"]),
+            V("quay.example.com"),
+        ),
+        (
+            "REGCREDS_QUAY_TOKEN_FILE",
+            with(&quay, &[]),
+            V("/var/run/secrets/regcreds/quay/token"),
+        ),
+        (
+            "REGCREDS_QUAY_SECRET_NAME",
+            with(&quay, &["providers.quay.secretName=q"]),
+            V("q"),
+        ),
         (
             "REGCREDS_SERVICE_ACCOUNTS",
             with(&hub, &["serviceAccounts={default,builder}"]),
@@ -1496,8 +1551,19 @@ fn every_variable_of_the_readme_tables_can_be_set_through_the_chart() {
         vars.contains("REGCREDS_CHECK_INTERVAL_SECONDS") && vars.len() >= 50,
         "README tables found: {vars:?}"
     );
+    // NB: `--set` turns digits into numbers; a `string:` prefix passes the value with `--set-string`.
     let render = |sets: &[&str]| -> Value {
-        let yaml = helm_template(&helm, "regcreds", &[], sets).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
+        let mut cmd = Command::new(&helm);
+        cmd.args(["template", "regcreds"])
+            .arg(repo().join(CHART))
+            .args(["--namespace", "regcreds"]);
+        for set in sets {
+            match set.strip_prefix("string:") {
+                Some(set) => cmd.args(["--set-string", set]),
+                None => cmd.args(["--set", set]),
+            };
+        }
+        let yaml = run(cmd, None).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
         the(&parse(&yaml, "chart"), "Deployment", "chart").clone()
     };
     let entries = |deployment: &Value, var: &str| -> Vec<Value> {

@@ -10,8 +10,10 @@ use std::{collections::BTreeMap, path::Path, process::ExitStatus, time::Duration
 
 use k8s_openapi::{
     ByteString,
-    api::core::v1::{ResourceQuota, ResourceQuotaSpec, Secret},
-    apimachinery::pkg::api::resource::Quantity,
+    api::{
+        admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding},
+        core::v1::Secret,
+    },
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -92,33 +94,79 @@ async fn config_runonce_makes_one_pass_then_exits_0_or_1_when_a_namespace_failed
     }
     assert!(logs.contains("one pass over every namespace done"), "{logs}");
 
-    // A namespace where Secrets cannot be created (a quota of zero): the pass reports it, exit 1.
-    let bad = "runonce-quota";
-    support::ensure_namespace(&client, bad, &[(TEST_LABEL, test)]).await;
-    let quota = ResourceQuota {
-        metadata: ObjectMeta {
-            name: Some("no-secrets".into()),
+    // A namespace where Secrets cannot be written (an admission policy denies them): the pass goes on
+    // with the others, names it, and exits 1.
+    let bad = "runonce-denied";
+    deny_secrets_in_namespaces_labelled(&client, DENY_LABEL).await;
+    support::ensure_namespace(&client, bad, &[(TEST_LABEL, test), (DENY_LABEL, "true")]).await;
+    wait_for("the policy denies Secrets", Duration::from_secs(30), || async {
+        let probe = Secret {
+            metadata: ObjectMeta {
+                name: Some("probe".into()),
+                ..Default::default()
+            },
             ..Default::default()
-        },
-        spec: Some(ResourceQuotaSpec {
-            hard: Some(BTreeMap::from([(
-                "count/secrets".to_string(),
-                Quantity("0".into()),
-            )])),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    Api::<ResourceQuota>::namespaced(client.clone(), bad)
-        .create(&PostParams::default(), &quota)
-        .await
-        .expect("quota");
+        };
+        let api = Api::<Secret>::namespaced(client.clone(), bad);
+        match api.create(&PostParams::default(), &probe).await {
+            Err(kube::Error::Api(status)) if status.message.contains("denied request") => Some(()),
+            Ok(_) => {
+                let _ = api.delete("probe", &Default::default()).await;
+                None
+            }
+            Err(_) => None,
+        }
+    })
+    .await;
     let (status, logs) = run_to_completion(cp.kubeconfig_path(), &env, &dir.path().join("second.log")).await;
     assert_eq!(status.code(), Some(1), "{logs}");
     assert!(logs.contains(bad), "the failing namespace is named: {logs}");
     assert!(support::secret(&client, bad, SECRET_NAME).await.is_none());
     assert!(!logs.contains("patcher-pw"));
     support::delete_namespaces(&client, &[names[0], names[1], bad]).await;
+}
+
+const DENY_LABEL: &str = "regcreds-e2e/deny-secrets";
+
+/// A ValidatingAdmissionPolicy refusing every Secret write in namespaces labelled `label=true`.
+async fn deny_secrets_in_namespaces_labelled(client: &Client, label: &str) {
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "regcreds-e2e-deny-secrets"},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                "resources": ["secrets"],
+            }]},
+            "validations": [{"expression": "false", "message": "no Secrets in this namespace"}],
+        },
+    }))
+    .expect("policy");
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "regcreds-e2e-deny-secrets"},
+        "spec": {
+            "policyName": "regcreds-e2e-deny-secrets",
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {label: "true"}}},
+        },
+    }))
+    .expect("binding");
+    let ignore_exists = |result: Result<(), kube::Error>| match result {
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        other => other.expect("create"),
+    };
+    ignore_exists(
+        Api::<ValidatingAdmissionPolicy>::all(client.clone())
+            .create(&PostParams::default(), &policy)
+            .await
+            .map(drop),
+    );
+    ignore_exists(
+        Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+            .create(&PostParams::default(), &binding)
+            .await
+            .map(drop),
+    );
 }
 
 #[tokio::test]

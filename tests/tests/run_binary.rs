@@ -445,10 +445,19 @@ async fn a_rollout_restart_hands_the_lease_to_the_new_pod_at_once_and_converges_
         "released before exit"
     );
     assert!(log_has(&logs[0], "released the lease"));
-    wait_for("the new pod takes over", TIMEOUT, || async {
-        log_has(&logs[2], "acquired the lease").then_some(())
-    })
-    .await;
+    while !log_has(&logs[2], "acquired the lease") {
+        if sigterm.elapsed() > TIMEOUT {
+            let all: Vec<String> = logs
+                .iter()
+                .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+                .collect();
+            panic!(
+                "the new pod did not take over; logs a, b, c:\n{}",
+                all.join("\n----\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let handover = sigterm.elapsed();
     for ns in &names {
         wait_for(&format!("{ns} has the new credential"), TIMEOUT, || async {

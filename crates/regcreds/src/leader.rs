@@ -29,8 +29,6 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-/// How long a replica of the releasing leader's own revision waits before competing for the Lease.
-const SAME_REVISION_DEFERRAL: Duration = Duration::from_millis(1500);
 /// Pause after a failed attempt to read or take the Lease (apiserver unreachable, ...).
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -134,8 +132,10 @@ pub async fn acquire(client: Client, settings: &LeaseSettings) -> anyhow::Result
                 let older_sibling = previous.as_deref().and_then(revision) == revision(&settings.identity);
                 info!(lease = %settings.name, previous = previous.as_deref().unwrap_or("?"), "the leader released the lease");
                 if older_sibling {
-                    // Let a replica of a newer revision (a rolling restart's new pod) take it first.
-                    tokio::time::sleep(SAME_REVISION_DEFERRAL).await;
+                    // Let a replica of a newer revision (a rolling restart's new pod) take it first: a
+                    // third of the lease duration is a generous head start on a loaded node, and still
+                    // well before the Lease would have expired.
+                    tokio::time::sleep(Duration::from_secs((settings.duration_seconds / 3).max(2))).await;
                 }
             }
         }

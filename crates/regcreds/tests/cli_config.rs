@@ -693,6 +693,21 @@ fn bad_schedules_oversized_files_and_registries_with_credentials_fail_fast_and_n
             format!("AZURE_FEDERATED_TOKEN_FILE: cannot read {big}: it is larger"),
         ),
         (
+            vec!["mint"],
+            vec![
+                ("REGCREDS_GHCR_APP_ID", "123"),
+                ("REGCREDS_GHCR_INSTALLATION_ID", "456"),
+                ("REGCREDS_GHCR_PRIVATE_KEY_FILE", zero),
+            ],
+            "REGCREDS_GHCR_PRIVATE_KEY_FILE (--ghcr-private-key-file): private key file: cannot read /dev/zero: it is larger"
+                .into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("REGCREDS_QUAY_ROBOT", "org+bot"), ("REGCREDS_QUAY_TOKEN_FILE", big)],
+            format!("REGCREDS_QUAY_TOKEN_FILE (--quay-token-file): ServiceAccount token file: cannot read {big}: it is larger"),
+        ),
+        (
             vec!["check"],
             with(&[("REGCREDS_CHECK_CA_FILE", zero)]),
             "REGCREDS_CHECK_CA_FILE (--check-ca-file): cannot read /dev/zero: it is larger".into(),
