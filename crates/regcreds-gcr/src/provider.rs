@@ -100,7 +100,7 @@ async fn file_source(path: PathBuf) -> Result<Source> {
     Ok(Source::File(path))
 }
 
-async fn read_key(path: &PathBuf) -> Result<ServiceAccountKey> {
+async fn read_key(path: &std::path::Path) -> Result<ServiceAccountKey> {
     let json = regcreds_core::read_bounded_to_string(path)
         .await
         .map_err(|source| Error::UnreadableKeyFile { source })?;

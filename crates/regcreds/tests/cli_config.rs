@@ -327,7 +327,10 @@ fn regcreds_within(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Out
 }
 
 /// Runs each case and checks: exit 2, the expected text on stderr, one line per problem, no secret.
-fn assert_each_exits_2(cases: &[(Vec<&str>, Vec<(&str, &str)>, String)]) {
+/// Command-line arguments, environment, the text expected on stderr.
+type BadInput<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, String);
+
+fn assert_each_exits_2(cases: &[BadInput]) {
     for (args, env, expected) in cases {
         let (out, took) = regcreds_within(args, env, Duration::from_secs(30));
         let stderr = text(&out.stderr);
@@ -399,7 +402,7 @@ fn every_compatible_name_is_named_in_the_problems_it_causes() {
     let run = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
         [&static_ok[..], extra].concat()
     };
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, String)> = vec![
+    let cases: Vec<BadInput> = vec![
         // static (upmc DOCKER_PRIVATE_REGISTRY_*)
         (
             vec!["mint"],
@@ -636,7 +639,7 @@ fn bad_schedules_oversized_files_and_registries_with_credentials_fail_fast_and_n
     let acr_with_query = format!("r.azurecr.io?sig={SECRET}");
     let gcr_with_query = format!("gcr.io#{SECRET}");
     let ecr_with_userinfo = format!("ftp://u:{SECRET}@ecr.example");
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, String)> = vec![
+    let cases: Vec<BadInput> = vec![
         (
             vec!["mint"],
             with(&[("REGCREDS_STATIC_SCHEDULE", "0 0 0 30 2 *")]),
