@@ -636,7 +636,7 @@ async fn every_bad_configuration_of_regcreds_run_exits_2_with_its_own_message_an
         ),
         (
             vec![("REGCREDS_GCR_KEY_FILE", key_file)],
-            "REGCREDS_GCR_KEY_FILE (--gcr-key-file): cannot read service-account key",
+            "REGCREDS_GCR_KEY_FILE (--gcr-key-file): service-account key: cannot read",
         ),
         (
             vec![

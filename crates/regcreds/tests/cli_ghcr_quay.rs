@@ -208,7 +208,7 @@ fn every_bad_ghcr_or_quay_input_exits_2_naming_the_variable() {
         ),
         (
             with_app(&[("REGCREDS_GHCR_PRIVATE_KEY_FILE", missing)]),
-            "REGCREDS_GHCR_PRIVATE_KEY_FILE (--ghcr-private-key-file): cannot read private key file",
+            "REGCREDS_GHCR_PRIVATE_KEY_FILE (--ghcr-private-key-file): private key file: cannot read",
         ),
         (
             with_app(&[("REGCREDS_GHCR_PRIVATE_KEY_FILE", certificate)]),
@@ -248,7 +248,7 @@ fn every_bad_ghcr_or_quay_input_exits_2_naming_the_variable() {
                 ("REGCREDS_QUAY_ROBOT", ROBOT),
                 ("REGCREDS_QUAY_TOKEN_FILE", missing),
             ],
-            "REGCREDS_QUAY_TOKEN_FILE (--quay-token-file): cannot read the ServiceAccount token file",
+            "REGCREDS_QUAY_TOKEN_FILE (--quay-token-file): ServiceAccount token file: cannot read",
         ),
         (
             vec![
