@@ -479,10 +479,21 @@ async fn a_rollout_restart_hands_the_lease_to_the_new_pod_at_once_and_converges_
         !log_has(&logs[1], "acquired the lease"),
         "the old sibling never took over"
     );
-    for mut child in [b, c] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    // The rollout goes on: the old standby gets SIGTERM too, and stops cleanly at once.
+    let mut b = b;
+    Command::new("kill")
+        .args(["-TERM", &b.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = wait_for("old standby exits", Duration::from_secs(10), || {
+        let exited = b.try_wait().ok().flatten();
+        async move { exited }
+    })
+    .await;
+    assert!(status.success(), "standby exit {status:?}");
+    let mut c = c;
+    let _ = c.kill();
+    let _ = c.wait();
     let namespaces = Api::<Namespace>::all(client.clone());
     for ns in &names {
         let _ = namespaces.delete(ns, &Default::default()).await;

@@ -233,7 +233,13 @@ async fn run_valid(admin_addr: SocketAddr, valid: Valid, auto_watch: bool) -> an
         Some(lease) => {
             // A standby is healthy and ready: it is doing its job, which is waiting.
             ready_tx.send_replace(true);
-            let held = leader::acquire(client.clone(), lease).await?;
+            let held = tokio::select! {
+                held = leader::acquire(client.clone(), lease) => held?,
+                () = shutdown_signal() => {
+                    info!("shut down cleanly (standby)");
+                    return Ok(());
+                }
+            };
             ready_tx.send_replace(false);
             Some(held)
         }
@@ -268,14 +274,15 @@ async fn run_valid(admin_addr: SocketAddr, valid: Valid, auto_watch: bool) -> an
             () = lost => error!("lost the lease; stopping so that this replica restarts as a standby"),
         }
     };
-    Propagator::new(client, settings, desired)
+    let stopped = Propagator::new(client, settings, desired)
         .with_metrics(propagator_metrics)
         .run(stop)
-        .await?;
+        .await;
     // NB: only now, with every write finished, may the next leader start writing.
     if let Some(leadership) = leadership {
         leadership.release(RELEASE_TIMEOUT).await;
     }
+    stopped?;
     info!("shut down cleanly");
     Ok(())
 }
