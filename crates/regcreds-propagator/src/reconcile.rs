@@ -107,6 +107,16 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
             change.remove.insert(name);
         }
     }
+    // NB: also what this instance recorded on ServiceAccounts but no longer writes. The Secret may be gone
+    // already (deleted on an earlier pass whose ServiceAccount update did not happen, e.g. before the
+    // ServiceAccount cache was filled); its reference must still go.
+    change.remove.extend(
+        ctx.view
+            .accounts_with_annotation(namespace, &ctx.settings.instance_id.refs_annotation())
+            .into_iter()
+            .flatten()
+            .filter(|name| !desired.expects(name)),
+    );
     let complete = match update_accounts(ctx, namespace, &change).await {
         Ok(complete) => complete,
         Err(error) => {
