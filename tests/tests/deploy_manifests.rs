@@ -279,6 +279,18 @@ const KNOWN_ENV: &[&str] = &[
     "REGCREDS_ACR_CLIENT_SECRET",
     "REGCREDS_ACR_AUTH",
     "REGCREDS_ACR_SECRET_NAME",
+    "REGCREDS_GHCR_APP_ID",
+    "REGCREDS_GHCR_INSTALLATION_ID",
+    "REGCREDS_GHCR_PRIVATE_KEY_FILE",
+    "REGCREDS_GHCR_REPOSITORIES",
+    "REGCREDS_GHCR_PERMISSIONS",
+    "REGCREDS_GHCR_API_URL",
+    "REGCREDS_GHCR_REGISTRY",
+    "REGCREDS_GHCR_SECRET_NAME",
+    "REGCREDS_QUAY_ROBOT",
+    "REGCREDS_QUAY_REGISTRY",
+    "REGCREDS_QUAY_TOKEN_FILE",
+    "REGCREDS_QUAY_SECRET_NAME",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -516,14 +528,16 @@ fn assert_locked_down(deployment: &Value, what: &str) {
     assert_files_are_mounted(deployment, what);
 }
 
-/// A variable naming a file (dockerconfigjson, GCR key) points into a mounted Secret volume that
-/// really contains that file.
+/// A variable naming a file (dockerconfigjson, GCR key, GitHub App key) points into a mounted Secret
+/// volume that really contains that file; the Quay token file into a projected ServiceAccount token.
 fn assert_files_are_mounted(deployment: &Value, what: &str) {
     let pod = deployment.pointer("/spec/template/spec").expect("pod spec");
     for c in arr(pod, "/containers") {
         for var in [
             "REGCREDS_DOCKERCONFIGJSON_PATH",
             "REGCREDS_GCR_KEY_FILE",
+            "REGCREDS_GHCR_PRIVATE_KEY_FILE",
+            "REGCREDS_QUAY_TOKEN_FILE",
             "CONFIG_DOCKERCONFIGJSONPATH",
         ] {
             let Some(e) = env(c, var) else { continue };
@@ -546,6 +560,19 @@ fn assert_files_are_mounted(deployment: &Value, what: &str) {
                 .iter()
                 .find(|v| s(v, "/name") == s(mount, "/name"))
                 .unwrap_or_else(|| panic!("{what}: no volume {}", s(mount, "/name")));
+            if var == "REGCREDS_QUAY_TOKEN_FILE" {
+                let token = arr(volume, "/projected/sources")
+                    .iter()
+                    .filter_map(|source| source.get("serviceAccountToken"))
+                    .find(|t| Some(s(t, "/path")) == file.to_str())
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{what}: {var} must be a projected serviceAccountToken"));
+                assert!(
+                    !s(&token, "/audience").is_empty(),
+                    "{what}: the token needs an audience"
+                );
+                continue;
+            }
             assert!(
                 volume.pointer("/secret/secretName").is_some(),
                 "{what}: {var} must come from a Secret volume"
@@ -629,7 +656,19 @@ fn every_overlay_keeps_the_base_hardening_and_configures_one_provider_from_a_req
             .into_iter()
             .filter_map(|n| n.strip_prefix("REGCREDS_"))
             .filter_map(|n| n.split('_').next())
-            .filter(|p| ["STATIC", "DOCKERCONFIGJSON", "DOCKERHUB", "ECR", "GCR", "ACR"].contains(p))
+            .filter(|p| {
+                [
+                    "STATIC",
+                    "DOCKERCONFIGJSON",
+                    "DOCKERHUB",
+                    "ECR",
+                    "GCR",
+                    "ACR",
+                    "GHCR",
+                    "QUAY",
+                ]
+                .contains(p)
+            })
             .collect();
         assert_eq!(providers.len(), 1, "{dir}: configures providers {providers:?}");
         for e in arr(c, "/env") {
@@ -831,6 +870,22 @@ fn the_chart_refuses_settings_that_cannot_work() {
                 "providers.acr.auth=sideways",
             ],
             "auth",
+        ),
+        (
+            &["providers.ghcr.enabled=true", "providers.ghcr.existingSecret=x"],
+            "providers.ghcr.appId and providers.ghcr.installationId are required",
+        ),
+        (
+            &[
+                "providers.ghcr.enabled=true",
+                "providers.ghcr.appId=1",
+                "providers.ghcr.installationId=2",
+            ],
+            "providers.ghcr.existingSecret is required",
+        ),
+        (
+            &["providers.quay.enabled=true"],
+            "providers.quay.robot is required",
         ),
         // values.schema.json: a misspelt key is an error, not a silently ignored setting.
         (

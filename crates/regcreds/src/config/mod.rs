@@ -14,8 +14,10 @@ mod dockerconfig;
 mod dockerhub;
 mod ecr;
 mod gcr;
+mod ghcr;
 mod problems;
 mod propagation;
+mod quay;
 mod schedule;
 mod setting;
 mod static_registry;
@@ -30,13 +32,24 @@ pub use dockerconfig::DockerConfigArgs;
 pub use dockerhub::DockerHubArgs;
 pub use ecr::EcrArgs;
 pub use gcr::GcrArgs;
+pub use ghcr::GhcrArgs;
 pub use problems::ConfigProblems;
 pub use propagation::{PropagationArgs, WatchModeArg};
+pub use quay::QuayArgs;
 pub use schedule::Schedule;
 pub use static_registry::StaticArgs;
 
 /// Names accepted by `--provider`, in the order providers are built and reported.
-pub const PROVIDER_NAMES: &[&str] = &["static", "dockerconfigjson", "dockerhub", "ecr", "gcr", "acr"];
+pub const PROVIDER_NAMES: &[&str] = &[
+    "static",
+    "dockerconfigjson",
+    "dockerhub",
+    "ecr",
+    "gcr",
+    "acr",
+    "ghcr",
+    "quay",
+];
 
 /// A provider ready to run, with its refresh schedule and why it is enabled.
 #[derive(Clone)]
@@ -93,6 +106,10 @@ pub struct ProviderArgs {
     gcr: GcrArgs,
     #[command(flatten)]
     acr: AcrArgs,
+    #[command(flatten)]
+    ghcr: GhcrArgs,
+    #[command(flatten)]
+    quay: QuayArgs,
 }
 
 impl ProviderArgs {
@@ -106,6 +123,8 @@ impl ProviderArgs {
             status("ecr", self.ecr.build(problems).await),
             status("gcr", self.gcr.build(problems).await),
             status("acr", self.acr.build(problems).await),
+            status("ghcr", self.ghcr.build(problems).await),
+            status("quay", self.quay.build(problems).await),
         ]
     }
 
