@@ -9,6 +9,9 @@
 //!             └─► client() / client_as() / kubeconfig_as() / request_count() / restart_apiserver()
 //! ```
 //!
+//! [`node`]: the same control plane plus a real node (kubelet, containerd, runc, CNI, kube-proxy,
+//! kube-scheduler) inside namespaces the test run creates, where pods really pull and run.
+//!
 //! Helpers: [`temp_namespace`] (random namespace with its `default` ServiceAccount), [`wait_for`]
 //! (polling assertions), [`regcreds_binary`] (the binary under test, built on demand),
 //! [`binaries::python`] (the venv with moto & co.). `cargo xtask controlplane up` runs the same
@@ -23,6 +26,7 @@ pub mod image;
 mod kubeconfig;
 mod metrics;
 mod namespace;
+pub mod node;
 mod pki;
 mod ports;
 mod regcreds_bin;
@@ -30,7 +34,7 @@ pub mod registry;
 pub mod versions;
 mod wait;
 
-pub use controlplane::ControlPlane;
+pub use controlplane::{ControlPlane, ControlPlaneOptions};
 pub use counting::{RequestCounter, counting_client};
 pub use namespace::{TEMP_NAMESPACE_LABEL, temp_namespace};
 pub use regcreds_bin::{REGCREDS_BINARY_ENV, regcreds_binary};

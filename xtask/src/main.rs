@@ -1,8 +1,10 @@
 //! `cargo xtask <task>`: regcreds' developer and CI tasks.
 //!
-//! - `controlplane build` ([`controlplane_build`]): build etcd, kube-apiserver and
-//!   kube-controller-manager from source once, into `~/.cache/regcreds`.
-//! - `controlplane up` ([`controlplane_up`]): run that control plane in the foreground.
+//! - `controlplane build` ([`controlplane_build`]): build etcd, kube-apiserver,
+//!   kube-controller-manager and a node's parts (kubelet, kube-scheduler, kube-proxy, containerd,
+//!   pause) from source once, into `~/.cache/regcreds`.
+//! - `controlplane up [--node]` ([`controlplane_up`]): run that control plane (with a node) in the
+//!   foreground.
 //! - `test` ([`test`]): install test dependencies, lint, and run every test (what CI runs).
 //! - `bench` ([`bench`]): measure regcreds against a bare client doing the same writes.
 //! - `demo` ([`demo`]): regcreds end to end on this machine, step by step.
@@ -43,7 +45,7 @@ enum Task {
 
 #[derive(Subcommand)]
 enum Controlplane {
-    /// Build the pinned binaries from the Go module proxy (cached; needs Go).
+    /// Build the pinned control-plane and node binaries from the Go module proxy (cached; needs Go).
     Build,
     /// Run a control plane in the foreground and write an admin kubeconfig; Ctrl-C stops it.
     Up(controlplane_up::Args),
