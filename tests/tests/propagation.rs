@@ -17,8 +17,8 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use regcreds_propagator::{
-    Desired, DesiredSecret, MANAGED_BY_LABEL, NamespaceScope, Propagator, ServiceAccountMode, Settings,
-    parse_label_selector,
+    CleanupScope, Desired, DesiredSecret, InstanceId, MANAGED_BY_LABEL, NamespaceScope, Propagator,
+    ServiceAccountMode, Settings, parse_label_selector,
 };
 use regcreds_testkit::{ControlPlane, counting_client, wait_for};
 use tokio::sync::{Mutex, oneshot, watch};
@@ -504,7 +504,13 @@ async fn all_mode_patches_service_accounts_created_later_and_cleanup_removes_eve
     wait_ref(&client, &ns, "builder").await;
     running.stop().await;
 
-    let report = regcreds_propagator::cleanup(&client).await.expect("cleanup");
+    let scope = CleanupScope::Instance {
+        id: InstanceId::default(),
+        names: [SECRET.to_string()].into(),
+    };
+    let report = regcreds_propagator::cleanup(&client, &scope)
+        .await
+        .expect("cleanup");
     assert!(
         report.secrets_deleted >= 1 && report.accounts_updated >= 2,
         "{report:?}"

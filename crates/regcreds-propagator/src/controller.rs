@@ -51,6 +51,30 @@ impl Propagator {
         self
     }
 
+    /// One pass over every namespace, reading Secrets and ServiceAccounts directly, then returns what it
+    /// did: imagepullsecret-patcher's `CONFIG_RUNONCE`, for a Job or CronJob.
+    pub async fn run_once(self) -> Result<crate::PassReport> {
+        let Self {
+            client,
+            settings,
+            desired,
+            metrics,
+        } = self;
+        let reporter = Reporter {
+            controller: "regcreds".into(),
+            instance: settings.instance.clone(),
+        };
+        let context = Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            desired,
+            view: View::Direct,
+            metrics,
+        };
+        crate::polling::once(Arc::new(context)).await
+    }
+
     /// Runs until `shutdown` resolves (in-flight reconciles finish first).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<()> {
         let Self {

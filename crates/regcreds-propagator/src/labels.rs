@@ -6,9 +6,19 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "regcreds";
 /// Label naming the provider a Secret came from.
 pub const PROVIDER_LABEL: &str = "regcreds.dev/provider";
-/// ServiceAccount annotation listing the `imagePullSecrets` entries regcreds added (comma-separated), so
-/// that cleanup removes exactly those and never an entry someone else added.
+/// Label naming the regcreds instance that wrote a Secret (see [`crate::InstanceId`]). Secrets written
+/// before instances existed have none; the instance that writes their name adopts them.
+pub const INSTANCE_LABEL: &str = "regcreds.dev/instance";
+/// Prefix of the ServiceAccount annotation in which each instance lists the `imagePullSecrets` entries it
+/// added (comma-separated): `image-pull-secrets.regcreds.dev/<instance>`. Per instance, so that two
+/// instances never remove each other's entries, and cleanup removes exactly what one added.
+pub const REFS_ANNOTATION_PREFIX: &str = "image-pull-secrets.regcreds.dev/";
+/// The annotation regcreds used before instances existed (one list for everyone). Names in it are adopted
+/// by the instance that writes them and moved to that instance's own annotation.
 pub const REFS_ANNOTATION: &str = "regcreds.dev/image-pull-secrets";
+/// The ownership marker imagepullsecret-patcher put on the Secrets it created (an annotation). regcreds
+/// replaces that tool, so such a Secret counts as managed: it is updated like one regcreds wrote.
+pub const PATCHER_MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "imagepullsecret-patcher");
 /// Server-side apply field manager for managed Secrets.
 pub const FIELD_MANAGER: &str = "regcreds.dev/propagator";
 /// Namespace annotations that opt a namespace out (value `"true"`): regcreds' own, upmc registry-creds'

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::{
     Desired, DesiredSecret, Error, PropagatorMetrics, Result, Settings,
+    instance::Claim,
     labels::REFS_ANNOTATION,
     scope::Decision,
     secrets::{self, SecretOutcome},
@@ -74,7 +75,7 @@ const MISSING_ACCOUNT_RECHECK: std::time::Duration = std::time::Duration::from_s
 async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
     let desired = ctx.desired.borrow().clone();
     let mut errors = Vec::new();
-    let mut change = RefChange::default();
+    let mut change = ref_change(ctx, &desired);
     for secret in desired.secrets() {
         match ensure_secret(ctx, namespace, secret).await {
             Ok(true) => drop(change.add.insert(secret.name.clone())),
@@ -84,6 +85,14 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
     }
     for managed in ctx.view.managed_secrets(&ctx.client, namespace).await? {
         let name = managed.name_any();
+        let claim = ctx
+            .settings
+            .instance_id
+            .claim(managed.as_ref(), |n| desired.expects(n));
+        if matches!(claim, Claim::Others(_) | Claim::Unknown) {
+            // Another instance's Secret (or one from before instances existed that we do not write).
+            continue;
+        }
         if desired.expects(&name) {
             // Minted earlier but not (yet) this run: keep it referenced, never drop a working credential.
             change.add.insert(name);
@@ -98,6 +107,16 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
             change.remove.insert(name);
         }
     }
+    // NB: also what this instance recorded on ServiceAccounts but no longer writes. The Secret may be gone
+    // already (deleted on an earlier pass whose ServiceAccount update did not happen, e.g. before the
+    // ServiceAccount cache was filled); its reference must still go.
+    change.remove.extend(
+        ctx.view
+            .accounts_with_annotation(namespace, &ctx.settings.instance_id.refs_annotation())
+            .into_iter()
+            .flatten()
+            .filter(|name| !desired.expects(name)),
+    );
     let complete = match update_accounts(ctx, namespace, &change).await {
         Ok(complete) => complete,
         Err(error) => {
@@ -117,6 +136,7 @@ async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -
         secret,
         existing.as_deref(),
         ctx.settings.force,
+        &ctx.settings.instance_id,
     )
     .await?;
     let name = &secret.name;
@@ -137,8 +157,18 @@ async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -
             }
             return Ok(false);
         }
+        SecretOutcome::OtherInstance(other) => {
+            ctx.metrics.foreign_secret();
+            warn!(%namespace, secret = %name, instance = %other, "secret {name} in namespace {namespace} is written by regcreds instance {other}, not by this one ({}); leaving it untouched. Give each instance its own Secret names, or run `regcreds cleanup --instance {other}` if that instance is gone", ctx.settings.instance_id);
+            return Ok(false);
+        }
     }
     Ok(true)
+}
+
+/// An empty ServiceAccount change on behalf of this instance, which writes the Secrets `desired` expects.
+fn ref_change(ctx: &Context, desired: &Desired) -> RefChange {
+    RefChange::new(&ctx.settings.instance_id, desired.expected().map(String::from))
 }
 
 /// Leaves a Secret regcreds did not create alone, and says so in the log and as an Event on it.
@@ -189,12 +219,21 @@ async fn update_accounts(ctx: &Context, namespace: &str, change: &RefChange) -> 
     into_result(namespace, errors).map(|()| complete)
 }
 
-/// Removes what regcreds wrote in a namespace that is out of scope.
+/// Removes what this instance wrote in a namespace that is out of its scope.
 async fn withdraw(ctx: &Context, namespace: &str, reason: &str) -> Result<()> {
+    let desired = ctx.desired.borrow().clone();
     let mut errors = Vec::new();
-    let mut change = RefChange::default();
+    let mut change = ref_change(ctx, &desired);
     for managed in ctx.view.managed_secrets(&ctx.client, namespace).await? {
         let name = managed.name_any();
+        match ctx
+            .settings
+            .instance_id
+            .claim(managed.as_ref(), |n| desired.expects(n))
+        {
+            Claim::Ours | Claim::Adopted => {}
+            Claim::Others(_) | Claim::Unknown => continue,
+        }
         match secrets::delete(&ctx.client, namespace, &name).await {
             Ok(()) => {
                 ctx.metrics.secret_written("deleted");
@@ -206,9 +245,16 @@ async fn withdraw(ctx: &Context, namespace: &str, reason: &str) -> Result<()> {
     }
     change.remove.extend(
         ctx.view
-            .accounts_with_annotation(namespace, REFS_ANNOTATION)
+            .accounts_with_annotation(namespace, &ctx.settings.instance_id.refs_annotation())
             .into_iter()
             .flatten(),
+    );
+    change.remove.extend(
+        ctx.view
+            .accounts_with_annotation(namespace, REFS_ANNOTATION)
+            .into_iter()
+            .flatten()
+            .filter(|name| desired.expects(name)),
     );
     if !change.remove.is_empty()
         && let Err(error) = withdraw_refs(ctx, namespace, &change).await

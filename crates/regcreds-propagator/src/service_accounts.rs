@@ -3,9 +3,12 @@
 //! The list is `atomic` under server-side apply, so applying it would take ownership of the whole list
 //! (erasing others' entries when forced). Instead: read, modify, write with the read `resourceVersion`,
 //! and retry on conflict. Entries regcreds did not add are never removed or reordered; the ones it added
-//! are listed in an annotation so cleanup can remove exactly those.
+//! are listed in an annotation per instance (`image-pull-secrets.regcreds.dev/<instance>`) so withdrawal
+//! and cleanup remove exactly those, and two instances never remove each other's entries. Names in the
+//! annotation of earlier versions (`regcreds.dev/image-pull-secrets`, shared) move to the annotation of
+//! the instance that writes them; the others stay where they are.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{LocalObjectReference, ServiceAccount};
 use kube::{
@@ -14,18 +17,62 @@ use kube::{
 };
 use serde_json::{Value, json};
 
-use crate::{Error, Result, error::api_error, labels::REFS_ANNOTATION};
+use crate::{
+    Error, InstanceId, Result,
+    error::api_error,
+    labels::{REFS_ANNOTATION, REFS_ANNOTATION_PREFIX},
+};
 
 const MAX_ATTEMPTS: u32 = 8;
 
 /// The change wanted on one ServiceAccount: names that must be referenced, names regcreds should stop
 /// referencing (only if it added them).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RefChange {
     /// Secret names that must be in `imagePullSecrets`.
     pub add: BTreeSet<String>,
-    /// Secret names to drop if (and only if) regcreds added them.
+    /// Secret names to drop if (and only if) this owner added them.
     pub remove: BTreeSet<String>,
+    /// Whose additions these are.
+    pub owner: RefOwner,
+}
+
+/// Whose recorded references a [`RefChange`] may add to and remove.
+#[derive(Debug, Clone)]
+pub enum RefOwner {
+    /// One instance: its own annotation, plus the names of the shared annotation of earlier versions that
+    /// it writes (`adopt`), which move to its own annotation.
+    Instance {
+        /// `image-pull-secrets.regcreds.dev/<instance>`.
+        annotation: String,
+        /// The Secret names this instance writes.
+        adopt: BTreeSet<String>,
+    },
+    /// Every instance, and the shared annotation (`regcreds cleanup --all-instances`).
+    Everyone,
+}
+
+impl RefChange {
+    /// An empty change on behalf of `instance`, which writes the Secret names `adopt`.
+    pub fn new(instance: &InstanceId, adopt: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            add: BTreeSet::new(),
+            remove: BTreeSet::new(),
+            owner: RefOwner::Instance {
+                annotation: instance.refs_annotation(),
+                adopt: adopt.into_iter().collect(),
+            },
+        }
+    }
+
+    /// An empty change on behalf of every instance.
+    pub fn everyone() -> Self {
+        Self {
+            add: BTreeSet::new(),
+            remove: BTreeSet::new(),
+            owner: RefOwner::Everyone,
+        }
+    }
 }
 
 /// Parses the [`REFS_ANNOTATION`] value: comma-separated Secret names.
@@ -38,12 +85,67 @@ pub fn parse_refs_annotation(value: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The entries regcreds recorded as added by itself.
-fn added_by_us(sa: &ServiceAccount) -> BTreeSet<String> {
-    sa.annotations()
-        .get(REFS_ANNOTATION)
-        .map(|v| parse_refs_annotation(v))
-        .unwrap_or_default()
+/// The names recorded in each annotation `owner` may rewrite (absent annotations as empty sets).
+fn recorded(sa: &ServiceAccount, owner: &RefOwner) -> BTreeMap<String, BTreeSet<String>> {
+    let annotation = |key: &str| {
+        sa.annotations()
+            .get(key)
+            .map(|v| parse_refs_annotation(v))
+            .unwrap_or_default()
+    };
+    match owner {
+        RefOwner::Instance { annotation: own, .. } => BTreeMap::from([
+            (own.clone(), annotation(own)),
+            (REFS_ANNOTATION.to_string(), annotation(REFS_ANNOTATION)),
+        ]),
+        RefOwner::Everyone => sa
+            .annotations()
+            .keys()
+            .filter(|k| *k == REFS_ANNOTATION || k.starts_with(REFS_ANNOTATION_PREFIX))
+            .map(|k| (k.clone(), annotation(k)))
+            .collect(),
+    }
+}
+
+/// The names `owner` added: only these may be removed.
+fn owned(recorded: &BTreeMap<String, BTreeSet<String>>, owner: &RefOwner) -> BTreeSet<String> {
+    match owner {
+        RefOwner::Instance { annotation, adopt } => {
+            let legacy = &recorded[REFS_ANNOTATION];
+            let adopted = legacy.iter().filter(|n| adopt.contains(*n)).cloned();
+            recorded[annotation].iter().cloned().chain(adopted).collect()
+        }
+        RefOwner::Everyone => recorded.values().flatten().cloned().collect(),
+    }
+}
+
+/// What each rewritable annotation should hold once `ours` is what `owner` added.
+fn rewritten(
+    recorded: &BTreeMap<String, BTreeSet<String>>,
+    owner: &RefOwner,
+    ours: &BTreeSet<String>,
+    dropped: &BTreeSet<&String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    match owner {
+        RefOwner::Instance { annotation, adopt } => {
+            let legacy = recorded[REFS_ANNOTATION]
+                .iter()
+                .filter(|n| !adopt.contains(*n))
+                .cloned()
+                .collect();
+            BTreeMap::from([
+                (annotation.clone(), ours.clone()),
+                (REFS_ANNOTATION.to_string(), legacy),
+            ])
+        }
+        RefOwner::Everyone => recorded
+            .iter()
+            .map(|(key, names)| {
+                let kept = names.iter().filter(|n| !dropped.contains(n)).cloned().collect();
+                (key.clone(), kept)
+            })
+            .collect(),
+    }
 }
 
 fn referenced(sa: &ServiceAccount) -> Vec<String> {
@@ -57,7 +159,8 @@ fn referenced(sa: &ServiceAccount) -> Vec<String> {
 /// The ServiceAccount after applying `change`, or `None` if nothing needs to change.
 fn apply_change(sa: &ServiceAccount, change: &RefChange) -> Option<ServiceAccount> {
     let current = referenced(sa);
-    let mut ours = added_by_us(sa);
+    let before = recorded(sa, &change.owner);
+    let mut ours = owned(&before, &change.owner);
     let drop: BTreeSet<&String> = change.remove.iter().filter(|n| ours.contains(*n)).collect();
     let mut refs: Vec<String> = current.iter().filter(|n| !drop.contains(n)).cloned().collect();
     for name in &change.add {
@@ -67,9 +170,8 @@ fn apply_change(sa: &ServiceAccount, change: &RefChange) -> Option<ServiceAccoun
         }
     }
     ours.retain(|n| !drop.contains(n) && refs.contains(n));
-    let annotation = ours.iter().cloned().collect::<Vec<_>>().join(",");
-    let current_annotation = sa.annotations().get(REFS_ANNOTATION).cloned().unwrap_or_default();
-    if refs == current && annotation == current_annotation {
+    let after = rewritten(&before, &change.owner, &ours, &drop);
+    if refs == current && after == before {
         return None;
     }
     let mut updated = sa.clone();
@@ -79,10 +181,12 @@ fn apply_change(sa: &ServiceAccount, change: &RefChange) -> Option<ServiceAccoun
             .collect(),
     );
     let annotations = updated.annotations_mut();
-    if annotation.is_empty() {
-        annotations.remove(REFS_ANNOTATION);
-    } else {
-        annotations.insert(REFS_ANNOTATION.to_string(), annotation);
+    for (key, names) in after {
+        if names.is_empty() {
+            annotations.remove(&key);
+        } else {
+            annotations.insert(key, names.into_iter().collect::<Vec<_>>().join(","));
+        }
     }
     Some(updated)
 }
@@ -92,20 +196,34 @@ pub fn is_satisfied(cached: &ServiceAccount, change: &RefChange) -> bool {
     apply_change(cached, change).is_none()
 }
 
-/// A merge patch carrying the whole new list, our annotation, and the `resourceVersion` we read.
+/// A merge patch carrying the whole new list, our annotations, and the `resourceVersion` we read.
 ///
 /// NB: a `resourceVersion` in a patch is a precondition: if someone wrote in between, the apiserver answers
 /// 409 and we retry on a fresh read, so their entries survive. A patch (not an update) needs only the
 /// `patch` verb, which is all imagepullsecret-patcher's ClusterRole grants on ServiceAccounts.
 fn guarded_patch(current: &ServiceAccount, updated: &ServiceAccount) -> Value {
-    let ours = updated
+    // NB: only the annotations this change rewrote; another instance's stays out of the patch.
+    let is_ours = |key: &String| key == REFS_ANNOTATION || key.starts_with(REFS_ANNOTATION_PREFIX);
+    let keys: BTreeSet<&String> = current
         .annotations()
-        .get(REFS_ANNOTATION)
-        .map_or(Value::Null, |v| Value::String(v.clone()));
+        .keys()
+        .chain(updated.annotations().keys())
+        .filter(|k| is_ours(k) && current.annotations().get(*k) != updated.annotations().get(*k))
+        .collect();
+    let annotations: serde_json::Map<String, Value> = keys
+        .into_iter()
+        .map(|key| {
+            let value = updated
+                .annotations()
+                .get(key)
+                .map_or(Value::Null, |v| Value::String(v.clone()));
+            (key.clone(), value)
+        })
+        .collect();
     json!({
         "metadata": {
             "resourceVersion": current.resource_version(),
-            "annotations": { REFS_ANNOTATION: ours },
+            "annotations": annotations,
         },
         "imagePullSecrets": updated.image_pull_secrets.iter().flatten().map(|r| json!({"name": r.name})).collect::<Vec<_>>(),
     })
@@ -155,11 +273,18 @@ mod tests {
 
     use super::*;
 
-    fn sa(refs: &[&str], ours: Option<&str>) -> ServiceAccount {
+    const OURS: &str = "image-pull-secrets.regcreds.dev/hub";
+
+    fn sa(refs: &[&str], annotations: &[(&str, &str)]) -> ServiceAccount {
         ServiceAccount {
             metadata: ObjectMeta {
                 name: Some("default".into()),
-                annotations: ours.map(|o| BTreeMap::from([(REFS_ANNOTATION.to_string(), o.to_string())])),
+                annotations: Some(
+                    annotations
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
                 ..Default::default()
             },
             image_pull_secrets: Some(
@@ -171,38 +296,103 @@ mod tests {
         }
     }
 
-    fn change(add: &[&str], remove: &[&str]) -> RefChange {
-        RefChange {
-            add: add.iter().map(|s| s.to_string()).collect(),
-            remove: remove.iter().map(|s| s.to_string()).collect(),
-        }
+    /// A change by instance `hub`, which writes the Secrets `writes`.
+    fn change(add: &[&str], remove: &[&str], writes: &[&str]) -> RefChange {
+        let mut change = RefChange::new(
+            &InstanceId::new("hub").expect("id"),
+            writes.iter().map(|s| s.to_string()),
+        );
+        change.add = add.iter().map(|s| s.to_string()).collect();
+        change.remove = remove.iter().map(|s| s.to_string()).collect();
+        change
     }
 
     #[test]
     fn appends_after_existing_entries_without_reordering_or_duplicating() {
-        let updated =
-            apply_change(&sa(&["theirs-b", "theirs-a"], None), &change(&["ours"], &[])).expect("change");
+        let updated = apply_change(
+            &sa(&["theirs-b", "theirs-a"], &[]),
+            &change(&["ours"], &[], &["ours"]),
+        )
+        .expect("change");
         assert_eq!(referenced(&updated), ["theirs-b", "theirs-a", "ours"]);
-        assert_eq!(updated.annotations()[REFS_ANNOTATION], "ours");
+        assert_eq!(updated.annotations()[OURS], "ours");
         assert!(
-            apply_change(&updated, &change(&["ours"], &[])).is_none(),
+            apply_change(&updated, &change(&["ours"], &[], &["ours"])).is_none(),
             "second pass is a no-op"
         );
     }
 
     #[test]
-    fn removes_only_entries_regcreds_added() {
+    fn removes_only_entries_this_instance_added() {
         let updated = apply_change(
-            &sa(&["theirs", "ours"], Some("ours")),
-            &change(&[], &["ours", "theirs"]),
+            &sa(&["theirs", "ours"], &[(OURS, "ours")]),
+            &change(&[], &["ours", "theirs"], &[]),
         );
         let updated = updated.expect("change");
         assert_eq!(referenced(&updated), ["theirs"]);
-        assert!(!updated.annotations().contains_key(REFS_ANNOTATION));
+        assert!(!updated.annotations().contains_key(OURS));
     }
 
     #[test]
     fn an_entry_the_user_added_first_is_not_claimed() {
-        assert!(apply_change(&sa(&["shared"], None), &change(&["shared"], &[])).is_none());
+        assert!(apply_change(&sa(&["shared"], &[]), &change(&["shared"], &[], &["shared"])).is_none());
+    }
+
+    #[test]
+    fn another_instances_entries_and_annotation_are_never_touched() {
+        let other = "image-pull-secrets.regcreds.dev/ecr";
+        let account = sa(&["ecr-secret"], &[(other, "ecr-secret")]);
+        let updated = apply_change(
+            &account,
+            &change(&["hub-secret"], &["ecr-secret"], &["hub-secret"]),
+        )
+        .expect("change");
+        assert_eq!(referenced(&updated), ["ecr-secret", "hub-secret"]);
+        assert_eq!(updated.annotations()[other], "ecr-secret");
+        assert_eq!(updated.annotations()[OURS], "hub-secret");
+        assert!(
+            !guarded_patch(&account, &updated)["metadata"]["annotations"]
+                .as_object()
+                .expect("annotations")
+                .contains_key(other)
+        );
+    }
+
+    #[test]
+    fn names_in_the_shared_annotation_of_earlier_versions_move_to_the_instance_that_writes_them() {
+        let account = sa(
+            &["hub-secret", "ecr-secret"],
+            &[(REFS_ANNOTATION, "ecr-secret,hub-secret")],
+        );
+        let updated = apply_change(&account, &change(&["hub-secret"], &[], &["hub-secret"])).expect("moved");
+        assert_eq!(referenced(&updated), ["hub-secret", "ecr-secret"]);
+        assert_eq!(updated.annotations()[OURS], "hub-secret");
+        assert_eq!(updated.annotations()[REFS_ANNOTATION], "ecr-secret");
+        assert!(apply_change(&updated, &change(&["hub-secret"], &[], &["hub-secret"])).is_none());
+        // Withdrawing removes the adopted name, never the other one.
+        let withdrawn = apply_change(
+            &account,
+            &change(&[], &["hub-secret", "ecr-secret"], &["hub-secret"]),
+        )
+        .expect("withdrawn");
+        assert_eq!(referenced(&withdrawn), ["ecr-secret"]);
+        assert_eq!(withdrawn.annotations()[REFS_ANNOTATION], "ecr-secret");
+    }
+
+    #[test]
+    fn everyone_removes_what_any_instance_recorded() {
+        let account = sa(
+            &["a", "b", "c", "theirs"],
+            &[
+                (REFS_ANNOTATION, "a"),
+                (OURS, "b"),
+                ("image-pull-secrets.regcreds.dev/x", "c"),
+            ],
+        );
+        let mut all = RefChange::everyone();
+        all.remove = ["a", "b", "c", "theirs"].iter().map(|s| s.to_string()).collect();
+        let updated = apply_change(&account, &all).expect("change");
+        assert_eq!(referenced(&updated), ["theirs"]);
+        assert!(updated.annotations().is_empty(), "{:?}", updated.annotations());
     }
 }

@@ -4,7 +4,7 @@
 use kube::Client;
 use prometheus_client::registry::Registry;
 use regcreds_propagator::{
-    Desired, NamespaceScope,
+    Desired, Settings,
     heal::{HealMetrics, HealSettings, Healer},
 };
 use tokio::{sync::watch, task::JoinHandle};
@@ -63,19 +63,18 @@ impl Healing {
         warn!(
             missing = %missing.join(", "),
             "pod healing is off for lack of permission: RBAC does not allow {} cluster-wide. Grant them \
-             (Helm: healPods.enabled=true; kustomize: deploy/overlays/heal-pods) or unset REGCREDS_HEAL_PODS.",
+             (Helm: healPods.enabled=true; kustomize: the component deploy/components/heal-pods) or unset REGCREDS_HEAL_PODS.",
             missing.join(", ")
         );
         self.settings = None;
     }
 
-    /// Starts the healer if it is on. Call in the leader only.
+    /// Starts the healer if it is on, for the namespaces in scope. Call in the leader only.
     pub fn start(
         self,
         client: &Client,
-        scope: NamespaceScope,
+        propagation: &Settings,
         desired: watch::Receiver<Desired>,
-        instance: Option<String>,
     ) -> Option<RunningHealer> {
         let settings = self.settings?;
         info!(
@@ -86,9 +85,9 @@ impl Healing {
             after_credential_change = settings.after_credential_change,
             "healing pods that cannot pull for lack of a managed Secret"
         );
-        let healer = Healer::new(client.clone(), settings, scope, desired)
+        let healer = Healer::new(client.clone(), settings, propagation.scope.clone(), desired)
             .with_metrics(self.metrics)
-            .with_instance(instance);
+            .with_instance(propagation.instance.clone());
         Some(RunningHealer(tokio::spawn(healer.run(std::future::pending()))))
     }
 }

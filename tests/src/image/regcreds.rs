@@ -34,8 +34,6 @@ pub const ENTRYPOINT: &[&str] = &["/regcreds"];
 pub const CMD: &[&str] = &["run"];
 /// `EXPOSE`: metrics, `/healthz`, `/readyz`.
 pub const EXPOSED_PORTS: &[&str] = &["8080/tcp"];
-/// The repository images are published to by default (Helm chart and kustomize base).
-pub const REPOSITORY: &str = "ghcr.io/regcreds/regcreds";
 
 /// The `LABEL`s that do not depend on the build.
 const FIXED_LABELS: &[(&str, &str)] = &[

@@ -60,8 +60,9 @@ fn prepare_once(node_ip: Ipv4Addr, node_name: &str) -> Result<Prepared> {
     refuse_host_namespaces()?;
     let scratch = dir.join("private");
     std::fs::create_dir_all(&scratch)?;
+    // `-n`: no mtab/utab bookkeeping, which would land in the host's /run before it is overlaid.
     sh(&format!(
-        "mount -t tmpfs -o mode=0700 regcreds-world {}",
+        "mount -n -t tmpfs -o mode=0700 regcreds-world {}",
         q(&scratch)
     ))?;
     for (i, target) in OVERLAID.iter().enumerate() {
