@@ -1,5 +1,7 @@
 //! Names regcreds writes on objects, and the annotations it honours.
 
+use crate::InstanceId;
+
 /// Label marking a Secret as regcreds' own; Secrets without it are never modified (unless forced).
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`].
@@ -32,4 +34,23 @@ pub const IGNORE_ANNOTATIONS: &[&str] = &[
 /// The label selector for watching managed Secrets.
 pub fn managed_selector() -> String {
     format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")
+}
+
+/// The label selector for the managed Secrets one instance wrote (labelled with its id).
+pub fn instance_selector(instance: &InstanceId) -> String {
+    format!("{},{INSTANCE_LABEL}={instance}", managed_selector())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_instance_selector_narrows_the_managed_one_to_one_instance() {
+        let hub = InstanceId::new("hub.regcreds-system").expect("id");
+        assert_eq!(
+            instance_selector(&hub),
+            "app.kubernetes.io/managed-by=regcreds,regcreds.dev/instance=hub.regcreds-system"
+        );
+    }
 }

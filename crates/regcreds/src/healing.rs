@@ -1,5 +1,7 @@
 //! Pod healing in `regcreds run`: on only with `REGCREDS_HEAL_PODS=true` and the RBAC it needs (said
-//! once at start when missing, then it stays off), and started only in the leader, after the Lease.
+//! once at start when missing, then it stays off), and started only in the leader, after the Lease; it
+//! stops before the Lease is released, so two replicas never heal at once. It heals for this instance's
+//! Secrets only (see [`Healer::new`]).
 
 use kube::Client;
 use prometheus_client::registry::Registry;
@@ -20,6 +22,15 @@ pub struct Healing {
 
 /// The running healer; stopped when dropped (the propagator has stopped, so must healing).
 pub struct RunningHealer(JoinHandle<()>);
+
+impl RunningHealer {
+    /// Stops healing and waits until the task has ended, so that no deletion is in flight when the
+    /// Lease goes to another replica.
+    pub async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
 
 impl Drop for RunningHealer {
     fn drop(&mut self) {
@@ -69,7 +80,8 @@ impl Healing {
         self.settings = None;
     }
 
-    /// Starts the healer if it is on, for the namespaces in scope. Call in the leader only.
+    /// Starts the healer if it is on, for the namespaces in scope and the Secrets of this instance
+    /// (`propagation.instance_id`). Call in the leader only.
     pub fn start(
         self,
         client: &Client,
@@ -83,11 +95,18 @@ impl Healing {
             namespace_rate = settings.namespace_rate.per_second,
             namespace_burst = settings.namespace_rate.burst,
             after_credential_change = settings.after_credential_change,
+            instance = %propagation.instance_id,
             "healing pods that cannot pull for lack of a managed Secret"
         );
-        let healer = Healer::new(client.clone(), settings, propagation.scope.clone(), desired)
-            .with_metrics(self.metrics)
-            .with_instance(propagation.instance.clone());
+        let healer = Healer::new(
+            client.clone(),
+            settings,
+            propagation.scope.clone(),
+            propagation.instance_id.clone(),
+            desired,
+        )
+        .with_metrics(self.metrics)
+        .with_instance(propagation.instance.clone());
         Some(RunningHealer(tokio::spawn(healer.run(std::future::pending()))))
     }
 }

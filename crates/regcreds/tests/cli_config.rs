@@ -577,6 +577,18 @@ fn every_compatible_name_is_named_in_the_problems_it_causes() {
         ),
         (
             vec!["run"],
+            run(&[("CONFIG_RUNONCE", "true"), ("REGCREDS_HEAL_PODS", "true")]),
+            "REGCREDS_HEAL_PODS (--heal-pods): healing watches pods and needs a running controller, but \
+             REGCREDS_RUN_ONCE (CONFIG_RUNONCE) makes one pass"
+                .into(),
+        ),
+        (
+            vec!["run", "--once"],
+            run(&[("REGCREDS_HEAL_PODS", "true")]),
+            "REGCREDS_HEAL_PODS (--heal-pods): healing watches pods".into(),
+        ),
+        (
+            vec!["run"],
             run(&[("CONFIG_LOOP_DURATION", "ten")]),
             "CONFIG_LOOP_DURATION (--loop-duration): \"ten\" is not a duration".into(),
         ),

@@ -1,8 +1,12 @@
 //! The healer task: three watches and the minted Secrets in, guarded pod deletions out.
 //!
-//! It runs in the leader only (the binary starts it after acquiring the Lease, and the process exits
-//! when the Lease is lost). All state lives in one [`State`], touched by this one task, so decisions
-//! never race each other.
+//! It runs in the leader only (the binary starts it after acquiring the Lease and stops it before
+//! releasing it; the process exits when the Lease is lost). All state lives in one [`State`], touched by
+//! this one task, so decisions never race each other.
+//!
+//! Ownership: with several regcreds instances side by side, each heals for its own Secrets only — the
+//! names it mints (from [`Desired`]) and, for credential changes, the Secrets labelled with its
+//! [`InstanceId`] — so that another instance's Secret never makes this one delete a pod.
 
 use std::{
     collections::hash_map::DefaultHasher,
@@ -29,7 +33,7 @@ use tokio_stream::wrappers::WatchStream;
 use tracing::{debug, info, warn};
 
 use crate::{
-    Desired, NamespaceScope,
+    Desired, InstanceId, NamespaceScope,
     error::api_error,
     heal::{
         HealMetrics, HealSettings,
@@ -40,7 +44,7 @@ use crate::{
         state::{Input, ObjectKey, State, Step},
         verdict::Leave,
     },
-    labels::managed_selector,
+    labels::instance_selector,
     scope::Decision,
 };
 
@@ -56,15 +60,18 @@ pub struct Healer {
     scope: NamespaceScope,
     desired: watch::Receiver<Desired>,
     metrics: HealMetrics,
+    owner: InstanceId,
     instance: Option<String>,
 }
 
 impl Healer {
-    /// A healer for the namespaces in `scope`, learning the managed Secrets from `desired`.
+    /// A healer for the namespaces in `scope` and the Secrets of instance `owner`: those it mints,
+    /// learnt from `desired`, and — for credential changes — those labelled with its id.
     pub fn new(
         client: Client,
         settings: HealSettings,
         scope: NamespaceScope,
+        owner: InstanceId,
         desired: watch::Receiver<Desired>,
     ) -> Self {
         Self {
@@ -73,6 +80,7 @@ impl Healer {
             scope,
             desired,
             metrics: HealMetrics::default(),
+            owner,
             instance: None,
         }
     }
@@ -83,7 +91,7 @@ impl Healer {
         self
     }
 
-    /// Names this instance (pod name) in Events.
+    /// Names this replica (pod name) in Events.
     pub fn with_instance(mut self, instance: Option<String>) -> Self {
         self.instance = instance;
         self
@@ -161,9 +169,10 @@ impl Healer {
             .map(|desired| Some(Input::Managed(ManagedSecrets::from_desired(&desired))));
         let mut inputs = vec![pods.boxed(), accounts.boxed(), managed.boxed()];
         if self.settings.after_credential_change {
+            // NB: this instance's Secrets only: another instance's credential change is its own to heal.
             let secrets = watcher(
                 Api::<Secret>::all(client.clone()),
-                watcher::Config::default().labels(&managed_selector()),
+                watcher::Config::default().labels(&instance_selector(&self.owner)),
                 "secrets",
                 |secret: Secret| (object_key(&secret), digest(&secret)),
             )
@@ -331,4 +340,64 @@ fn report_futile(pod: &PodFacts, futile: &Futile) {
          add {secrets} to its template",
         pod.key
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A client whose API server refuses every request, recording each one's path and query.
+    fn refusing() -> (Client, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let service = tower::service_fn(move |request: Request<Body>| {
+            let uri = request.uri().path_and_query().map(ToString::to_string);
+            record.lock().expect("lock").extend(uri);
+            let answer = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 503,
+                                "reason": "ServiceUnavailable", "message": "not in this test"});
+            async move {
+                Response::builder()
+                    .status(503)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+            }
+        });
+        (Client::new(service, "default"), seen)
+    }
+
+    #[tokio::test]
+    async fn the_credential_change_watch_lists_only_this_instances_secrets() {
+        let (client, seen) = refusing();
+        let (_desired_tx, desired) = watch::channel(Desired::new(["hub-secret".to_string()]));
+        let scope = NamespaceScope::new(&[], None, None).expect("scope");
+        let owner = InstanceId::new("hub.regcreds-system").expect("id");
+        let healer = Healer::new(client, HealSettings::default(), scope, owner, desired);
+        let mut inputs = healer.inputs();
+        let mut secrets = inputs
+            .pop()
+            .expect("with after_credential_change, a Secret watch");
+        // NB: the watcher starts with `Init`, then lists (refused here: an error, reported as `None`).
+        let listed = async { while secrets.next().await.is_some_and(|item| item.is_some()) {} };
+        tokio::time::timeout(std::time::Duration::from_secs(10), listed)
+            .await
+            .expect("the Secret watch lists at once");
+        let seen = seen.lock().expect("lock").clone();
+        let list = seen
+            .iter()
+            .find(|uri| uri.starts_with("/api/v1/secrets?"))
+            .unwrap_or_else(|| panic!("a Secret list: {seen:?}"));
+        let decoded = list.replace("%2F", "/").replace("%3D", "=").replace("%2C", ",");
+        assert!(
+            decoded.contains(
+                "labelSelector=app.kubernetes.io/managed-by=regcreds,regcreds.dev/instance=hub.regcreds-system"
+            ),
+            "{list}"
+        );
+    }
 }

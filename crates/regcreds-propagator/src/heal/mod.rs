@@ -10,7 +10,7 @@
 //! ```text
 //!  pods (status.phase=Pending) ──┐                                   ┌─▶ delete (uid + resourceVersion
 //!  ServiceAccounts ──────────────┼─▶ State (mirrors, guard, buckets) ─┤        preconditions)
-//!  managed Secrets (digests) ────┤        │ verdict::assess           ├─▶ Event on pod and controller
+//!  own Secrets (digests) ────────┤        │ verdict::assess           ├─▶ Event on pod and controller
 //!  Desired (registries) ─────────┘        ▼                           └─▶ INFO line, pods_healed_total
 //!                                  rate-limited? → retried when a token is due
 //! ```

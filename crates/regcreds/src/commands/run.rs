@@ -3,8 +3,9 @@
 //! Validates everything first (exit 2 on any problem, before a single request), connects to the API
 //! server, starts the admin endpoint and the refresh scheduler, then runs the propagator until SIGTERM —
 //! and releases the Lease once it has stopped writing, so a standby takes over at once. Pod healing
-//! (`REGCREDS_HEAL_PODS`) runs in the leader only. With `REGCREDS_RUN_ONCE` (`CONFIG_RUNONCE`) it makes one
-//! pass instead (see `run_once`).
+//! (`REGCREDS_HEAL_PODS`) runs in the leader only, from the Lease's acquisition until the propagator stops.
+//! With `REGCREDS_RUN_ONCE` (`CONFIG_RUNONCE`) it makes one pass instead (see `run_once`); healing needs a
+//! running controller, so the two together are refused.
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
@@ -139,6 +140,13 @@ async fn validate(args: &RunArgs) -> Result<Valid, ConfigProblems> {
     };
     let checks = args.checks.build(&mut problems);
     let heal = args.healing.build(&mut problems);
+    if run_once && heal.is_some() {
+        problems.add(
+            "REGCREDS_HEAL_PODS (--heal-pods)",
+            "healing watches pods and needs a running controller, but REGCREDS_RUN_ONCE (CONFIG_RUNONCE) \
+             makes one pass and exits: unset one of the two",
+        );
+    }
     match (settings, instance) {
         (Some(mut settings), Some(instance)) if problems.is_empty() => {
             settings.instance = pod.clone();
@@ -271,7 +279,7 @@ async fn run_valid(admin_addr: SocketAddr, valid: Valid, auto_watch: bool) -> an
     tokio::spawn(report_readiness(provider_names, provider_metrics, ready_tx));
     info!("propagating to every namespace in scope");
     // NB: after the Lease: only the leader heals, like only the leader writes.
-    let _healer = healing.start(&client, &settings, desired.clone());
+    let healer = healing.start(&client, &settings, desired.clone());
     let lost = leadership.as_mut().map(leader::Leadership::lost);
     let stop = async move {
         let lost = async move {
@@ -292,7 +300,10 @@ async fn run_valid(admin_addr: SocketAddr, valid: Valid, auto_watch: bool) -> an
         .with_metrics(propagator_metrics)
         .run(stop)
         .await;
-    // NB: only now, with every write finished, may the next leader start writing.
+    if let Some(healer) = healer {
+        healer.stop().await;
+    }
+    // NB: only now, with every write and deletion finished, may the next leader start writing.
     if let Some(leadership) = leadership {
         leadership.release(RELEASE_TIMEOUT).await;
     }
