@@ -432,8 +432,9 @@ async fn pods_created_before_the_reference_run_soon_after_it_appears_with_healin
         "an Event on the ReplicaSet naming the Secret: {told:?}"
     );
     // Two replicas: only the Lease holder heals; the standby watches nothing and deletes nothing.
+    // NB: the Lease is named after the Deployment: `<release>-regcreds`.
     let leader = world
-        .lease_holder(&installed.namespace, "regcreds")
+        .lease_holder(&installed.namespace, &format!("{release}-regcreds"))
         .await?
         .context("a Lease holder")?;
     let replicas_of_regcreds = pods(&client, &installed.namespace, &installed.selector).await?;
