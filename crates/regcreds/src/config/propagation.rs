@@ -90,7 +90,7 @@ pub struct PropagationArgs {
     #[arg(long = "loop-duration", env = "CONFIG_LOOP_DURATION", hide = true)]
     pub compat_loop_duration: Option<String>,
     /// One pass over every namespace, then exit: 0 if every namespace converged, 1 if any failed. For a
-    /// Job or CronJob; no leader election, no admin endpoint.
+    /// Job or CronJob; no leader election, no admin endpoint, no pod healing.
     #[arg(long = "once", env = "REGCREDS_RUN_ONCE")]
     pub run_once: bool,
     #[arg(long = "runonce", env = "CONFIG_RUNONCE", hide = true)]
