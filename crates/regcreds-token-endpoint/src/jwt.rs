@@ -1,11 +1,12 @@
-//! Reading a JWT's `exp` without verifying it: the robot token is ours to forward, not to trust, and
-//! its expiry only schedules the next mint. Also tells whether a file holds a JWT at all.
+//! Reading a JWT's `exp` without verifying it: a minted token (an ACR refresh token, a Quay robot
+//! token) is ours to forward, not to trust, and its expiry only schedules the next mint. Also tells
+//! whether a file holds a JWT at all (a projected ServiceAccount token).
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 
 /// Whether `text` has the shape of a compact JWT (three base64url parts, a JSON header).
-pub(crate) fn looks_like_jwt(text: &str) -> bool {
+pub fn looks_like_jwt(text: &str) -> bool {
     let parts: Vec<&str> = text.split('.').collect();
     parts.len() == 3
         && parts.iter().all(|p| !p.is_empty())
@@ -17,7 +18,7 @@ pub(crate) fn looks_like_jwt(text: &str) -> bool {
 }
 
 /// The `exp` claim of a compact JWT, or `None` if it is not a JWT with a numeric `exp`.
-pub(crate) fn expiry(token: &str) -> Option<DateTime<Utc>> {
+pub fn expiry(token: &str) -> Option<DateTime<Utc>> {
     let payload = token.split('.').nth(1)?;
     // NB: some issuers pad base64url; the padding carries no data.
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
