@@ -43,19 +43,9 @@ pub enum Error {
     /// The timeout is zero.
     #[error("timeout must be greater than zero")]
     ZeroTimeout,
-    /// The CA file could not be read.
-    #[error("CA file: {source}")]
-    UnreadableCaFile {
-        /// What went wrong (missing, unreadable, larger than 1 MiB); names the file.
-        #[source]
-        source: regcreds_core::FileError,
-    },
-    /// The CA file holds no usable PEM certificate.
-    #[error("CA file {0} holds no PEM certificate")]
-    InvalidCaFile(PathBuf),
-    /// The HTTP client could not be built (TLS setup).
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(String),
+    /// The HTTP client could not be built: the CA file is unusable, or TLS could not be set up.
+    #[error(transparent)]
+    HttpClient(#[from] crate::ClientError),
 }
 
 /// `Result` with this crate's [`Error`].

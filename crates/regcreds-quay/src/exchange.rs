@@ -7,8 +7,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use regcreds_core::SecretString;
+use regcreds_token_endpoint::{MintStep, jwt, server_message, status_is_transient};
 
-use crate::{ASSUMED_TOKEN_LIFETIME_SECS, failure, jwt};
+use crate::{ASSUMED_TOKEN_LIFETIME_SECS, PROVIDER_NAME};
 
 /// The exchange endpoint for one robot.
 #[derive(Debug, Clone)]
@@ -43,7 +44,7 @@ impl Exchange {
         &self,
         service_account_token: &SecretString,
     ) -> regcreds_core::Result<(SecretString, DateTime<Utc>)> {
-        let context = self.context();
+        let step = self.step();
         let received = Utc::now();
         let response = self
             .http
@@ -52,18 +53,15 @@ impl Exchange {
             .header("Accept", "application/json")
             .send()
             .await
-            .map_err(|e| failure::request(&e, &context))?;
+            .map_err(|e| step.request_failed(&e))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| failure::request(&e, &context))?;
+        let body = response.bytes().await.map_err(|e| step.request_failed(&e))?;
         if !(200..300).contains(&status) {
             return Err(self.refused(status, &body, service_account_token));
         }
         let token = serde_json::from_slice::<Reply>(&body).ok().and_then(|r| r.token);
         let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return Err(failure::error(true, &context, "malformed reply: no token"));
+            return Err(step.failed(true, "malformed reply: no token"));
         };
         let expires_at = jwt::expiry(&token).unwrap_or_else(|| {
             tracing::debug!("the Quay robot token carries no exp; assuming Quay's one-hour lifetime");
@@ -81,7 +79,7 @@ impl Exchange {
         let message = serde_json::from_slice::<ErrorReply>(body)
             .ok()
             .and_then(|r| r.error);
-        let message = failure::server_message(message.as_deref(), service_account_token.expose())
+        let message = server_message(message.as_deref(), service_account_token.expose())
             .map(|m| format!(" {m:?}"))
             .unwrap_or_default();
         let hint = match status {
@@ -92,14 +90,16 @@ impl Exchange {
             ),
             _ => String::new(),
         };
-        failure::error(
-            failure::status_is_transient(status),
-            &self.context(),
+        self.step().failed(
+            status_is_transient(status),
             &format!("HTTP {status}{message}{hint}"),
         )
     }
 
-    fn context(&self) -> String {
-        format!("robot federation for {} at {}", self.robot, self.url)
+    fn step(&self) -> MintStep {
+        MintStep::new(
+            PROVIDER_NAME,
+            format!("robot federation for {} at {}", self.robot, self.url),
+        )
     }
 }

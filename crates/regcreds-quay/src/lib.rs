@@ -26,14 +26,12 @@
 
 mod error;
 mod exchange;
-mod failure;
-mod http;
-mod jwt;
 mod provider;
 mod settings;
 
 pub use error::{Error, Result};
 pub use provider::QuayProvider;
+pub use regcreds_token_endpoint::ClientError;
 pub use settings::QuaySettings;
 
 /// Provider name, as used in flags, logs and metrics.

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use regcreds_core::{Credential, CredentialSet, Provider, ProviderName, RegistryHost, SecretString};
 
-use crate::{Error, PROVIDER_NAME, QuaySettings, Result, exchange::Exchange, failure, http, jwt};
+use regcreds_token_endpoint::{MintStep, jwt};
+
+use crate::{Error, PROVIDER_NAME, QuaySettings, Result, exchange::Exchange};
 
 /// Mints Quay robot credentials by federation (provider name `quay`).
 #[derive(Debug)]
@@ -23,7 +25,7 @@ impl QuayProvider {
     pub async fn new(settings: QuaySettings) -> Result<Self> {
         let valid = settings.validated()?;
         read_token(&settings.token_file).await?;
-        let http = http::client(settings.ca_file.as_deref(), settings.timeout).await?;
+        let http = regcreds_token_endpoint::client(settings.ca_file.as_deref(), settings.timeout).await?;
         let robot = settings.robot.trim().to_string();
         Ok(Self {
             secret_name: settings.secret_name.clone(),
@@ -66,7 +68,7 @@ impl Provider for QuayProvider {
         // and the last good Secret stays meanwhile.
         let service_account_token = read_token(&self.token_file)
             .await
-            .map_err(|e| failure::error(true, "ServiceAccount token", &e.to_string()))?;
+            .map_err(|e| MintStep::new(PROVIDER_NAME, "ServiceAccount token").failed(true, &e.to_string()))?;
         let (token, expires_at) = self.exchange.robot_token(&service_account_token).await?;
         let credential =
             Credential::new(self.registry.clone(), self.robot.clone(), token).expiring_at(expires_at);

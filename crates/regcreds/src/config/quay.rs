@@ -112,6 +112,6 @@ fn blame(error: &Error) -> Source {
         Error::InvalidUrl(_) => FEDERATION_URL,
         Error::UnreadableTokenFile { .. } | Error::EmptyTokenFile(_) | Error::TokenNotJwt(_) => TOKEN_FILE,
         Error::ZeroTimeout => TIMEOUT,
-        Error::UnreadableCaFile { .. } | Error::InvalidCaFile(_) | Error::HttpClient(_) => CA_FILE,
+        Error::HttpClient(_) => CA_FILE,
     }
 }
