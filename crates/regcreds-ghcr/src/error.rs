@@ -1,7 +1,5 @@
 //! The crate's error types: invalid settings, and what is wrong with a private key.
 
-use std::path::PathBuf;
-
 /// Invalid GHCR settings. Never contains key material: IDs, names, URLs and paths only.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -67,19 +65,9 @@ pub enum Error {
     /// The timeout is zero.
     #[error("timeout must be greater than zero")]
     ZeroTimeout,
-    /// The CA file could not be read.
-    #[error("CA file: {source}")]
-    UnreadableCaFile {
-        /// What went wrong (missing, unreadable, larger than 1 MiB); names the file.
-        #[source]
-        source: regcreds_core::FileError,
-    },
-    /// The CA file holds no usable PEM certificate.
-    #[error("CA file {0} holds no PEM certificate")]
-    InvalidCaFile(PathBuf),
-    /// The HTTP client could not be built (TLS setup).
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(String),
+    /// The HTTP client could not be built: the CA file is unusable, or TLS could not be set up.
+    #[error(transparent)]
+    HttpClient(#[from] crate::ClientError),
 }
 
 /// What is wrong with a private key. Names the PEM label at most, never key material.

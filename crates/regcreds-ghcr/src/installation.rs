@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use regcreds_core::SecretString;
+use regcreds_token_endpoint::{MintStep, server_message, status_is_transient};
 
-use crate::{API_VERSION, failure};
+use crate::{API_VERSION, PROVIDER_NAME};
 
 /// The token endpoint of one installation, with the narrowing to request.
 #[derive(Debug, Clone)]
@@ -79,7 +80,7 @@ impl Installation {
         &self,
         app_jwt: &SecretString,
     ) -> regcreds_core::Result<(SecretString, DateTime<Utc>)> {
-        let context = self.context();
+        let step = self.step();
         let mut request = self
             .http
             .post(&self.url)
@@ -89,17 +90,14 @@ impl Installation {
         if let Some(body) = &self.body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| failure::request(&e, &context))?;
+        let response = request.send().await.map_err(|e| step.request_failed(&e))?;
         let status = response.status().as_u16();
         let rate_limited = response
             .headers()
             .get("x-ratelimit-remaining")
             .is_some_and(|v| v.as_bytes() == b"0")
             || response.headers().contains_key("retry-after");
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| failure::request(&e, &context))?;
+        let body = response.bytes().await.map_err(|e| step.request_failed(&e))?;
         if !(200..300).contains(&status) {
             return Err(self.refused(status, rate_limited, &body, app_jwt));
         }
@@ -109,18 +107,10 @@ impl Installation {
             expires_at: Some(expires_at),
         }) = reply.filter(|r| r.token.as_ref().is_some_and(|t| !t.is_empty()))
         else {
-            return Err(failure::error(
-                true,
-                &context,
-                "malformed reply: no token and expires_at",
-            ));
+            return Err(step.failed(true, "malformed reply: no token and expires_at"));
         };
         let Ok(expires_at) = DateTime::parse_from_rfc3339(&expires_at) else {
-            return Err(failure::error(
-                true,
-                &context,
-                "malformed reply: expires_at is not an ISO 8601 time",
-            ));
+            return Err(step.failed(true, "malformed reply: expires_at is not an ISO 8601 time"));
         };
         Ok((SecretString::new(token), expires_at.with_timezone(&Utc)))
     }
@@ -135,7 +125,7 @@ impl Installation {
         let message = serde_json::from_slice::<ErrorReply>(body)
             .ok()
             .and_then(|r| r.message);
-        let message = failure::server_message(message.as_deref(), app_jwt.expose())
+        let message = server_message(message.as_deref(), app_jwt.expose())
             .map(|m| format!(" {m:?}"))
             .unwrap_or_default();
         let id = self.installation_id;
@@ -156,24 +146,24 @@ impl Installation {
                  (does the App have Packages: read, and access to those repositories?)"
                     .to_string(),
             ),
-            other => (failure::status_is_transient(other), String::new()),
+            other => (status_is_transient(other), String::new()),
         };
         let hint = if hint.is_empty() {
             hint
         } else {
             format!(": {hint}")
         };
-        failure::error(
-            transient,
-            &self.context(),
-            &format!("HTTP {status}{message}{hint}"),
-        )
+        self.step()
+            .failed(transient, &format!("HTTP {status}{message}{hint}"))
     }
 
-    fn context(&self) -> String {
-        format!(
-            "installation token for installation {} at {}",
-            self.installation_id, self.url
+    fn step(&self) -> MintStep {
+        MintStep::new(
+            PROVIDER_NAME,
+            format!(
+                "installation token for installation {} at {}",
+                self.installation_id, self.url
+            ),
         )
     }
 }

@@ -25,8 +25,6 @@
 
 mod app_jwt;
 mod error;
-mod failure;
-mod http;
 mod installation;
 mod key;
 mod pem;
@@ -35,6 +33,7 @@ mod settings;
 
 pub use error::{Error, KeyError, Result};
 pub use provider::GhcrProvider;
+pub use regcreds_token_endpoint::ClientError;
 pub use settings::{GhcrSettings, PrivateKey};
 
 /// Provider name, as used in flags, logs and metrics.

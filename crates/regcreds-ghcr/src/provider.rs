@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use chrono::Utc;
 use regcreds_core::{Credential, CredentialSet, Provider, ProviderName, RegistryHost};
+use regcreds_token_endpoint::MintStep;
 
 use crate::{
-    Error, GhcrSettings, PROVIDER_NAME, PrivateKey, Result, app_jwt, failure, http,
+    Error, GhcrSettings, PROVIDER_NAME, PrivateKey, Result, app_jwt,
     installation::{Installation, Narrowing},
     key::AppKey,
 };
@@ -56,7 +57,7 @@ impl GhcrProvider {
             repository_ids: valid.repository_ids.clone(),
             permissions: settings.permissions.clone(),
         };
-        let http = http::client(settings.ca_file.as_deref(), settings.timeout).await?;
+        let http = regcreds_token_endpoint::client(settings.ca_file.as_deref(), settings.timeout).await?;
         let installation =
             Installation::new(http, &valid.api_url, valid.installation_id, narrowing.into_body());
         let description = describe(&settings, &valid.registry, &key, installation.url());
@@ -78,14 +79,15 @@ impl GhcrProvider {
             KeySource::File(path) => {
                 // NB: a mounted Secret is swapped atomically, but a hand-edited file may be caught
                 // half-written: an unreadable key is worth retrying, and the last good Secret stays.
-                file_key = read_key(path)
-                    .await
-                    .map_err(|e| failure::error(true, "private key file", &e.to_string()))?;
+                file_key = read_key(path).await.map_err(|e| {
+                    MintStep::new(PROVIDER_NAME, "private key file").failed(true, &e.to_string())
+                })?;
                 &file_key
             }
         };
-        app_jwt::signed(key, &self.app_id, Utc::now())
-            .ok_or_else(|| failure::error(false, "app JWT", "cannot sign with the private key"))
+        app_jwt::signed(key, &self.app_id, Utc::now()).ok_or_else(|| {
+            MintStep::new(PROVIDER_NAME, "app JWT").failed(false, "cannot sign with the private key")
+        })
     }
 }
 

@@ -194,7 +194,7 @@ impl GhcrArgs {
             Error::InvalidPermission(_) => PERMISSIONS,
             Error::InvalidUsername => USERNAME,
             Error::ZeroTimeout => TIMEOUT,
-            Error::UnreadableCaFile { .. } | Error::InvalidCaFile(_) | Error::HttpClient(_) => CA_FILE,
+            Error::HttpClient(_) => CA_FILE,
         }
     }
 }
