@@ -17,8 +17,9 @@ use azure_identity::{
     WorkloadIdentityCredentialOptions,
 };
 use regcreds_core::SecretString;
+use regcreds_token_endpoint::MintStep;
 
-use crate::{AcrAuth, AcrSettings, Error, Result, failure};
+use crate::{AcrAuth, AcrSettings, Error, PROVIDER_NAME, Result, failure};
 
 /// An Entra credential for one scope.
 pub(crate) struct Entra {
@@ -98,17 +99,13 @@ impl Entra {
 
     /// A current access token (from azure_identity's cache when still fresh).
     pub(crate) async fn token(&self) -> regcreds_core::Result<SecretString> {
-        let context = format!("Entra token ({})", self.mode);
+        let step = MintStep::new(PROVIDER_NAME, format!("Entra token ({})", self.mode));
         let scopes = [self.scope.as_str()];
         let request = self.credential.get_token(&scopes, None);
         match tokio::time::timeout(self.timeout, request).await {
             Ok(Ok(token)) => Ok(SecretString::new(token.token.secret())),
-            Ok(Err(err)) => Err(failure::entra(&err, &context)),
-            Err(_) => Err(failure::error(
-                true,
-                &context,
-                &format!("timed out after {:?}", self.timeout),
-            )),
+            Ok(Err(err)) => Err(failure::entra(&err, &step)),
+            Err(_) => Err(step.failed(true, &format!("timed out after {:?}", self.timeout))),
         }
     }
 }

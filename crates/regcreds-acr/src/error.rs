@@ -1,7 +1,5 @@
 //! The crate's error type: what is wrong with [`AcrSettings`](crate::AcrSettings).
 
-use std::path::PathBuf;
-
 /// Invalid ACR settings. Never contains a secret: registry names, IDs, URLs and paths only.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -45,19 +43,9 @@ pub enum Error {
     /// The timeout is zero.
     #[error("timeout must be greater than zero")]
     ZeroTimeout,
-    /// The CA file could not be read (missing, unreadable, larger than 1 MiB).
-    #[error("CA file: {source}")]
-    UnreadableCaFile {
-        /// What went wrong; names the file.
-        #[source]
-        source: regcreds_core::FileError,
-    },
-    /// The CA file holds no usable PEM certificate.
-    #[error("CA file {0} holds no PEM certificate")]
-    InvalidCaFile(PathBuf),
-    /// The HTTP client could not be built (TLS setup).
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(String),
+    /// The HTTP client could not be built: the CA file is unusable, or TLS could not be set up.
+    #[error(transparent)]
+    HttpClient(#[from] crate::ClientError),
     /// azure_identity rejected the identity settings (e.g. workload identity without its variables).
     #[error("{mode}: {reason}")]
     Identity {

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use regcreds_core::{RegistryHost, SecretString};
+use regcreds_token_endpoint::{MintStep, jwt, status_is_transient};
 
-use crate::{failure, jwt};
+use crate::PROVIDER_NAME;
 
 /// The exchange endpoint of one registry.
 #[derive(Debug, Clone)]
@@ -68,19 +69,16 @@ impl Exchange {
         if let Some(tenant) = &self.tenant {
             form.push(("tenant", tenant));
         }
-        let context = self.context();
+        let step = self.step();
         let response = self
             .http
             .post(&self.url)
             .form(&form)
             .send()
             .await
-            .map_err(|e| failure::request(&e, &context))?;
+            .map_err(|e| step.request_failed(&e))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| failure::request(&e, &context))?;
+        let body = response.bytes().await.map_err(|e| step.request_failed(&e))?;
         if !(200..300).contains(&status) {
             return Err(self.refused(status, &body));
         }
@@ -88,18 +86,10 @@ impl Exchange {
             .ok()
             .and_then(|r| r.refresh_token);
         let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return Err(failure::error(
-                true,
-                &context,
-                "malformed reply: no refresh_token",
-            ));
+            return Err(step.failed(true, "malformed reply: no refresh_token"));
         };
         let Some(expires_at) = jwt::expiry(&token) else {
-            return Err(failure::error(
-                true,
-                &context,
-                "malformed reply: refresh_token is not a JWT with exp",
-            ));
+            return Err(step.failed(true, "malformed reply: refresh_token is not a JWT with exp"));
         };
         Ok((SecretString::new(token), expires_at))
     }
@@ -115,14 +105,14 @@ impl Exchange {
         } else {
             ""
         };
-        failure::error(
-            failure::status_is_transient(status),
-            &self.context(),
-            &format!("HTTP {status}{code}{hint}"),
-        )
+        self.step()
+            .failed(status_is_transient(status), &format!("HTTP {status}{code}{hint}"))
     }
 
-    fn context(&self) -> String {
-        format!("exchange for {} at {}", self.service, self.url)
+    fn step(&self) -> MintStep {
+        MintStep::new(
+            PROVIDER_NAME,
+            format!("exchange for {} at {}", self.service, self.url),
+        )
     }
 }

@@ -25,13 +25,12 @@ mod entra;
 mod error;
 mod exchange;
 mod failure;
-mod http;
-mod jwt;
 mod provider;
 mod settings;
 
 pub use error::{Error, Result};
 pub use provider::AcrProvider;
+pub use regcreds_token_endpoint::ClientError;
 pub use settings::{AcrAuth, AcrSettings};
 
 /// Provider name, as used in flags, logs and metrics.

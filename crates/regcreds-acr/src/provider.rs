@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use regcreds_core::{Credential, CredentialSet, Provider, ProviderName, RegistryHost};
 
 use crate::{
-    AcrAuth, AcrSettings, PROVIDER_NAME, REFRESH_TOKEN_USER, Result, entra::Entra, exchange::Exchange, http,
+    AcrAuth, AcrSettings, PROVIDER_NAME, REFRESH_TOKEN_USER, Result, entra::Entra, exchange::Exchange,
 };
 
 /// Mints ACR credentials (provider name `acr`).
@@ -29,7 +29,7 @@ impl AcrProvider {
     pub async fn new(settings: AcrSettings) -> Result<Self> {
         let registries = settings.validated_registries()?;
         let description = describe(&settings, &registries);
-        let http = http::client(settings.ca_file.as_deref(), settings.timeout).await?;
+        let http = regcreds_token_endpoint::client(settings.ca_file.as_deref(), settings.timeout).await?;
         let source = match Entra::new(&settings, &http)? {
             None => Source::Static(static_credentials(&settings.auth, &registries)),
             Some(entra) => {

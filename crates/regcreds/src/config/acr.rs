@@ -172,7 +172,7 @@ impl AcrArgs {
                     Error::AuthorityNotHttps(_) => {
                         Source::new("REGCREDS_ACR_AUTHORITY_HOST", "acr-authority-host")
                     }
-                    Error::UnreadableCaFile { .. } | Error::InvalidCaFile(_) => {
+                    Error::HttpClient(client) if client.is_ca_file() => {
                         Source::new("REGCREDS_ACR_CA_FILE", "acr-ca-file")
                     }
                     Error::ColonInUsername => client_id.map_or(CLIENT_ID, |c| c.1),
