@@ -35,8 +35,8 @@ pub enum Error {
         source: KeyError,
     },
     /// The HTTP client could not be built (TLS setup).
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(String),
+    #[error(transparent)]
+    HttpClient(#[from] regcreds_token_endpoint::ClientError),
 }
 
 /// What is wrong with a service-account key JSON. Names fields, never quotes their values (except

@@ -1,6 +1,11 @@
 //! The GCE / GKE metadata server: the node's service account, or the pod's with GKE workload identity.
 
-use crate::token::{self, AccessToken};
+use regcreds_token_endpoint::MintStep;
+
+use crate::{
+    PROVIDER_NAME,
+    token::{self, AccessToken},
+};
 
 /// Default metadata server, as in Google's client libraries.
 const DEFAULT_HOST: &str = "metadata.google.internal";
@@ -29,11 +34,11 @@ pub(crate) async fn token(
     scopes: &[String],
 ) -> regcreds_core::Result<AccessToken> {
     let url = format!("{base_url}{TOKEN_PATH}");
-    let context = format!("metadata server {url}");
-    let mut full = reqwest::Url::parse(&url)
-        .map_err(|_| token::mint_error(false, &context, "invalid metadata server URL"))?;
+    let step = MintStep::new(PROVIDER_NAME, format!("metadata server {url}"));
+    let mut full =
+        reqwest::Url::parse(&url).map_err(|_| step.failed(false, "invalid metadata server URL"))?;
     full.query_pairs_mut().append_pair("scopes", &scopes.join(","));
-    token::fetch(http.get(full).header("Metadata-Flavor", "Google"), &context).await
+    token::fetch(http.get(full).header("Metadata-Flavor", "Google"), &step).await
 }
 
 #[cfg(test)]

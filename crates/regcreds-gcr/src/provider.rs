@@ -1,10 +1,11 @@
 //! The [`GcrProvider`]: one access token per mint, written for every configured registry.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use regcreds_core::{Credential, CredentialSet, Provider, ProviderName, RegistryHost, SecretString};
+use regcreds_token_endpoint::MintStep;
 
 use crate::{
     Error, GcrCredentials, GcrSettings, PROVIDER_NAME, Result, TOKEN_USER, assertion,
@@ -51,7 +52,7 @@ impl GcrProvider {
             registries,
             scopes: settings.scopes(),
             source,
-            http: http_client(settings.timeout)?,
+            http: regcreds_token_endpoint::client(None, settings.timeout).await?,
         })
     }
 
@@ -63,7 +64,7 @@ impl GcrProvider {
                 // half-written: an unreadable or invalid key is worth retrying.
                 let key = read_key(path)
                     .await
-                    .map_err(|e| token::mint_error(true, "key file", &e.to_string()))?;
+                    .map_err(|e| MintStep::new(PROVIDER_NAME, "key file").failed(true, &e.to_string()))?;
                 self.key_token(&key).await
             }
             Source::Metadata(base) => metadata::token(&self.http, base, &self.scopes).await,
@@ -72,19 +73,15 @@ impl GcrProvider {
 
     /// RFC 7523: a signed assertion for `scopes` exchanged at the key's `token_uri`.
     async fn key_token(&self, key: &ServiceAccountKey) -> regcreds_core::Result<AccessToken> {
-        let context = format!("token endpoint {}", key.token_uri);
+        let step = MintStep::new(PROVIDER_NAME, format!("token endpoint {}", key.token_uri));
         let Some(assertion) = assertion::signed(key, &self.scopes, Utc::now()) else {
-            return Err(token::mint_error(
-                false,
-                &context,
-                "cannot sign the assertion with the key",
-            ));
+            return Err(step.failed(false, "cannot sign the assertion with the key"));
         };
         let form = [
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("assertion", &assertion),
         ];
-        token::fetch(self.http.post(&key.token_uri).form(&form), &context).await
+        token::fetch(self.http.post(&key.token_uri).form(&form), &step).await
     }
 }
 
@@ -108,17 +105,6 @@ async fn read_key(path: &std::path::Path) -> Result<ServiceAccountKey> {
         origin: path.display().to_string(),
         source,
     })
-}
-
-/// Timeouts on every request; no redirects (a token request must not be bounced elsewhere).
-fn http_client(timeout: Duration) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("regcreds/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::HttpClient(e.to_string()))
 }
 
 #[async_trait]

@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use regcreds_core::SecretString;
-
-use crate::PROVIDER_NAME;
+use regcreds_token_endpoint::{MintStep, status_is_transient};
 
 /// `{"access_token":"…","expires_in":3599,"token_type":"Bearer"}`.
 #[derive(serde::Deserialize)]
@@ -24,16 +23,16 @@ pub(crate) struct AccessToken {
     pub(crate) expires_at: DateTime<Utc>,
 }
 
-/// Sends `request` and reads a token reply; `context` names the endpoint in errors.
+/// Sends `request` and reads a token reply; `step` names the endpoint in errors.
 pub(crate) async fn fetch(
     request: reqwest::RequestBuilder,
-    context: &str,
+    step: &MintStep,
 ) -> regcreds_core::Result<AccessToken> {
-    let response = request.send().await.map_err(|e| network(&e, context))?;
+    let response = request.send().await.map_err(|e| network(&e, step))?;
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|e| network(&e, context))?;
+    let body = response.bytes().await.map_err(|e| network(&e, step))?;
     if !(200..300).contains(&status) {
-        return Err(refused(status, &body, context));
+        return Err(refused(status, &body, step));
     }
     let reply: Option<Reply> = serde_json::from_slice(&body).ok();
     match reply {
@@ -44,9 +43,8 @@ pub(crate) async fn fetch(
             token: SecretString::new(token),
             expires_at: Utc::now() + chrono::Duration::seconds(secs),
         }),
-        _ => Err(mint_error(
+        _ => Err(step.failed(
             true,
-            context,
             "malformed reply: no access_token with a positive expires_in",
         )),
     }
@@ -54,17 +52,18 @@ pub(crate) async fn fetch(
 
 /// 5xx, 429 and 408 may pass; any other 4xx (`invalid_grant` for a deleted key, 403 for a missing
 /// scope) needs a configuration change.
-fn refused(status: u16, body: &[u8], context: &str) -> regcreds_core::Error {
+fn refused(status: u16, body: &[u8], step: &MintStep) -> regcreds_core::Error {
     let code = serde_json::from_slice::<ErrorReply>(body)
         .ok()
         .and_then(|r| r.error)
         .map(|c| format!(" {}", c.chars().take(60).collect::<String>()))
         .unwrap_or_default();
-    let transient = status >= 500 || status == 429 || status == 408;
-    mint_error(transient, context, &format!("HTTP {status}{code}"))
+    step.failed(status_is_transient(status), &format!("HTTP {status}{code}"))
 }
 
-fn network(err: &reqwest::Error, context: &str) -> regcreds_core::Error {
+/// NB: not [`MintStep::request_failed`]: GCR's messages say `request failed (…)` for a refused
+/// connection too, and users' alerts may match them.
+fn network(err: &reqwest::Error, step: &MintStep) -> regcreds_core::Error {
     let root = std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |&e| e.source())
         .last()
         .map(|e| e.to_string().chars().take(160).collect::<String>())
@@ -74,27 +73,26 @@ fn network(err: &reqwest::Error, context: &str) -> regcreds_core::Error {
     } else {
         format!("request failed ({root})")
     };
-    mint_error(true, context, &what)
-}
-
-/// The core error for a failed step at `context`.
-pub(crate) fn mint_error(transient: bool, context: &str, what: &str) -> regcreds_core::Error {
-    let reason = format!("{context}: {what}");
-    if transient {
-        regcreds_core::Error::transient(PROVIDER_NAME, reason)
-    } else {
-        regcreds_core::Error::permanent(PROVIDER_NAME, reason)
-    }
+    step.failed(true, &what)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PROVIDER_NAME;
+
+    fn step(context: &str) -> MintStep {
+        MintStep::new(PROVIDER_NAME, context)
+    }
 
     #[test]
     fn an_oauth_error_keeps_its_code_but_not_its_description() {
         let body = br#"{"error":"invalid_grant","error_description":"Invalid JWT for puller@p.iam"}"#;
-        let err = refused(400, body, "token endpoint https://oauth2.googleapis.com/token");
+        let err = refused(
+            400,
+            body,
+            &step("token endpoint https://oauth2.googleapis.com/token"),
+        );
         assert!(!err.is_transient());
         assert_eq!(
             err.to_string(),
@@ -104,8 +102,8 @@ mod tests {
 
     #[test]
     fn server_errors_and_rate_limits_are_transient() {
-        assert!(refused(503, b"", "x").is_transient());
-        assert!(refused(429, b"{}", "x").is_transient());
-        assert!(!refused(403, b"{}", "x").is_transient());
+        assert!(refused(503, b"", &step("x")).is_transient());
+        assert!(refused(429, b"{}", &step("x")).is_transient());
+        assert!(!refused(403, b"{}", &step("x")).is_transient());
     }
 }
