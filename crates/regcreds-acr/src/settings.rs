@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use regcreds_core::{RegistryHost, SecretString};
+use regcreds_core::{BareHostError, RegistryHost, SecretString};
 
 use crate::{DEFAULT_SCOPE, DEFAULT_SECRET, Error, Result};
 
@@ -135,22 +135,14 @@ impl AcrSettings {
 /// `myregistry.azurecr.io` from `myregistry.azurecr.io` or `https://myregistry.azurecr.io/`: the login
 /// server is both the `auths` key and the exchange's `service`, so it must be a bare host.
 fn login_server(raw: &str) -> Result<RegistryHost> {
-    let invalid = |reason: &str| Error::InvalidRegistry {
+    RegistryHost::parse_bare_host(raw).map_err(|e| Error::InvalidRegistry {
         registry: regcreds_core::redact_registry(raw),
-        reason: reason.to_string(),
-    };
-    let trimmed = raw.trim();
-    let host = trimmed
-        .strip_prefix("https://")
-        .unwrap_or(trimmed)
-        .trim_end_matches('/');
-    if host.contains("://") {
-        return Err(invalid("only https:// may precede the login server"));
-    }
-    if host.contains('/') {
-        return Err(invalid("must be a login server name without a path"));
-    }
-    RegistryHost::parse(host).map_err(|e| invalid(&e.to_string()))
+        reason: match e {
+            BareHostError::Scheme => "only https:// may precede the login server".into(),
+            BareHostError::Path => "must be a login server name without a path".into(),
+            BareHostError::Invalid(e) => e.to_string(),
+        },
+    })
 }
 
 fn validate_auth(auth: &AcrAuth) -> Result<()> {
@@ -195,17 +187,13 @@ fn not_empty(what: &'static str, value: &str) -> Result<()> {
 }
 
 fn validate_url(setting: &'static str, url: &str) -> Result<()> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(char::is_whitespace) => {
-            Ok(())
-        }
-        _ => Err(Error::InvalidUrl {
+    if regcreds_core::is_http_url(url) {
+        Ok(())
+    } else {
+        Err(Error::InvalidUrl {
             setting,
             url: regcreds_core::redact_registry(url),
-        }),
+        })
     }
 }
 

@@ -14,6 +14,8 @@
 //!   without ever echoing a secret.
 //! * [`Provider`] is the one trait a credential source implements.
 //! * [`read_bounded`] reads the files users point regcreds at, never more than 1 MiB.
+//! * [`RegistryHost::parse_bare_host`] and [`is_http_url`] check the hosts and URLs providers are
+//!   configured with, before anything is sent there.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -24,11 +26,13 @@ mod file;
 mod provider;
 mod registry;
 mod secret;
+mod url;
 
 pub use credential::{Credential, CredentialSet};
 pub use dockerconfig::{DockerConfig, DockerConfigError};
 pub use error::{Error, Result};
 pub use file::{FileError, MAX_INPUT_FILE_BYTES, read_bounded, read_bounded_async, read_bounded_to_string};
 pub use provider::{Provider, ProviderName};
-pub use registry::{RegistryHost, RegistryHostError, redact_registry};
+pub use registry::{BareHostError, RegistryHost, RegistryHostError, redact_registry};
 pub use secret::SecretString;
+pub use url::is_http_url;

@@ -37,7 +37,39 @@ pub enum RegistryHostError {
     Query(String),
 }
 
+/// Why a registry given as a bare host was rejected. Each provider words the first two in its own terms
+/// (a "login server", a "Quay host").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BareHostError {
+    /// A scheme other than `https://` precedes the host.
+    #[error("only https:// may precede the host")]
+    Scheme,
+    /// A path follows the host.
+    #[error("must be a host without a path")]
+    Path,
+    /// The host is not a valid registry key.
+    #[error(transparent)]
+    Invalid(#[from] RegistryHostError),
+}
+
 impl RegistryHost {
+    /// A bare `host[:port]` from `host`, `https://host` or `https://host/`, for providers that call
+    /// `https://<host>/…` and write the host as the `auths` key (ACR login servers, GHCR, Quay).
+    pub fn parse_bare_host(raw: &str) -> Result<Self, BareHostError> {
+        let trimmed = raw.trim();
+        let host = trimmed
+            .strip_prefix("https://")
+            .unwrap_or(trimmed)
+            .trim_end_matches('/');
+        if host.contains("://") {
+            return Err(BareHostError::Scheme);
+        }
+        if host.contains('/') {
+            return Err(BareHostError::Path);
+        }
+        Ok(Self::parse(host)?)
+    }
+
     /// Validates and wraps a registry key.
     pub fn parse(raw: &str) -> Result<Self, RegistryHostError> {
         let key = raw.trim();
@@ -172,6 +204,39 @@ mod tests {
                 "{key}"
             );
         }
+    }
+
+    #[test]
+    fn a_bare_host_may_be_given_as_an_https_url_and_nothing_more() {
+        for (raw, host) in [
+            ("quay.io", "quay.io"),
+            (" https://myreg.azurecr.io/ ", "myreg.azurecr.io"),
+            ("127.0.0.1:8443", "127.0.0.1:8443"),
+        ] {
+            assert_eq!(
+                RegistryHost::parse_bare_host(raw).map(|h| h.to_string()),
+                Ok(host.to_string()),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            RegistryHost::parse_bare_host("http://quay.io"),
+            Err(BareHostError::Scheme)
+        );
+        assert_eq!(
+            RegistryHost::parse_bare_host("ghcr.io/org"),
+            Err(BareHostError::Path)
+        );
+        assert_eq!(
+            RegistryHost::parse_bare_host("https://a b"),
+            Err(BareHostError::Invalid(RegistryHostError::Whitespace(
+                "a b".into()
+            )))
+        );
+        assert_eq!(
+            RegistryHost::parse_bare_host(" "),
+            Err(BareHostError::Invalid(RegistryHostError::Empty))
+        );
     }
 
     #[test]

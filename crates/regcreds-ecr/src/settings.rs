@@ -167,18 +167,12 @@ fn validate_role(role: &AssumeRole) -> Result<()> {
 }
 
 fn validate_endpoint(setting: &'static str, url: Option<&str>) -> Result<()> {
-    let Some(url) = url else { return Ok(()) };
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(char::is_whitespace) => {
-            Ok(())
-        }
-        _ => Err(Error::InvalidEndpointUrl {
+    match url {
+        Some(url) if !regcreds_core::is_http_url(url) => Err(Error::InvalidEndpointUrl {
             setting,
             url: regcreds_core::redact_registry(url),
         }),
+        _ => Ok(()),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-use regcreds_core::{RegistryHost, SecretString};
+use regcreds_core::{BareHostError, RegistryHost, SecretString};
 
 use crate::{
     DEFAULT_API_URL, DEFAULT_PERMISSIONS, DEFAULT_REGISTRY, DEFAULT_SECRET, Error, Result, TOKEN_USER,
@@ -146,34 +146,24 @@ fn validate_app_id(app_id: &str) -> Result<()> {
 /// The base URL without a trailing slash.
 fn validate_api_url(url: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(char::is_whitespace) => {
-            Ok(url.to_string())
-        }
-        _ => Err(Error::InvalidApiUrl(regcreds_core::redact_registry(url))),
+    if regcreds_core::is_http_url(url) {
+        Ok(url.to_string())
+    } else {
+        Err(Error::InvalidApiUrl(regcreds_core::redact_registry(url)))
     }
 }
 
 /// A bare `host[:port]` (a leading `https://` is accepted and dropped).
 pub(crate) fn registry_host(raw: &str) -> Result<RegistryHost> {
-    let invalid = |reason: String| Error::InvalidRegistry {
+    RegistryHost::parse_bare_host(raw).map_err(|e| Error::InvalidRegistry {
         registry: regcreds_core::redact_registry(raw),
-        reason,
-    };
-    let trimmed = raw.trim();
-    let host = trimmed
-        .strip_prefix("https://")
-        .unwrap_or(trimmed)
-        .trim_end_matches('/');
-    if host.contains("://") || host.contains('/') {
-        return Err(invalid(
-            "must be a registry host such as ghcr.io, without a scheme or path".into(),
-        ));
-    }
-    RegistryHost::parse(host).map_err(|e| invalid(e.to_string()))
+        reason: match e {
+            BareHostError::Invalid(e) => e.to_string(),
+            BareHostError::Scheme | BareHostError::Path => {
+                "must be a registry host such as ghcr.io, without a scheme or path".into()
+            }
+        },
+    })
 }
 
 /// GitHub's `repositories` takes names within the installation's account, not `owner/name`.

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use regcreds_core::RegistryHost;
+use regcreds_core::{BareHostError, RegistryHost};
 
 use crate::{DEFAULT_REGISTRY, DEFAULT_SECRET, DEFAULT_TOKEN_FILE, Error, Result};
 
@@ -95,34 +95,24 @@ fn validate_robot(robot: &str) -> Result<()> {
 
 /// A bare `host[:port]` (a leading `https://` is accepted and dropped).
 fn registry_host(raw: &str) -> Result<RegistryHost> {
-    let invalid = |reason: String| Error::InvalidRegistry {
+    RegistryHost::parse_bare_host(raw).map_err(|e| Error::InvalidRegistry {
         registry: regcreds_core::redact_registry(raw),
-        reason,
-    };
-    let trimmed = raw.trim();
-    let host = trimmed
-        .strip_prefix("https://")
-        .unwrap_or(trimmed)
-        .trim_end_matches('/');
-    if host.contains("://") || host.contains('/') {
-        return Err(invalid(
-            "must be a Quay host such as quay.io, without a scheme or path".into(),
-        ));
-    }
-    RegistryHost::parse(host).map_err(|e| invalid(e.to_string()))
+        reason: match e {
+            BareHostError::Invalid(e) => e.to_string(),
+            BareHostError::Scheme | BareHostError::Path => {
+                "must be a Quay host such as quay.io, without a scheme or path".into()
+            }
+        },
+    })
 }
 
 /// The base URL without a trailing slash.
 fn validate_url(url: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') && !url.contains(char::is_whitespace) => {
-            Ok(url.to_string())
-        }
-        _ => Err(Error::InvalidUrl(regcreds_core::redact_registry(url))),
+    if regcreds_core::is_http_url(url) {
+        Ok(url.to_string())
+    } else {
+        Err(Error::InvalidUrl(regcreds_core::redact_registry(url)))
     }
 }
 
