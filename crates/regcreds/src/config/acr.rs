@@ -12,7 +12,7 @@ use regcreds_core::SecretString;
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, given, non_blank, pick, unset_name, uses_compat},
+    setting::{Source, first_set, given, non_blank, pick, split_list, unset_name, uses_compat},
 };
 
 const REGISTRIES: Source = Source::new("REGCREDS_ACR_REGISTRY", "acr-registry");
@@ -149,7 +149,7 @@ impl AcrArgs {
             return Enablement::Invalid;
         };
         let schedule = Schedule::parse(&self.acr_schedule, SCHEDULE, problems);
-        let mut settings = AcrSettings::new(split(registry_list), auth);
+        let mut settings = AcrSettings::new(split_list(registry_list), auth);
         settings.secret_name = self.acr_secret_name.clone();
         settings.authority_host = non_blank(&self.acr_authority_host);
         settings.exchange_base_url = non_blank(&self.acr_exchange_url);
@@ -250,13 +250,4 @@ fn mode_name(mode: AcrAuthArg) -> &'static str {
         AcrAuthArg::ManagedIdentity => "managed-identity",
         AcrAuthArg::Static => "static",
     }
-}
-
-fn split(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
 }

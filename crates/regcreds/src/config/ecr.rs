@@ -9,7 +9,7 @@ use regcreds_ecr::{AssumeRole, DEFAULT_SECRET, EcrProvider, EcrSettings, Error};
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, non_blank, pick, unset_name, uses_compat},
+    setting::{Source, first_set, non_blank, pick, split_list, unset_name, uses_compat},
 };
 
 const REGIONS: Source = Source::new("REGCREDS_ECR_REGIONS", "ecr-regions");
@@ -114,7 +114,7 @@ impl EcrArgs {
         }
         let region_list = regions
             .as_ref()
-            .map(|(r, _)| split(r))
+            .map(|(r, _)| split_list(r))
             .unwrap_or_else(ambient_region);
         if region_list.is_empty() && !self.ecr_public {
             let setting = match &regions {
@@ -134,7 +134,7 @@ impl EcrArgs {
         let settings = EcrSettings {
             secret_name: self.ecr_secret_name.clone(),
             regions: region_list,
-            registry_ids: accounts.as_ref().map(|(a, _)| split(a)).unwrap_or_default(),
+            registry_ids: accounts.as_ref().map(|(a, _)| split_list(a)).unwrap_or_default(),
             assume_role: role
                 .as_ref()
                 .filter(|(r, _)| !r.trim().is_empty())
@@ -194,20 +194,11 @@ pub(super) fn check_token_file(variable: &'static str, problems: &mut ConfigProb
     }
 }
 
-fn split(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 /// The SDK's own region variables, used when no ECR region is configured.
 fn ambient_region() -> Vec<String> {
     ["AWS_REGION", "AWS_DEFAULT_REGION"]
         .iter()
         .find_map(|v| std::env::var(v).ok())
-        .map(|r| split(&r))
+        .map(|r| split_list(&r))
         .unwrap_or_default()
 }

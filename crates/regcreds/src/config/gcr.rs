@@ -10,7 +10,7 @@ use regcreds_gcr::{DEFAULT_SECRET, Error, GcrCredentials, GcrProvider, GcrSettin
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, given, non_blank, pick},
+    setting::{Source, first_set, given, non_blank, pick, split_list},
 };
 
 const KEY: Source = Source::new("REGCREDS_GCR_KEY", "gcr-key");
@@ -128,7 +128,7 @@ impl GcrArgs {
         });
         let mut settings = GcrSettings::new(credentials.clone());
         settings.secret_name = self.gcr_secret_name.clone();
-        settings.registries = hosts.as_ref().map(|(h, _)| split(h)).unwrap_or_default();
+        settings.registries = hosts.as_ref().map(|(h, _)| split_list(h)).unwrap_or_default();
         settings.metadata_url = metadata_url.as_ref().map(|(url, _)| url.clone());
         settings.timeout = Duration::from_secs(self.gcr_timeout_seconds);
         let Some(schedule) = schedule else {
@@ -161,13 +161,4 @@ impl GcrArgs {
 
 fn configured_source(set: &[(Source, bool)]) -> Source {
     set.iter().find(|(_, on)| *on).map_or(KEY, |(s, _)| *s)
-}
-
-fn split(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
 }

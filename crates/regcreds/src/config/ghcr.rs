@@ -14,7 +14,7 @@ use regcreds_ghcr::{
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, given, non_blank},
+    setting::{Source, first_set, given, non_blank, split_list},
 };
 
 const APP_ID: Source = Source::new("REGCREDS_GHCR_APP_ID", "ghcr-app-id");
@@ -132,8 +132,8 @@ impl GhcrArgs {
         settings.api_url = self.ghcr_api_url.clone();
         settings.registry = self.ghcr_registry.clone();
         settings.username = self.ghcr_username.clone();
-        settings.repositories = split(self.ghcr_repositories.as_deref());
-        settings.repository_ids = split(self.ghcr_repository_ids.as_deref());
+        settings.repositories = split_list(self.ghcr_repositories.as_deref().unwrap_or_default());
+        settings.repository_ids = split_list(self.ghcr_repository_ids.as_deref().unwrap_or_default());
         settings.permissions = permissions;
         settings.ca_file = non_blank(&self.ghcr_ca_file);
         settings.timeout = Duration::from_secs(self.ghcr_timeout_seconds);
@@ -206,7 +206,7 @@ fn parse_permissions(value: &str, problems: &mut ConfigProblems) -> Option<Optio
         return Some(None);
     }
     let mut permissions = BTreeMap::new();
-    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+    for entry in split_list(value) {
         let Some((name, level)) = entry.split_once(':') else {
             problems.add(
                 PERMISSIONS,
@@ -221,14 +221,4 @@ fn parse_permissions(value: &str, problems: &mut ConfigProblems) -> Option<Optio
         return None;
     }
     Some(Some(permissions))
-}
-
-fn split(value: Option<&str>) -> Vec<String> {
-    value
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
 }

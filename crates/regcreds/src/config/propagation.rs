@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::{
     ConfigProblems,
-    setting::{Source, non_blank},
+    setting::{Source, non_blank, split_list},
 };
 
 const SERVICE_ACCOUNTS: Source = Source::new("REGCREDS_SERVICE_ACCOUNTS", "service-accounts");
@@ -261,15 +261,6 @@ impl PropagationArgs {
             }
         }
     }
-}
-
-fn split_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
 }
 
 /// Parses a Go duration (`time.ParseDuration`, as imagepullsecret-patcher read `CONFIG_LOOP_DURATION`):

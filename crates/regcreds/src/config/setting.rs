@@ -1,4 +1,4 @@
-//! Picking a value among the canonical variable and its compatible aliases.
+//! Picking a value among the canonical variable and its compatible aliases, and reading list values.
 //!
 //! clap reads one environment variable per argument, so each compatible name (`DOCKER_PRIVATE_REGISTRY_SERVER`,
 //! `CONFIG_DOCKERCONFIGJSON`, ...) is its own hidden argument; [`pick`] takes the first that is set and
@@ -136,4 +136,15 @@ pub fn first_set(candidates: &[(Source, bool)]) -> Option<&'static str> {
         .iter()
         .find(|(_, set)| *set)
         .map(|(source, _)| source.env)
+}
+
+/// The entries of a comma-separated list (`eu-west-1, us-east-1`), trimmed; empty entries are dropped,
+/// so a trailing comma or a blank value means fewer entries, not an empty name.
+pub fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
