@@ -163,12 +163,17 @@ fn every_bad_ghcr_or_quay_input_exits_2_naming_the_variable() {
     let not_jwt = file("not-a-jwt", Some(SECRET));
     let sa_token = file("token", Some(SA_JWT));
     let inline_garbage = format!("MIIEow{SECRET}");
-    let (missing, certificate, not_jwt, sa_token) = (
+    generate_app_key(dir.path());
+    let key = file("pkcs1.pem", None);
+    let (missing, certificate, not_jwt, sa_token, key) = (
         missing.as_str(),
         certificate.as_str(),
         not_jwt.as_str(),
         sa_token.as_str(),
+        key.as_str(),
     );
+    let no_certificate =
+        format!("REGCREDS_GHCR_CA_FILE (--ghcr-ca-file): CA file {not_jwt} holds no PEM certificate");
     fn with_app<'a>(extra: &[(&'static str, &'a str)]) -> Vec<(&'static str, &'a str)> {
         let mut env = vec![
             ("REGCREDS_GHCR_APP_ID", "123456"),
@@ -233,6 +238,13 @@ fn every_bad_ghcr_or_quay_input_exits_2_naming_the_variable() {
             "REGCREDS_GHCR_PERMISSIONS (--ghcr-permissions): \"packages\" is not name:level",
         ),
         (
+            with_app(&[
+                ("REGCREDS_GHCR_PRIVATE_KEY_FILE", key),
+                ("REGCREDS_GHCR_CA_FILE", not_jwt),
+            ]),
+            no_certificate.as_str(),
+        ),
+        (
             vec![("REGCREDS_QUAY_REGISTRY", "quay.io")],
             "REGCREDS_QUAY_ROBOT (--quay-robot): is required",
         ),
@@ -272,6 +284,14 @@ fn every_bad_ghcr_or_quay_input_exits_2_naming_the_variable() {
                 ("REGCREDS_QUAY_REGISTRY", "quay.io/myorg"),
             ],
             "REGCREDS_QUAY_REGISTRY (--quay-registry): registry \"quay.io/myorg\"",
+        ),
+        (
+            vec![
+                ("REGCREDS_QUAY_ROBOT", ROBOT),
+                ("REGCREDS_QUAY_TOKEN_FILE", sa_token),
+                ("REGCREDS_QUAY_CA_FILE", "/dev/zero"),
+            ],
+            "REGCREDS_QUAY_CA_FILE (--quay-ca-file): CA file: cannot read /dev/zero: it is larger than 1 MiB",
         ),
     ];
     for (env, expected) in &cases {
