@@ -9,6 +9,8 @@ use std::error::Error as StdError;
 
 /// The longest excerpt of a server message or an error cause that goes into a message.
 const EXCERPT_CHARS: usize = 200;
+/// This many characters of a secret in a row make a server message an echo of it.
+const ECHO_CHARS: usize = 16;
 
 /// One step of a provider's mint (`installation token for installation 42 at https://…`, `app JWT`,
 /// `Entra token (client-secret)`), for the errors it can end in:
@@ -60,18 +62,26 @@ pub fn status_is_transient(status: u16) -> bool {
     status >= 500 || status == 429 || status == 408
 }
 
-/// The first line of a server's error message, at most 200 characters, unless it contains `secret`
-/// or is part of it (a server echoing what it was sent must not put it into our logs).
+/// The first line of a server's error message, at most 200 characters, unless it quotes `secret` or
+/// is part of it (a server echoing what it was sent must not put it into our logs).
+///
+/// NB: any 16 characters of the secret in a row count as a quote, and the check reaches 15 characters
+/// past the excerpt: cutting a line that quotes a long JWT in full would otherwise keep most of the JWT
+/// (no longer the whole secret, so no longer recognised), and a server may quote a secret cut short.
 pub fn server_message(message: Option<&str>, secret: &str) -> Option<String> {
-    let line: String = message?
-        .lines()
-        .next()?
-        .trim()
-        .chars()
-        .take(EXCERPT_CHARS)
-        .collect();
-    let echoes_secret = !secret.is_empty() && (line.contains(secret) || secret.contains(line.as_str()));
-    (!line.is_empty() && !echoes_secret).then_some(line)
+    let line = message?.lines().next()?.trim();
+    let excerpt: String = line.chars().take(EXCERPT_CHARS).collect();
+    let checked: String = line.chars().take(EXCERPT_CHARS + ECHO_CHARS - 1).collect();
+    let echoes_secret = !secret.is_empty() && (quotes_a_run(&checked, secret) || secret.contains(&excerpt));
+    (!excerpt.is_empty() && !echoes_secret).then_some(excerpt)
+}
+
+/// Whether `text` holds [`ECHO_CHARS`] characters of `secret` in a row (all of it, if shorter).
+fn quotes_a_run(text: &str, secret: &str) -> bool {
+    let chars: Vec<char> = secret.chars().collect();
+    chars
+        .windows(ECHO_CHARS.min(chars.len()))
+        .any(|run| text.contains(&run.iter().collect::<String>()))
 }
 
 /// The innermost cause of `err`, e.g. "Connection refused (os error 111)" or a TLS verification
@@ -133,11 +143,42 @@ mod tests {
             None,
             "part of the secret"
         );
+        assert_eq!(
+            server_message(Some("bad\neyJ.x.y"), "eyJ.x.y").as_deref(),
+            Some("bad")
+        );
         assert_eq!(server_message(Some("  "), "s"), None);
         assert_eq!(server_message(None, "s"), None);
         assert_eq!(
             server_message(Some(&"x".repeat(500)), "s").map(|m| m.len()),
             Some(200)
+        );
+    }
+
+    #[test]
+    fn an_echo_of_a_long_secret_is_dropped_even_when_the_excerpt_would_cut_it_short() {
+        let jwt = format!("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOjEyM30.{}", "S1gnature_".repeat(40));
+        let quoted = format!("injected failure for credential {jwt}");
+        assert_eq!(server_message(Some(&quoted), &jwt), None, "quoted in full");
+        let cut_short = format!("token {}… rejected", &jwt[..40]);
+        assert_eq!(server_message(Some(&cut_short), &jwt), None, "quoted in part");
+        let signature_part = format!("bad signature {}", &jwt[100..116]);
+        assert_eq!(server_message(Some(&signature_part), &jwt), None, "16 characters");
+        let at_the_cut = format!("{}{jwt}", "x".repeat(195));
+        assert_eq!(
+            server_message(Some(&at_the_cut), &jwt),
+            None,
+            "5 characters in the excerpt"
+        );
+        let past_the_cut = format!("{}{jwt}", "x".repeat(200));
+        assert_eq!(
+            server_message(Some(&past_the_cut), &jwt),
+            Some("x".repeat(200)),
+            "nothing of it in the excerpt"
+        );
+        assert_eq!(
+            server_message(Some("A JSON web token could not be decoded"), &jwt).as_deref(),
+            Some("A JSON web token could not be decoded")
         );
     }
 
