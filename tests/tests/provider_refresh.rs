@@ -14,7 +14,7 @@ mod fake;
 
 use std::time::Duration;
 
-use fake::{FakeGithubQuay, generate_app_key};
+use fake::{FEDERATION_PATH, FakeWorld, INSTALLATION_PATH, SA_JWT};
 use regcreds_testkit::{ControlPlane, wait_for};
 use support::{Moto, Regcreds, TEST_LABEL, ecr_env, env_refs};
 
@@ -173,76 +173,6 @@ async fn an_ecr_outage_keeps_the_last_good_secret_is_visible_in_metrics_and_heal
 
 const GHCR: &[(&str, &str)] = &[("provider", "ghcr")];
 const QUAY: &[(&str, &str)] = &[("provider", "quay")];
-const INSTALLATION_PATH: &str = "/app/installations/987654/access_tokens";
-const FEDERATION_PATH: &str = "/oauth2/federation/robot/token";
-/// A ServiceAccount-token-shaped JWT: `{"alg":"RS256"}`.`{"sub":"system:serviceaccount:regcreds:regcreds"}`.sig
-const SA_JWT: &str =
-    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6cmVnY3JlZHM6cmVnY3JlZHMifQ.c2ln";
-
-/// The fake, an App key it trusts, a ServiceAccount token file, and the environment enabling both
-/// providers against them.
-struct Forge {
-    fake: FakeGithubQuay,
-    dir: tempfile::TempDir,
-}
-
-impl Forge {
-    fn start(env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        generate_app_key(dir.path());
-        std::fs::write(dir.path().join("sa-token"), SA_JWT).expect("token file");
-        let public = dir.path().join("public.pem").display().to_string();
-        let mut all = vec![
-            ("FAKE_GITHUB_PUBLIC_KEY", public.as_str()),
-            ("FAKE_QUAY_SA_TOKEN", SA_JWT),
-            ("FAKE_FAIL_FILE", ""),
-        ];
-        let fail_file = dir.path().join("fail").display().to_string();
-        all[2].1 = fail_file.as_str();
-        all.extend_from_slice(env);
-        let fake = FakeGithubQuay::start(&all);
-        Self { fake, dir }
-    }
-
-    fn env(&self) -> Vec<(&'static str, String)> {
-        let path = |name: &str| self.dir.path().join(name).display().to_string();
-        let ca = self.fake.ca_file().display().to_string();
-        vec![
-            ("REGCREDS_GHCR_APP_ID", "123456".into()),
-            ("REGCREDS_GHCR_INSTALLATION_ID", "987654".into()),
-            ("REGCREDS_GHCR_PRIVATE_KEY_FILE", path("pkcs1.pem")),
-            ("REGCREDS_GHCR_API_URL", self.fake.url.clone()),
-            ("REGCREDS_GHCR_CA_FILE", ca.clone()),
-            ("REGCREDS_GHCR_TIMEOUT_SECONDS", "5".into()),
-            ("REGCREDS_QUAY_ROBOT", "myorg+puller".into()),
-            ("REGCREDS_QUAY_REGISTRY", "quay.example.com".into()),
-            ("REGCREDS_QUAY_TOKEN_FILE", path("sa-token")),
-            ("REGCREDS_QUAY_FEDERATION_URL", self.fake.url.clone()),
-            ("REGCREDS_QUAY_CA_FILE", ca),
-            ("REGCREDS_QUAY_TIMEOUT_SECONDS", "5".into()),
-        ]
-    }
-
-    /// Makes both exchanges answer `status` until [`Forge::heal`].
-    fn fail_with(&self, status: u16) {
-        let spec = format!("{INSTALLATION_PATH}={status},{FEDERATION_PATH}={status}");
-        std::fs::write(self.dir.path().join("fail"), spec).expect("fail file");
-    }
-
-    fn heal(&self) {
-        std::fs::remove_file(self.dir.path().join("fail")).expect("remove fail file");
-    }
-
-    /// The private key's base64 lines: none may ever be logged.
-    fn key_lines(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("pkcs1.pem"))
-            .expect("key")
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .map(String::from)
-            .collect()
-    }
-}
 
 /// The password of the single entry of a `.dockerconfigjson`.
 fn password_of(data: &[u8]) -> String {
@@ -262,9 +192,9 @@ async fn thirty_second_ghcr_and_quay_tokens_are_propagated_and_refreshed_before_
     let client = cp.client();
     let ns = "refresh-ghcr-quay";
     support::ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
-    let forge = Forge::start(&[("FAKE_TOKEN_TTL", "30")]);
+    let world = FakeWorld::start(&[("FAKE_TOKEN_TTL", "30")]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut env = forge.env();
+    let mut env = world.env();
     env.extend([
         ("REGCREDS_GHCR_SCHEDULE", YEARLY.to_string()),
         ("REGCREDS_QUAY_SCHEDULE", YEARLY.to_string()),
@@ -330,8 +260,8 @@ async fn thirty_second_ghcr_and_quay_tokens_are_propagated_and_refreshed_before_
     assert!(password_of(&ghcr_now).starts_with("ghs_"));
     assert_eq!(regcreds.metric(FAILURES, GHCR), 0.0, "{}", regcreds.logs());
     assert_eq!(regcreds.metric(FAILURES, QUAY), 0.0, "{}", regcreds.logs());
-    assert!(forge.fake.requests_to(INSTALLATION_PATH).len() >= 3);
-    assert!(forge.fake.requests_to(FEDERATION_PATH).len() >= 3);
+    assert!(world.fake.requests_to(INSTALLATION_PATH).len() >= 3);
+    assert!(world.fake.requests_to(FEDERATION_PATH).len() >= 3);
 
     // Hygiene at debug level: no token, key line or ServiceAccount token in the log or the metrics.
     let logs = regcreds.logs();
@@ -343,7 +273,7 @@ async fn thirty_second_ghcr_and_quay_tokens_are_propagated_and_refreshed_before_
         password_of(&quay_now),
         SA_JWT.to_string(),
     ];
-    needles.extend(forge.key_lines());
+    needles.extend(world.key_lines());
     for needle in &needles {
         assert!(
             !logs.contains(needle.as_str()),
@@ -365,9 +295,9 @@ async fn a_refused_ghcr_or_quay_exchange_keeps_the_last_good_secrets_and_heals_w
     let client = cp.client();
     let ns = "refresh-ghcr-quay-outage";
     support::ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
-    let forge = Forge::start(&[]);
+    let world = FakeWorld::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut env = forge.env();
+    let mut env = world.env();
     env.extend([
         ("REGCREDS_GHCR_SCHEDULE", "*/2 * * * * *".to_string()),
         ("REGCREDS_QUAY_SCHEDULE", "*/2 * * * * *".to_string()),
@@ -384,7 +314,7 @@ async fn a_refused_ghcr_or_quay_exchange_keeps_the_last_good_secrets_and_heals_w
     // GitHub and Quay now refuse (a revoked key, a removed federation): 401 on every tick. Every good
     // mint so far rewrote the Secrets (each token is new), so the last good state is taken once two
     // failures in a row have passed, and must then stay as it is.
-    forge.fail_with(401);
+    world.fail_with(401);
     let failures_of_each = |n: f64| {
         let regcreds = &regcreds;
         move || async move {
@@ -430,7 +360,7 @@ async fn a_refused_ghcr_or_quay_exchange_keeps_the_last_good_secrets_and_heals_w
     );
 
     // Accepted again: fresh tokens reach the namespace without a restart.
-    forge.heal();
+    world.heal();
     for (good, name) in [(last_good_ghcr, "ghcr-secret"), (last_good_quay, "quay-secret")] {
         let old = password_of(&good.data.expect("data")[".dockerconfigjson"].0);
         wait_for(

@@ -26,7 +26,7 @@ mod process;
 #[path = "../fixtures/fake_github_quay.rs"]
 mod fake;
 
-use fake::{FakeGithubQuay, generate_app_key};
+use fake::{FakeGithubQuay, SA_JWT, generate_app_key};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::{Api, Client, api::PostParams};
 use rand::distr::{Alphanumeric, SampleString};
@@ -499,10 +499,6 @@ const GHCR_USER: &str = "x-access-token";
 const GHCR_TOKEN: &str = "ghs_E2eInstallationToken0123456789abcdef";
 const QUAY_ROBOT: &str = "myorg+puller";
 const QUAY_TOKEN: &str = "quay-e2e-robot-token-0123456789";
-/// A ServiceAccount-token-shaped JWT: `{"alg":"RS256"}`.`{"sub":"system:serviceaccount:regcreds:regcreds"}`.sig
-const SA_JWT: &str =
-    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6cmVnY3JlZHM6cmVnY3JlZHMifQ.c2ln";
-
 /// Both providers against `fake`, writing their entries for `registry`.
 fn ghcr_quay_env(fake: &FakeGithubQuay, keys: &Path, registry: &TestRegistry) -> Vec<(&'static str, String)> {
     let ca = fake.ca_file().display().to_string();

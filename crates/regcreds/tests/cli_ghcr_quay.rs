@@ -14,15 +14,12 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use fake::{FakeGithubQuay, generate_app_key};
+use fake::{FakeGithubQuay, SA_JWT, generate_app_key};
 
 const SECRET: &str = "Top-Secret-Pa55";
 const GITHUB_TOKEN: &str = "ghs_CliTestInstallationToken0123456789";
 const QUAY_TOKEN: &str = "quay-cli-robot-token";
 const ROBOT: &str = "myorg+puller";
-/// A ServiceAccount-token-shaped JWT: `{"alg":"RS256"}`.`{"sub":"system:serviceaccount:regcreds:regcreds"}`.sig
-const SA_JWT: &str =
-    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6cmVnY3JlZHM6cmVnY3JlZHMifQ.c2ln";
 
 /// Runs `regcreds <args>` with exactly `env` (nothing inherited but PATH).
 fn regcreds(args: &[&str], env: &[(&str, &str)]) -> Output {
