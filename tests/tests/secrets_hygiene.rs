@@ -1,14 +1,25 @@
-//! Issue 10, secrets hygiene: a full `regcreds run` (static + dockerconfigjson + ECR via moto) through a
-//! namespace, a rotation, a foreign Secret in the way and a provider failure, logging in JSON and then in
-//! plain text at debug level. Every credential value used — passwords, `auth` values, ECR tokens, the AWS
-//! secret key — is then searched for in the logs, in every Kubernetes Event of the cluster and in
-//! `/metrics`. None may appear.
+//! Issue 10, secrets hygiene: a full `regcreds run` (static + dockerconfigjson + ECR via moto + ghcr and
+//! quay via the GitHub/Quay fake) through a namespace, a rotation, a foreign Secret in the way and a
+//! provider failure, logging in JSON and then in plain text at debug level. Every credential value used —
+//! passwords, `auth` values, ECR tokens, the AWS secret key, the GitHub App's private key, every app JWT
+//! and installation token, the ServiceAccount JWT and every Quay robot token — is then searched for in
+//! the logs, in every Kubernetes Event of the cluster and in `/metrics`. None may appear.
+//!
+//! While GitHub and Quay fail, the fake quotes the credential it was sent in its error message, as a
+//! careless server might: regcreds must drop such a message, not pass it on.
 
 mod support;
+
+#[path = "../fixtures/process.rs"]
+mod process;
+
+#[path = "../fixtures/fake_github_quay.rs"]
+mod fake;
 
 use std::{collections::BTreeMap, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
+use fake::{FakeWorld, SA_JWT};
 use k8s_openapi::{
     ByteString,
     api::core::v1::{Event, Secret},
@@ -25,16 +36,32 @@ const FILE_PASSWORD_1: &str = "File-Hyg1ene-First";
 const FILE_PASSWORD_2: &str = "File-Hyg1ene-Second";
 const ECR_PASSWORD: &str = "Ecr-Hyg1ene-Token-us-east-1";
 const AWS_SECRET_KEY: &str = "Aws-Hyg1ene-Secret-Key";
+const GHCR_USER: &str = "x-access-token";
+const QUAY_ROBOT: &str = "myorg+puller";
+const MINTS: &str = "regcreds_provider_mints_total";
+const CONSECUTIVE: &str = "regcreds_provider_consecutive_failures";
+const GHCR: &[(&str, &str)] = &[("provider", "ghcr")];
+const QUAY: &[(&str, &str)] = &[("provider", "quay")];
 
 fn dockerconfig(password: &str) -> String {
     format!(r#"{{"auths":{{"files.hygiene.example":{{"username":"filer","password":"{password}"}}}}}}"#)
 }
 
 /// Every form in which a credential could leak: the value, and the base64 `auth` (user:password, and
-/// for ECR the authorizationToken `AWS:<password>`).
-fn needles() -> Vec<String> {
+/// for ECR the authorizationToken `AWS:<password>`). For ghcr and quay: the App key's lines, the
+/// ServiceAccount JWT, every credential sent to the fake (app JWTs, Basic `robot:JWT`) and every token it
+/// handed out, as read from its request log once both runs are over.
+fn needles(world: &FakeWorld) -> Vec<String> {
     let b64 = |s: &str| STANDARD.encode(s);
-    vec![
+    let issued = world.fake.issued_tokens();
+    assert!(
+        issued.iter().filter(|t| t.starts_with("ghs_")).count() >= 2
+            && issued.iter().filter(|t| !t.starts_with("ghs_")).count() >= 2,
+        "each provider minted and rotated: {issued:?}"
+    );
+    let sent = world.fake.sent_credentials();
+    assert!(sent.len() > issued.len(), "failed exchanges were sent too");
+    let mut needles = vec![
         STATIC_PASSWORD.into(),
         b64(&format!("static-user:{STATIC_PASSWORD}")),
         FILE_PASSWORD_1.into(),
@@ -44,17 +71,40 @@ fn needles() -> Vec<String> {
         ECR_PASSWORD.into(),
         b64(&format!("AWS:{ECR_PASSWORD}")),
         AWS_SECRET_KEY.into(),
-    ]
+        SA_JWT.into(),
+        b64(&format!("{QUAY_ROBOT}:{SA_JWT}")),
+    ];
+    needles.extend(world.key_lines());
+    needles.extend(sent);
+    for token in issued {
+        needles.push(b64(&format!("{GHCR_USER}:{token}")));
+        needles.push(b64(&format!("{QUAY_ROBOT}:{token}")));
+        needles.push(token);
+    }
+    needles
 }
 
-fn assert_clean(place: &str, text: &str) {
+fn assert_clean(place: &str, text: &str, needles: &[String]) {
     assert!(!text.is_empty(), "{place} is empty: the scan would prove nothing");
-    for needle in needles() {
+    for needle in needles {
         assert!(
-            !text.contains(&needle),
+            !text.contains(needle.as_str()),
             "{place} contains the credential {needle:?}"
         );
     }
+}
+
+/// Waits until Secret `name` in `ns` holds something other than `before`: a rotated credential.
+async fn rotated(client: &kube::Client, ns: &str, name: &str, before: &[u8]) {
+    wait_for(
+        &format!("a rotated credential in {name}"),
+        Duration::from_secs(60),
+        || async {
+            let data = support::secret_data(client, ns, name).await?;
+            (data != before).then_some(())
+        },
+    )
+    .await;
 }
 
 async fn all_events(client: &kube::Client) -> Vec<Event> {
@@ -89,6 +139,7 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
         .await;
 
     let moto = Moto::start(0, &[("ECR_PASSWORD", "Ecr-Hyg1ene-Token-{region}")]);
+    let world = FakeWorld::start(&[("FAKE_FAIL_ECHO", "1")]);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("config.json");
     std::fs::write(&file, dockerconfig(FILE_PASSWORD_1)).expect("write");
@@ -111,23 +162,38 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
         ("REGCREDS_STATIC_SECRET_NAME", "static-pull".into()),
         ("REGCREDS_DOCKERCONFIGJSON_PATH", file_path),
         ("REGCREDS_DOCKERCONFIGJSON_SCHEDULE", "*/1 * * * * *".into()),
+        // Every mint hands out new tokens: a rotation every two seconds.
+        ("REGCREDS_GHCR_SCHEDULE", "*/2 * * * * *".into()),
+        ("REGCREDS_QUAY_SCHEDULE", "*/2 * * * * *".into()),
         ("REGCREDS_NAMESPACE_SELECTOR", format!("{TEST_LABEL}={test}")),
         // Known Pod identity, so mint failures become Events too.
         ("REGCREDS_NAMESPACE", "regcreds-system".into()),
         ("REGCREDS_POD_NAME", "regcreds-hygiene-0".into()),
     ]);
+    env.extend(world.env());
 
-    // Phase 1, JSON logs: propagate, rotate, meet the foreign Secret, lose ECR.
+    // Phase 1, JSON logs: propagate, rotate, meet the foreign Secret, lose ECR, GitHub and Quay.
     let json_run = Regcreds::spawn(
         cp.kubeconfig_path(),
         &support::env_refs(&env),
         dir.path().join("json.log"),
     );
-    for secret in ["static-pull", "image-pull-secret", "awsecr-cred"] {
-        wait_for(&format!("{secret} in {ns}"), Duration::from_secs(60), || async {
+    let mut first = BTreeMap::new();
+    for secret in [
+        "static-pull",
+        "image-pull-secret",
+        "awsecr-cred",
+        "ghcr-secret",
+        "quay-secret",
+    ] {
+        let data = wait_for(&format!("{secret} in {ns}"), Duration::from_secs(60), || async {
             support::secret_data(&client, ns, secret).await
         })
         .await;
+        first.insert(secret, data);
+    }
+    for secret in ["ghcr-secret", "quay-secret"] {
+        rotated(&client, ns, secret, &first[secret]).await;
     }
     std::fs::write(&file, dockerconfig(FILE_PASSWORD_2)).expect("rotate");
     wait_for("the rotated file credential", Duration::from_secs(60), || async {
@@ -144,10 +210,16 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
         )
         .await;
     drop(moto);
-    wait_for("a failed ECR mint", Duration::from_secs(60), || async {
-        (json_run.metric("regcreds_provider_consecutive_failures", &[("provider", "ecr")]) >= 2.0)
-            .then_some(())
-    })
+    // A revoked App key and a removed federation: 401, with the credential quoted back.
+    world.fail_with(401);
+    wait_for(
+        "failed ECR, ghcr and quay mints",
+        Duration::from_secs(60),
+        || async {
+            let failing = |labels| json_run.metric(CONSECUTIVE, labels) >= 2.0;
+            (failing(&[("provider", "ecr")]) && failing(GHCR) && failing(QUAY)).then_some(())
+        },
+    )
     .await;
     wait_for(
         "the MintFailed and SecretNotManaged Events",
@@ -170,10 +242,22 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
         "JSON lines"
     );
 
-    // Phase 2, plain logs at debug level: the same providers (ECR still down) from a fresh start.
+    // Phase 2, plain logs at debug level: the same providers from a fresh start, ECR still down; GitHub
+    // and Quay answer (the HTTP client logs at debug too), then fail again.
+    world.heal();
     let mut plain_env = support::env_refs(&env);
     plain_env.extend([("REGCREDS_LOG_FORMAT", "plain"), ("REGCREDS_LOG", "debug")]);
     let plain_run = Regcreds::spawn(cp.kubeconfig_path(), &plain_env, dir.path().join("plain.log"));
+    wait_for("ghcr and quay mints", Duration::from_secs(60), || async {
+        (plain_run.metric(MINTS, GHCR) >= 1.0 && plain_run.metric(MINTS, QUAY) >= 1.0).then_some(())
+    })
+    .await;
+    world.fail_with(503);
+    wait_for("failed ghcr and quay mints", Duration::from_secs(60), || async {
+        (plain_run.metric(CONSECUTIVE, GHCR) >= 1.0 && plain_run.metric(CONSECUTIVE, QUAY) >= 1.0)
+            .then_some(())
+    })
+    .await;
     plain_run
         .wait_log(
             "mint failed; keeping the last good credential",
@@ -192,13 +276,28 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
     let plain_logs = std::fs::read_to_string(dir.path().join("plain.log")).expect("log");
 
     // The scan.
+    let needles = needles(&world);
     let events = all_events(&client).await;
     let events_text = serde_json::to_string(&events).expect("serialize events");
-    assert_clean("the JSON logs", &json_logs);
-    assert_clean("the plain debug logs", &plain_logs);
-    assert_clean("the Events", &events_text);
-    assert_clean("/metrics (JSON run)", &json_metrics);
-    assert_clean("/metrics (plain run)", &plain_metrics);
+    assert_clean("the JSON logs", &json_logs, &needles);
+    assert_clean("the plain debug logs", &plain_logs, &needles);
+    assert_clean("the Events", &events_text, &needles);
+    assert_clean("/metrics (JSON run)", &json_metrics, &needles);
+    assert_clean("/metrics (plain run)", &plain_metrics, &needles);
+    // The failures were seen and explained without the message that quoted the credential.
+    for (logs, why) in [
+        (&json_logs, "GitHub refused the app JWT"),
+        (&json_logs, "Quay refused the ServiceAccount token"),
+        (&plain_logs, "HTTP 503"),
+    ] {
+        assert!(logs.contains(why), "{why:?} in the log");
+    }
+    for logs in [&json_logs, &plain_logs] {
+        let quoted = logs
+            .lines()
+            .find(|l| l.contains("injected failure for credential"));
+        assert_eq!(quoted, None, "the message quoting the credential was dropped");
+    }
     // The scan looked at the right material: the Secrets really hold these values.
     let data = support::secret_data(&client, ns, "awsecr-cred")
         .await
@@ -208,6 +307,15 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
         .await
         .expect("static Secret");
     assert!(String::from_utf8_lossy(&data).contains(STATIC_PASSWORD));
+    let issued = world.fake.issued_tokens();
+    for secret in ["ghcr-secret", "quay-secret"] {
+        let data = support::secret_data(&client, ns, secret).await.expect(secret);
+        let data = String::from_utf8_lossy(&data);
+        assert!(
+            issued.iter().any(|token| data.contains(token.as_str())),
+            "{secret} holds a token the fake issued"
+        );
+    }
     println!(
         "scanned {} bytes of logs, {} Events, {} bytes of metrics",
         json_logs.len() + plain_logs.len(),
