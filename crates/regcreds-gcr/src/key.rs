@@ -51,7 +51,7 @@ pub(crate) fn parse(json: &str) -> Result<ServiceAccountKey, KeyError> {
         return Err(KeyError::InvalidClientEmail);
     }
     let token_uri = string_field(object, "token_uri")?;
-    if !is_http_url(token_uri) {
+    if !regcreds_core::is_http_url(token_uri) {
         return Err(KeyError::InvalidTokenUri(token_uri.to_string()));
     }
     // NB: the fields above are fine, so a failure here is the key itself (bad DER, not RSA), unless
@@ -78,14 +78,6 @@ fn string_field<'a>(object: &'a Map<String, Value>, field: &'static str) -> Resu
 
 fn is_email(value: &str) -> bool {
     matches!(value.split_once('@'), Some((user, domain)) if !user.is_empty() && domain.contains('.'))
-        && !value.contains(char::is_whitespace)
-}
-
-fn is_http_url(value: &str) -> bool {
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"));
-    matches!(rest, Some(host) if !host.is_empty() && !host.starts_with('/'))
         && !value.contains(char::is_whitespace)
 }
 
