@@ -28,8 +28,8 @@ pub mod registry;
 pub mod versions;
 mod wait;
 
-pub use controlplane::ControlPlane;
-pub use counting::{RequestCounter, counting_client};
+pub use controlplane::{ControlPlane, Options as ControlPlaneOptions};
+pub use counting::{Recorded, RequestCounter, counting_client};
 pub use namespace::{TEMP_NAMESPACE_LABEL, temp_namespace};
 pub use regcreds_bin::{REGCREDS_BINARY_ENV, regcreds_binary};
 pub use wait::wait_for;

@@ -11,7 +11,7 @@
 
 use std::process::Command;
 
-use super::workdir::Workdir;
+use super::{Options, workdir::Workdir};
 use crate::binaries::Binaries;
 
 /// Controllers to run, by their canonical (1.28+) names; check with `kube-controller-manager --help`.
@@ -25,7 +25,7 @@ const CONTROLLERS: &[&str] = &[
 ];
 
 /// The kube-controller-manager command line; it talks to the apiserver as admin.
-pub(super) fn command(bins: &Binaries, dir: &Workdir) -> Command {
+pub(super) fn command(bins: &Binaries, dir: &Workdir, options: &Options) -> Command {
     let mut cmd = Command::new(&bins.kube_controller_manager);
     cmd.arg(format!("--kubeconfig={}", dir.admin_kubeconfig().display()))
         .arg(format!("--controllers={}", CONTROLLERS.join(",")))
@@ -37,5 +37,13 @@ pub(super) fn command(bins: &Binaries, dir: &Workdir) -> Command {
             dir.pki("sa.key").display()
         ))
         .arg(format!("--root-ca-file={}", dir.pki("ca.crt").display()));
+    // Its client-side rate limit (defaults 20 QPS, burst 30) paces how fast namespaces get their
+    // `default` ServiceAccount; only a benchmark creating thousands of namespaces raises it.
+    if let Some(qps) = options.kcm_api_qps {
+        cmd.arg(format!("--kube-api-qps={qps}"));
+    }
+    if let Some(burst) = options.kcm_api_burst {
+        cmd.arg(format!("--kube-api-burst={burst}"));
+    }
     cmd
 }

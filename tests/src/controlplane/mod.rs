@@ -32,6 +32,15 @@ use workdir::Workdir;
 /// How long a restarted apiserver may take to be ready again.
 const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How to start a control plane; [`Options::default`] is what every test uses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// kube-controller-manager's `--kube-api-qps` (its default is 20).
+    pub kcm_api_qps: Option<u32>,
+    /// kube-controller-manager's `--kube-api-burst` (its default is 30).
+    pub kcm_api_burst: Option<u32>,
+}
+
 /// The loopback ports one control plane listens on.
 #[derive(Debug, Clone, Copy)]
 struct Ports {
@@ -85,7 +94,13 @@ impl ControlPlane {
     ///
     /// Dropping it kills the processes and removes its directory.
     pub async fn start() -> Result<ControlPlane> {
-        start::start().await
+        start::start(&Options::default()).await
+    }
+
+    /// Starts a private control plane with non-default `options` (e.g. a faster controller manager
+    /// for a benchmark).
+    pub async fn start_with(options: &Options) -> Result<ControlPlane> {
+        start::start(options).await
     }
 
     /// A new admin (`system:masters`) client. Must be called inside a Tokio runtime.

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use tokio::time::Instant;
 
-use super::{ControlPlane, Ports, Processes, apiserver, etcd, kcm, workdir::Workdir};
+use super::{ControlPlane, Options, Ports, Processes, apiserver, etcd, kcm, workdir::Workdir};
 use crate::{binaries::Binaries, child::Child, kubeconfig, pki, pki::Pki, ports::free_ports};
 
 /// Fresh ports are picked per attempt; only a lost port race is retried.
@@ -21,11 +21,11 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Starts a control plane, retrying with new ports if one was taken meanwhile.
-pub(super) async fn start() -> Result<ControlPlane> {
+pub(super) async fn start(options: &Options) -> Result<ControlPlane> {
     let bins = Binaries::locate()?;
     let mut attempt = 1;
     loop {
-        match start_once(&bins).await {
+        match start_once(&bins, options).await {
             Err(e) if attempt < ATTEMPTS && format!("{e:#}").contains("address already in use") => {
                 eprintln!("regcreds-testkit: port taken during start-up, retrying ({attempt}/{ATTEMPTS})");
                 attempt += 1;
@@ -52,7 +52,7 @@ pub(super) async fn wait_ready(cp: &ControlPlane, timeout: Duration) -> Result<(
     }
 }
 
-async fn start_once(bins: &Binaries) -> Result<ControlPlane> {
+async fn start_once(bins: &Binaries, options: &Options) -> Result<ControlPlane> {
     let started = Instant::now();
     let workdir = Workdir::create()?;
     let pki = Pki::new()?;
@@ -82,7 +82,7 @@ async fn start_once(bins: &Binaries) -> Result<ControlPlane> {
     let apiserver_cmd = apiserver::command(bins, &workdir, &ports);
     let apiserver = Child::spawn("kube-apiserver", apiserver_cmd, &workdir.log("kube-apiserver"))?;
     // Started right away: it waits for the apiserver itself, which overlaps their start-up.
-    let kcm_cmd = kcm::command(bins, &workdir);
+    let kcm_cmd = kcm::command(bins, &workdir, options);
     let kcm = Child::spawn(
         "kube-controller-manager",
         kcm_cmd,
