@@ -1,6 +1,6 @@
 //! Assembling the kube-runtime `Controller` and running it until shutdown.
 
-use std::{future::Future, hash::Hash, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
@@ -20,8 +20,10 @@ use tokio_stream::wrappers::WatchStream;
 use tracing::{debug, warn};
 
 use crate::{
-    Desired, Error, PropagatorMetrics, Result, Settings, WatchMode,
-    labels::managed_selector,
+    Desired, Error, PropagatorMetrics, Result, ServiceAccountMode, Settings, WatchMode,
+    cached::{AccountState, SecretState},
+    index::{self, Cached, IndexWriter},
+    labels::{IGNORE_ANNOTATIONS, managed_selector},
     reconcile::{Context, reconcile},
     view::View,
 };
@@ -75,13 +77,17 @@ impl Propagator {
             };
             return crate::polling::run(Arc::new(context), interval, shutdown).await;
         }
-        let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
         let config = Config::default().concurrency(settings.concurrency);
-        let mut controller = Controller::new(namespaces, watcher::Config::default()).with_config(config);
+        let (namespaces, namespace_wakes) = watch_namespaces(&client, settings.scope.uses_labels());
+        // NB: every trigger is an `ObjectRef` stream (`reconcile_on`): the namespace watch only feeds the
+        // store and says which namespaces to wake, so no object is cloned to trigger a reconcile.
+        let mut controller = Controller::for_stream(stream::pending(), namespaces)
+            .with_config(config)
+            .reconcile_on(namespace_wakes);
         let view = match settings.watch_mode {
             WatchMode::Watch => {
-                let (with_watches, view) = watch_dependents(controller, &client);
-                controller = with_watches;
+                let (wakes, view) = watch_dependents(&client, &settings.service_accounts);
+                controller = controller.reconcile_on(wakes);
                 view
             }
             WatchMode::Poll => View::Direct,
@@ -110,74 +116,131 @@ impl Propagator {
     }
 }
 
-/// Watches managed Secrets and ServiceAccounts into caches, and wakes a namespace when one of its objects
-/// changes.
+/// A reference that wakes the reconcile of one namespace.
+type Wake = ObjectRef<PartialObjectMeta<Namespace>>;
+
+/// Watches namespaces (metadata only) into the controller's store, keeping only what deciding the scope
+/// needs, and says which to reconcile: each one added or changed, and every one after a (re)list.
 ///
-/// NB: the trigger streams are the reflected streams themselves (`watches_stream`, behind kube's
-/// `unstable-runtime` feature). With the stable `.watches`, a second, independent watch would wake the
-/// reconcile, which could then read a cache that has not seen the deletion yet and skip a repair.
-fn watch_dependents(
-    controller: Controller<PartialObjectMeta<Namespace>>,
+/// NB: not on `InitApply`. During a (re)list the store swaps the listed objects in only at `InitDone`;
+/// a namespace created while the watch was down is not in the store before that, and its reconcile
+/// would be dropped as "object not found".
+fn watch_namespaces(
     client: &Client,
-) -> (Controller<PartialObjectMeta<Namespace>>, View) {
-    let (secrets, secret_writer) = reflector::store();
-    let secret_config = watcher::Config::default().labels(&managed_selector());
-    let secret_events = watcher(Api::<Secret>::all(client.clone()), secret_config)
+    keep_labels: bool,
+) -> (
+    Store<PartialObjectMeta<Namespace>>,
+    impl Stream<Item = Wake> + Send + 'static,
+) {
+    let (store, writer) = reflector::store();
+    let reader = store.clone();
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+    let wakes = watcher(api, watcher::Config::default())
         .default_backoff()
-        .reflect(secret_writer);
-    let secret_events = cached_changes(secret_events, secrets.clone());
-    let (accounts, account_writer) = reflector::store();
-    let account_events = watcher(
-        Api::<ServiceAccount>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(account_writer);
-    let account_events = cached_changes(account_events, accounts.clone());
-    let controller = controller
-        .watches_stream(secret_events, |secret: Secret| namespace_of(&secret))
-        .watches_stream(account_events, |account: ServiceAccount| namespace_of(&account));
-    (controller, View::Cached { secrets, accounts })
+        .modify(move |namespace| strip_namespace(namespace, keep_labels))
+        .reflect(writer)
+        .flat_map(move |event| {
+            let woken: Vec<Wake> = match event {
+                Ok(watcher::Event::Apply(namespace)) => vec![ObjectRef::from_obj(&namespace)],
+                Ok(watcher::Event::InitDone) => reader
+                    .state()
+                    .iter()
+                    .map(|namespace| ObjectRef::from_obj(namespace.as_ref()))
+                    .collect(),
+                Ok(_) => Vec::new(),
+                Err(error) => {
+                    debug!(%error, "namespace watch failed; retrying");
+                    Vec::new()
+                }
+            };
+            stream::iter(woken)
+        });
+    (store, wakes)
 }
 
-/// The objects whose namespaces must be reconciled, once the cache shows the change.
+/// Drops from a namespace everything [`crate::NamespaceScope::decide`] does not read: managed fields,
+/// owner references, finalizers, timestamps other than the deletion's, annotations other than the
+/// opt-out ones, and labels unless a label selector is configured.
+fn strip_namespace(namespace: &mut PartialObjectMeta<Namespace>, keep_labels: bool) {
+    namespace.types = None;
+    let meta = &mut namespace.metadata;
+    meta.managed_fields = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.creation_timestamp = None;
+    meta.uid = None;
+    meta.generate_name = None;
+    meta.self_link = None;
+    if !keep_labels {
+        meta.labels = None;
+    }
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.retain(|key, _| IGNORE_ANNOTATIONS.contains(&key.as_str()));
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// Watches managed Secrets and ServiceAccounts into indexes, and says which namespaces to wake when
+/// what regcreds knows about them changed.
 ///
-/// NB: not `touched_objects()`. During a (re)list — at start and whenever a watch must start over, e.g.
-/// after an apiserver restart — the store buffers `InitApply` objects and swaps them in only at
-/// `InitDone`. Waking a namespace on `InitApply` reads a cache without the object, and nothing wakes it
-/// again: a ServiceAccount created while the watch was down never got its reference (until the hourly
-/// resync). So a relist wakes every namespace that had or has an object, after the swap.
-fn cached_changes<K>(
+/// When exactly one ServiceAccount name is targeted (the default, `default`), only accounts of that name
+/// are watched: in a real cluster most accounts are never looked at.
+fn watch_dependents(
+    client: &Client,
+    targets: &ServiceAccountMode,
+) -> (impl Stream<Item = Wake> + Send + 'static, View) {
+    let (secrets, secret_writer) = index::index::<SecretState>();
+    let secret_config = watcher::Config::default().labels(&managed_selector());
+    let secret_wakes = indexed(
+        watcher(Api::<Secret>::all(client.clone()), secret_config),
+        secret_writer,
+        SecretState::from,
+    );
+    let (accounts, account_writer) = index::index::<AccountState>();
+    let account_config = match targets {
+        ServiceAccountMode::Named(names) if names.len() == 1 => {
+            watcher::Config::default().fields(&format!("metadata.name={}", names[0]))
+        }
+        _ => watcher::Config::default(),
+    };
+    let account_wakes = indexed(
+        watcher(Api::<ServiceAccount>::all(client.clone()), account_config),
+        account_writer,
+        AccountState::from,
+    );
+    let wakes = stream::select(secret_wakes, account_wakes);
+    (wakes, View::Cached { secrets, accounts })
+}
+
+/// Feeds a watch into an index (as compact `T`s) and yields the namespaces whose state changed.
+fn indexed<K, T>(
     events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    store: Store<K>,
-) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+    mut writer: IndexWriter<T>,
+    compact: fn(K) -> T,
+) -> impl Stream<Item = Wake> + Send + 'static
 where
-    K: Resource + Clone + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone,
+    K: Resource + Clone + std::fmt::Debug + Send + 'static,
+    T: Cached + Send + Sync + 'static,
 {
-    let mut before_relist: Vec<Arc<K>> = Vec::new();
-    events.flat_map(move |event| {
-        let woken: Vec<Result<K, watcher::Error>> = match event {
-            Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => vec![Ok(object)],
-            Ok(watcher::Event::Init) => {
-                // Objects deleted while the watch was down are missing from the relist: remember them.
-                before_relist = store.state();
+    let entry = move |object: K| (object.namespace().unwrap_or_default(), compact(object));
+    events.default_backoff().flat_map(move |event| {
+        let woken = match event {
+            Ok(event) => writer.apply(match event {
+                watcher::Event::Apply(object) => watcher::Event::Apply(entry(object)),
+                watcher::Event::Delete(object) => watcher::Event::Delete(entry(object)),
+                watcher::Event::Init => watcher::Event::Init,
+                watcher::Event::InitApply(object) => watcher::Event::InitApply(entry(object)),
+                watcher::Event::InitDone => watcher::Event::InitDone,
+            }),
+            Err(error) => {
+                debug!(%error, "watch failed; retrying");
                 Vec::new()
             }
-            Ok(watcher::Event::InitApply(_)) => Vec::new(),
-            Ok(watcher::Event::InitDone) => std::mem::take(&mut before_relist)
-                .into_iter()
-                .chain(store.state())
-                .map(|object| Ok(K::clone(&object)))
-                .collect(),
-            Err(error) => vec![Err(error)],
         };
-        stream::iter(woken)
+        stream::iter(woken.into_iter().map(|namespace| ObjectRef::new(&namespace)))
     })
-}
-
-fn namespace_of<K: ResourceExt>(object: &K) -> Option<ObjectRef<PartialObjectMeta<Namespace>>> {
-    object.namespace().map(|ns| ObjectRef::new(&ns))
 }
 
 /// Logs a failed reconcile and retries it later; Forbidden waits longer (only an RBAC change helps).

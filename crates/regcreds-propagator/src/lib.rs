@@ -18,10 +18,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod cached;
 mod cleanup;
 mod controller;
 mod desired;
 mod error;
+mod index;
 mod labels;
 mod metrics;
 mod polling;

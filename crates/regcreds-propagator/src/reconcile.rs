@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Secret};
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use kube::{
-    Client, Resource, ResourceExt,
+    Client, ResourceExt,
     core::PartialObjectMeta,
     runtime::{
         controller::Action,
@@ -16,9 +16,10 @@ use tracing::{info, warn};
 
 use crate::{
     Desired, DesiredSecret, Error, PropagatorMetrics, Result, Settings,
+    cached::SecretState,
     labels::REFS_ANNOTATION,
     scope::Decision,
-    secrets::{self, SecretOutcome},
+    secrets::{self, Ensured},
     service_accounts::{self, RefChange},
     view::View,
 };
@@ -41,6 +42,8 @@ pub struct Context {
 
 /// Reconciles one namespace.
 pub async fn reconcile(namespace: Arc<PartialObjectMeta<Namespace>>, ctx: Arc<Context>) -> Result<Action> {
+    // Until the caches hold their first list, "not in the cache" would not mean "absent".
+    ctx.view.synced().await;
     let name = namespace.name_any();
     match ctx.settings.scope.decide(&namespace.metadata) {
         Decision::Terminating => {
@@ -111,7 +114,7 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
 /// Makes one Secret current. `Ok(true)` when it is ours and present (so ServiceAccounts may use it).
 async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -> Result<bool> {
     let existing = ctx.view.secret(&ctx.client, namespace, &secret.name).await?;
-    let outcome = secrets::ensure(
+    let ensured = secrets::ensure(
         &ctx.client,
         namespace,
         secret,
@@ -120,21 +123,21 @@ async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -
     )
     .await?;
     let name = &secret.name;
-    match outcome {
-        SecretOutcome::Unchanged => {}
-        SecretOutcome::Created => {
+    match ensured {
+        Ensured::Unchanged => {}
+        Ensured::Created(written) => {
+            ctx.view.remember_secret(namespace, written);
             ctx.metrics.secret_written("created");
             info!(%namespace, secret = %name, "created secret {name} in namespace {namespace}")
         }
-        SecretOutcome::Updated => {
+        Ensured::Updated(written) => {
+            ctx.view.remember_secret(namespace, written);
             ctx.metrics.secret_written("updated");
             info!(%namespace, secret = %name, "updated secret {name} in namespace {namespace}")
         }
-        SecretOutcome::Foreign => {
+        Ensured::Foreign(found) => {
             ctx.metrics.foreign_secret();
-            if let Some(existing) = existing.as_deref() {
-                report_foreign(ctx, existing).await;
-            }
+            report_foreign(ctx, namespace, &found).await;
             return Ok(false);
         }
     }
@@ -142,8 +145,8 @@ async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -
 }
 
 /// Leaves a Secret regcreds did not create alone, and says so in the log and as an Event on it.
-async fn report_foreign(ctx: &Context, secret: &Secret) {
-    let (name, namespace) = (secret.name_any(), secret.namespace().unwrap_or_default());
+async fn report_foreign(ctx: &Context, namespace: &str, secret: &SecretState) {
+    let name = &secret.name;
     warn!(%namespace, secret = %name, "secret {name} in namespace {namespace} exists and is not managed by regcreds; leaving it untouched (set REGCREDS_FORCE=true to take it over)");
     let event = Event {
         type_: EventType::Warning,
@@ -154,7 +157,7 @@ async fn report_foreign(ctx: &Context, secret: &Secret) {
         action: "Skip".into(),
         secondary: None,
     };
-    let reference: ObjectReference = secret.object_ref(&());
+    let reference: ObjectReference = secret.object_reference(namespace);
     if let Err(error) = ctx.recorder.publish(&event, &reference).await {
         warn!(%error, "could not publish event");
     }
@@ -172,13 +175,14 @@ async fn update_accounts(ctx: &Context, namespace: &str, change: &RefChange) -> 
         .iter()
         .filter(|sa| !service_accounts::is_satisfied(sa, change))
     {
-        let name = account.name_any();
-        match service_accounts::update(&ctx.client, namespace, &name, change).await {
-            Ok(true) => {
+        let name = &account.name;
+        match service_accounts::update_known(&ctx.client, namespace, account, change).await {
+            Ok(Some(written)) => {
+                ctx.view.remember_account(namespace, written);
                 ctx.metrics.account_written();
                 info!(%namespace, serviceaccount = %name, "patched serviceaccount {name} in namespace {namespace}")
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(error) => errors.push(error),
         }
     }

@@ -48,6 +48,11 @@ impl NamespaceScope {
         })
     }
 
+    /// Whether deciding reads a namespace's labels (only a label selector does).
+    pub fn uses_labels(&self) -> bool {
+        self.selector.is_some()
+    }
+
     /// Decides for one namespace from its metadata.
     pub fn decide(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Decision {
         let name = meta.name.as_deref().unwrap_or_default();

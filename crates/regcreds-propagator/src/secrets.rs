@@ -1,83 +1,133 @@
 //! Writing one managed Secret into one namespace, and removing it.
+//!
+//! A Secret not known to exist is created (POST): that cannot take over a Secret regcreds did not make.
+//! A known managed Secret that differs is updated with server-side apply.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
-    Api, Client, ResourceExt,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams},
+    Api, Client,
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 
 use crate::{
-    DesiredSecret, Result,
+    DesiredSecret, Error, Result,
+    cached::{DATA_KEY, SecretState},
     error::api_error,
     labels::{FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PROVIDER_LABEL},
 };
 
-/// Secret type and data key of a pull secret.
+/// Secret type of a pull secret.
 pub const SECRET_TYPE: &str = "kubernetes.io/dockerconfigjson";
-const DATA_KEY: &str = ".dockerconfigjson";
+/// Creates that conflict, then find nothing when reading (deleted in between), before giving up.
+const CREATE_ATTEMPTS: u32 = 3;
 
 /// What happened to one Secret in one namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecretOutcome {
+#[derive(Debug, Clone)]
+pub enum Ensured {
     /// Already identical: no request sent.
     Unchanged,
-    /// Did not exist; created.
-    Created,
-    /// Existed with other content; updated.
-    Updated,
+    /// Did not exist; created. The object as the apiserver returned it.
+    Created(Secret),
+    /// Existed with other content; updated. The object as the apiserver returned it.
+    Updated(Secret),
     /// A Secret of that name exists without our label and force is off: left untouched.
-    Foreign,
-}
-
-/// Whether a Secret carries regcreds' ownership label.
-pub fn is_managed(secret: &Secret) -> bool {
-    secret.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY_VALUE)
+    Foreign(SecretState),
 }
 
 /// Whether `existing` already is exactly what we would apply.
-fn is_current(existing: &Secret, desired: &DesiredSecret) -> bool {
-    is_managed(existing)
-        && existing.type_.as_deref() == Some(SECRET_TYPE)
-        && existing.labels().get(PROVIDER_LABEL) == Some(&desired.provider)
-        && existing
-            .data
-            .as_ref()
-            .and_then(|d| d.get(DATA_KEY))
-            .map(|b| b.0.as_slice())
-            == Some(&*desired.data)
+fn is_current(existing: &SecretState, desired: &DesiredSecret) -> bool {
+    existing.is_managed()
+        && existing.content.type_.as_deref() == Some(SECRET_TYPE)
+        && existing.label(PROVIDER_LABEL) == Some(desired.provider.as_str())
+        && existing.content.data.as_deref() == Some(&*desired.data)
 }
 
-/// Makes `desired` present in `namespace`, given what currently exists there.
+/// Makes `desired` present in `namespace`, given what is known to exist there.
+///
+/// `existing` is `None` when no Secret of that name is known: then the Secret is *created*, which
+/// cannot take over a Secret someone else made. Only if the create conflicts (a Secret of that name
+/// exists after all: someone else's, or ours not yet seen by the watch) is it read, and decided on.
 pub async fn ensure(
     client: &Client,
     namespace: &str,
     desired: &DesiredSecret,
-    existing: Option<&Secret>,
+    existing: Option<&SecretState>,
     force: bool,
-) -> Result<SecretOutcome> {
+) -> Result<Ensured> {
+    match existing {
+        Some(existing) => update(client, namespace, desired, existing, force).await,
+        None => create(client, namespace, desired, force).await,
+    }
+}
+
+/// Creates the Secret; on a conflict, reads what is there and decides as for a known Secret.
+async fn create(client: &Client, namespace: &str, desired: &DesiredSecret, force: bool) -> Result<Ensured> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let outcome = match existing {
-        Some(secret) if is_current(secret, desired) => return Ok(SecretOutcome::Unchanged),
-        Some(secret) if !is_managed(secret) && !force => return Ok(SecretOutcome::Foreign),
-        Some(secret) if secret.type_.as_deref() != Some(SECRET_TYPE) => {
-            // NB: `type` is immutable; a forced takeover of an Opaque Secret must delete it first.
-            delete(client, namespace, &desired.name).await?;
-            SecretOutcome::Created
-        }
-        Some(_) => SecretOutcome::Updated,
-        None => SecretOutcome::Created,
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
     };
+    let name = &desired.name;
+    for _ in 0..CREATE_ATTEMPTS {
+        match api.create(&params, &manifest(namespace, desired)).await {
+            Ok(created) => return Ok(Ensured::Created(created)),
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(source) => return Err(api_error("create", "secret", name, namespace)(source)),
+        }
+        let found = api
+            .get_opt(name)
+            .await
+            .map_err(api_error("get", "secret", name, namespace))?;
+        // Gone again between the create and the read: create once more.
+        if let Some(found) = found {
+            return update(client, namespace, desired, &SecretState::from(found), force).await;
+        }
+    }
+    Err(Error::Conflict {
+        kind: "secret",
+        name: name.clone(),
+        namespace: namespace.to_string(),
+        attempts: CREATE_ATTEMPTS,
+    })
+}
+
+/// Brings a Secret known to exist up to date: nothing if current, nothing if foreign (unless forced),
+/// otherwise a server-side apply.
+async fn update(
+    client: &Client,
+    namespace: &str,
+    desired: &DesiredSecret,
+    existing: &SecretState,
+    force: bool,
+) -> Result<Ensured> {
+    if is_current(existing, desired) {
+        return Ok(Ensured::Unchanged);
+    }
+    if !existing.is_managed() && !force {
+        return Ok(Ensured::Foreign(existing.clone()));
+    }
+    let replace = existing.content.type_.as_deref() != Some(SECRET_TYPE);
+    if replace {
+        // NB: `type` is immutable; a forced takeover of an Opaque Secret must delete it first.
+        delete(client, namespace, &desired.name).await?;
+    }
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(
-        &desired.name,
-        &params,
-        &Patch::Apply(manifest(namespace, desired)),
-    )
-    .await
-    .map_err(api_error("apply", "secret", &desired.name, namespace))?;
-    Ok(outcome)
+    let written = api
+        .patch(
+            &desired.name,
+            &params,
+            &Patch::Apply(manifest(namespace, desired)),
+        )
+        .await
+        .map_err(api_error("apply", "secret", &desired.name, namespace))?;
+    Ok(if replace {
+        Ensured::Created(written)
+    } else {
+        Ensured::Updated(written)
+    })
 }
 
 /// The full object we own, as sent with server-side apply.
