@@ -16,11 +16,11 @@ use kube::{
     },
 };
 use tokio::sync::watch;
-use tokio_stream::wrappers::WatchStream;
+use tokio_stream::wrappers::{IntervalStream, WatchStream};
 use tracing::{debug, warn};
 
 use crate::{
-    Desired, Error, PropagatorMetrics, Result, ServiceAccountMode, Settings, WatchMode,
+    Desired, Error, NamespaceScope, PropagatorMetrics, Result, ServiceAccountMode, Settings, WatchMode,
     cached::{AccountState, SecretState},
     index::{self, Cached, IndexWriter},
     labels::{IGNORE_ANNOTATIONS, managed_selector},
@@ -78,7 +78,7 @@ impl Propagator {
             return crate::polling::run(Arc::new(context), interval, shutdown).await;
         }
         let config = Config::default().concurrency(settings.concurrency);
-        let (namespaces, namespace_wakes) = watch_namespaces(&client, settings.scope.uses_labels());
+        let (namespaces, namespace_wakes) = watch_namespaces(&client, settings.scope.clone());
         // NB: every trigger is an `ObjectRef` stream (`reconcile_on`): the namespace watch only feeds the
         // store and says which namespaces to wake, so no object is cloned to trigger a reconcile.
         let mut controller = Controller::for_stream(stream::pending(), namespaces)
@@ -93,6 +93,12 @@ impl Propagator {
             WatchMode::Poll => View::Direct,
         };
         let changes = WatchStream::from_changes(desired.clone()).map(|_| ());
+        let every = settings.resync.max(Duration::from_secs(1));
+        let resync = IntervalStream::new(tokio::time::interval_at(
+            tokio::time::Instant::now() + every,
+            every,
+        ))
+        .map(|_| ());
         let context = Arc::new(Context {
             client,
             settings,
@@ -102,7 +108,7 @@ impl Propagator {
             metrics,
         });
         controller
-            .reconcile_all_on(changes)
+            .reconcile_all_on(stream::select(changes, resync))
             .graceful_shutdown_on(shutdown)
             .run(reconcile, error_policy, context)
             .for_each(|result| async move {
@@ -127,7 +133,7 @@ type Wake = ObjectRef<PartialObjectMeta<Namespace>>;
 /// would be dropped as "object not found".
 fn watch_namespaces(
     client: &Client,
-    keep_labels: bool,
+    scope: NamespaceScope,
 ) -> (
     Store<PartialObjectMeta<Namespace>>,
     impl Stream<Item = Wake> + Send + 'static,
@@ -137,15 +143,15 @@ fn watch_namespaces(
     let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
     let wakes = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(move |namespace| strip_namespace(namespace, keep_labels))
+        .modify(move |namespace| strip_namespace(namespace, &scope))
         .reflect(writer)
         .flat_map(move |event| {
             let woken: Vec<Wake> = match event {
-                Ok(watcher::Event::Apply(namespace)) => vec![ObjectRef::from_obj(&namespace)],
+                Ok(watcher::Event::Apply(namespace)) => vec![ObjectRef::new(&namespace.name_any())],
                 Ok(watcher::Event::InitDone) => reader
                     .state()
                     .iter()
-                    .map(|namespace| ObjectRef::from_obj(namespace.as_ref()))
+                    .map(|namespace| ObjectRef::new(&namespace.name_any()))
                     .collect(),
                 Ok(_) => Vec::new(),
                 Err(error) => {
@@ -158,10 +164,10 @@ fn watch_namespaces(
     (store, wakes)
 }
 
-/// Drops from a namespace everything [`crate::NamespaceScope::decide`] does not read: managed fields,
-/// owner references, finalizers, timestamps other than the deletion's, annotations other than the
-/// opt-out ones, and labels unless a label selector is configured.
-fn strip_namespace(namespace: &mut PartialObjectMeta<Namespace>, keep_labels: bool) {
+/// Drops from a namespace everything [`NamespaceScope::decide`] does not read: managed fields, owner
+/// references, finalizers, timestamps other than the deletion's, annotations other than the opt-out
+/// ones, and labels other than those the label selector reads.
+fn strip_namespace(namespace: &mut PartialObjectMeta<Namespace>, scope: &NamespaceScope) {
     namespace.types = None;
     let meta = &mut namespace.metadata;
     meta.managed_fields = None;
@@ -171,8 +177,11 @@ fn strip_namespace(namespace: &mut PartialObjectMeta<Namespace>, keep_labels: bo
     meta.uid = None;
     meta.generate_name = None;
     meta.self_link = None;
-    if !keep_labels {
-        meta.labels = None;
+    if let Some(labels) = &mut meta.labels {
+        labels.retain(|key, _| scope.reads_label(key));
+        if labels.is_empty() {
+            meta.labels = None;
+        }
     }
     if let Some(annotations) = &mut meta.annotations {
         annotations.retain(|key, _| IGNORE_ANNOTATIONS.contains(&key.as_str()));

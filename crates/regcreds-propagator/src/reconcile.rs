@@ -59,12 +59,14 @@ pub async fn reconcile(namespace: Arc<PartialObjectMeta<Namespace>>, ctx: Arc<Co
             ctx.metrics.scope(&name, true);
             let complete = propagate(&ctx, &name).await?;
             // NB: a named ServiceAccount that does not exist yet normally arrives through the watch; the
-            // short requeue is a safety net for an event lost while the apiserver was away.
-            Ok(Action::requeue(if complete {
-                ctx.settings.resync
+            // short requeue is a safety net for an event lost while the apiserver was away. The periodic
+            // resync of complete namespaces is one `reconcile_all_on` tick (controller.rs), not a timer
+            // per namespace: the controller would keep one scheduler entry for each of them.
+            Ok(if complete {
+                Action::await_change()
             } else {
-                MISSING_ACCOUNT_RECHECK
-            }))
+                Action::requeue(MISSING_ACCOUNT_RECHECK)
+            })
         }
     }
 }
