@@ -30,6 +30,7 @@ mod wait;
 
 pub use controlplane::{ControlPlane, Options as ControlPlaneOptions};
 pub use counting::{Recorded, RequestCounter, counting_client};
+pub use metrics::sum_requests;
 pub use namespace::{TEMP_NAMESPACE_LABEL, temp_namespace};
 pub use regcreds_bin::{REGCREDS_BINARY_ENV, regcreds_binary};
 pub use wait::wait_for;
