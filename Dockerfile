@@ -4,7 +4,12 @@
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 \
 #     --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) \
+#     --build-arg CREATED=$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ) \
 #     -t ghcr.io/regcreds/regcreds:0.1.0 --push .
+#
+# Without Docker, `cargo xtask image` builds the same image (same user, entrypoint, command, port and
+# labels, with the same build-arg values) from this machine's Debian files; tests/tests/image.rs fails
+# when the two disagree, so change the final stage and xtask's image (tests/src/image/) together.
 #
 # The builder runs on the build machine's platform and cross-compiles for the target platform (no
 # QEMU): aws-lc-sys, the only C dependency, needs just a C compiler for the target.

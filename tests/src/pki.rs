@@ -49,16 +49,21 @@ impl Pki {
         self.ca.pem()
     }
 
-    /// The apiserver's serving certificate, valid for loopback and the in-cluster service names.
-    pub(crate) fn serving_cert(&self) -> Result<CertPair> {
-        let sans = [
+    /// The apiserver's serving certificate, valid for loopback, the in-cluster service names and the
+    /// `kubernetes` Service's ClusterIP, and `node_ip` if the apiserver serves a node there.
+    pub(crate) fn serving_cert(&self, node_ip: Option<std::net::Ipv4Addr>) -> Result<CertPair> {
+        let mut sans: Vec<String> = [
             "localhost",
             "127.0.0.1",
             "10.0.0.1",
             "kubernetes",
             "kubernetes.default",
-        ];
-        let mut params = CertificateParams::new(sans.map(String::from).to_vec())?;
+            "kubernetes.default.svc",
+        ]
+        .map(String::from)
+        .to_vec();
+        sans.extend(node_ip.map(|ip| ip.to_string()));
+        let mut params = CertificateParams::new(sans)?;
         params.distinguished_name = name("kube-apiserver", &[])?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(params)

@@ -238,6 +238,11 @@ impl TestRegistry {
         run(command)
     }
 
+    /// The users and passwords the registry accepts, first one first.
+    pub fn users(&self) -> &[(String, String)] {
+        &self.users
+    }
+
     /// skopeo with a private HOME, so that no login on the machine can stand in for the one under test.
     fn skopeo(&self) -> Command {
         let mut command = Command::new("skopeo");

@@ -229,15 +229,31 @@ async fn an_apiserver_unreachable_at_start_up_is_retried_with_backoff_until_it_a
     let mut env = support::env_refs(&env);
     env.push(("REGCREDS_LOG_FORMAT", "plain"));
     let mut regcreds = Regcreds::spawn(&kubeconfig, &env, dir.path().join("log"));
-    let retry_line = "cannot reach the Kubernetes API server; retrying";
-    wait_for("two retries", Duration::from_secs(30), || async {
-        (regcreds.logs().matches(retry_line).count() >= 2).then_some(())
+    // Issue 16: one line per attempt, naming the server and the next attempt; no kube-client ERROR line.
+    let retry_line = format!("cannot reach the Kubernetes API server at {late_url}");
+    wait_for("three retries", Duration::from_secs(30), || async {
+        (regcreds.logs().matches(&retry_line).count() >= 3).then_some(())
     })
     .await;
     let logs = regcreds.logs();
     assert!(
         logs.contains("retry_in_s=1") && logs.contains("retry_in_s=2"),
         "backoff grows: {logs}"
+    );
+    assert!(
+        logs.contains("next attempt in 1 s") && logs.contains("next attempt in 2 s"),
+        "each line says when the next attempt is: {logs}"
+    );
+    assert!(logs.contains("next_attempt="), "and at what time: {logs}");
+    assert!(!logs.contains("ERROR"), "no ERROR line: {logs}");
+    assert!(!logs.contains("failed with error"), "no kube-client line: {logs}");
+    let about_connecting: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.to_lowercase().contains("connect"))
+        .collect();
+    assert!(
+        about_connecting.iter().all(|l| l.contains(&retry_line)),
+        "one line per attempt, nothing else about it: {about_connecting:#?}"
     );
     assert_eq!(regcreds.readyz(), Some(503), "not ready without an apiserver");
     assert_eq!(
@@ -621,7 +637,7 @@ async fn every_bad_configuration_of_regcreds_run_exits_2_with_its_own_message_an
         ),
         (
             vec![("REGCREDS_GCR_KEY_FILE", key_file)],
-            "REGCREDS_GCR_KEY_FILE (--gcr-key-file): cannot read service-account key",
+            "REGCREDS_GCR_KEY_FILE (--gcr-key-file): service-account key: cannot read",
         ),
         (
             vec![

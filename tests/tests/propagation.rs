@@ -17,8 +17,8 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use regcreds_propagator::{
-    Desired, DesiredSecret, MANAGED_BY_LABEL, NamespaceScope, Propagator, ServiceAccountMode, Settings,
-    parse_label_selector,
+    CleanupScope, Desired, DesiredSecret, InstanceId, MANAGED_BY_LABEL, NamespaceScope, Propagator,
+    ServiceAccountMode, Settings, parse_label_selector,
 };
 use regcreds_testkit::{ControlPlane, counting_client, wait_for};
 use tokio::sync::{Mutex, oneshot, watch};
@@ -343,7 +343,32 @@ async fn excluded_namespaces_get_nothing_and_excluding_later_withdraws_what_was_
         );
     }
 
-    // Excluding a namespace later withdraws the Secret and the reference regcreds added.
+    // A reference this instance recorded on an account it no longer targets (written under an earlier
+    // `all` configuration); the watch holds only `default` accounts, yet withdrawal must find it.
+    let builder = ServiceAccount {
+        metadata: kube::api::ObjectMeta {
+            name: Some("builder".into()),
+            annotations: Some(BTreeMap::from([(
+                InstanceId::default().refs_annotation(),
+                SECRET.to_string(),
+            )])),
+            ..Default::default()
+        },
+        image_pull_secrets: Some(
+            ["theirs", SECRET]
+                .iter()
+                .map(|n| LocalObjectReference { name: n.to_string() })
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    Api::<ServiceAccount>::namespaced(client.clone(), &later)
+        .create(&PostParams::default(), &builder)
+        .await
+        .expect("builder account");
+
+    // Excluding a namespace later withdraws the Secret and the references regcreds added, on every
+    // account; others' entries stay.
     let patch = serde_json::json!({"metadata": {"annotations": {"registry-creds/ignore": "true"}}});
     Api::<Namespace>::all(client.clone())
         .patch(&later, &PatchParams::default(), &Patch::Merge(&patch))
@@ -354,6 +379,13 @@ async fn excluded_namespaces_get_nothing_and_excluding_later_withdraws_what_was_
         pull_secret_refs(&client, &later, "default")
             .await
             .filter(|r| !r.contains(&SECRET.to_string()))
+            .map(drop)
+    })
+    .await;
+    wait_for("reference withdrawn from builder", TIMEOUT, || async {
+        pull_secret_refs(&client, &later, "builder")
+            .await
+            .filter(|r| r == &["theirs".to_string()])
             .map(drop)
     })
     .await;
@@ -504,7 +536,13 @@ async fn all_mode_patches_service_accounts_created_later_and_cleanup_removes_eve
     wait_ref(&client, &ns, "builder").await;
     running.stop().await;
 
-    let report = regcreds_propagator::cleanup(&client).await.expect("cleanup");
+    let scope = CleanupScope::Instance {
+        id: InstanceId::default(),
+        names: [SECRET.to_string()].into(),
+    };
+    let report = regcreds_propagator::cleanup(&client, &scope)
+        .await
+        .expect("cleanup");
     assert!(
         report.secrets_deleted >= 1 && report.accounts_updated >= 2,
         "{report:?}"

@@ -1,11 +1,20 @@
 //! Issue 6: the refresh scheduler of `regcreds run` against a real ECR API (patched moto) and a real
 //! control plane. Short-lived tokens are refreshed before they expire without any cron tick; an outage
 //! of the provider never touches the propagated Secret, shows in the metrics, and heals by itself.
+//! Issue 17: the same for GitHub App installation tokens (ghcr) and Quay robot federation (quay), against
+//! the HTTPS fake of both services (tests/fixtures/fake_github_quay.py).
 
 mod support;
 
+#[path = "../fixtures/process.rs"]
+mod process;
+
+#[path = "../fixtures/fake_github_quay.rs"]
+mod fake;
+
 use std::time::Duration;
 
+use fake::{FakeGithubQuay, generate_app_key};
 use regcreds_testkit::{ControlPlane, wait_for};
 use support::{Moto, Regcreds, TEST_LABEL, ecr_env, env_refs};
 
@@ -156,6 +165,286 @@ async fn an_ecr_outage_keeps_the_last_good_secret_is_visible_in_metrics_and_heal
     })
     .await;
     assert_eq!(regcreds.metric(FAILURES, ECR), failures_after, "failures stopped");
+    drop(regcreds);
+    support::delete_namespaces(&client, &[ns]).await;
+}
+
+// === ghcr and quay (issue 17) ===
+
+const GHCR: &[(&str, &str)] = &[("provider", "ghcr")];
+const QUAY: &[(&str, &str)] = &[("provider", "quay")];
+const INSTALLATION_PATH: &str = "/app/installations/987654/access_tokens";
+const FEDERATION_PATH: &str = "/oauth2/federation/robot/token";
+/// A ServiceAccount-token-shaped JWT: `{"alg":"RS256"}`.`{"sub":"system:serviceaccount:regcreds:regcreds"}`.sig
+const SA_JWT: &str =
+    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6cmVnY3JlZHM6cmVnY3JlZHMifQ.c2ln";
+
+/// The fake, an App key it trusts, a ServiceAccount token file, and the environment enabling both
+/// providers against them.
+struct Forge {
+    fake: FakeGithubQuay,
+    dir: tempfile::TempDir,
+}
+
+impl Forge {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        generate_app_key(dir.path());
+        std::fs::write(dir.path().join("sa-token"), SA_JWT).expect("token file");
+        let public = dir.path().join("public.pem").display().to_string();
+        let mut all = vec![
+            ("FAKE_GITHUB_PUBLIC_KEY", public.as_str()),
+            ("FAKE_QUAY_SA_TOKEN", SA_JWT),
+            ("FAKE_FAIL_FILE", ""),
+        ];
+        let fail_file = dir.path().join("fail").display().to_string();
+        all[2].1 = fail_file.as_str();
+        all.extend_from_slice(env);
+        let fake = FakeGithubQuay::start(&all);
+        Self { fake, dir }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let path = |name: &str| self.dir.path().join(name).display().to_string();
+        let ca = self.fake.ca_file().display().to_string();
+        vec![
+            ("REGCREDS_GHCR_APP_ID", "123456".into()),
+            ("REGCREDS_GHCR_INSTALLATION_ID", "987654".into()),
+            ("REGCREDS_GHCR_PRIVATE_KEY_FILE", path("pkcs1.pem")),
+            ("REGCREDS_GHCR_API_URL", self.fake.url.clone()),
+            ("REGCREDS_GHCR_CA_FILE", ca.clone()),
+            ("REGCREDS_GHCR_TIMEOUT_SECONDS", "5".into()),
+            ("REGCREDS_QUAY_ROBOT", "myorg+puller".into()),
+            ("REGCREDS_QUAY_REGISTRY", "quay.example.com".into()),
+            ("REGCREDS_QUAY_TOKEN_FILE", path("sa-token")),
+            ("REGCREDS_QUAY_FEDERATION_URL", self.fake.url.clone()),
+            ("REGCREDS_QUAY_CA_FILE", ca),
+            ("REGCREDS_QUAY_TIMEOUT_SECONDS", "5".into()),
+        ]
+    }
+
+    /// Makes both exchanges answer `status` until [`Forge::heal`].
+    fn fail_with(&self, status: u16) {
+        let spec = format!("{INSTALLATION_PATH}={status},{FEDERATION_PATH}={status}");
+        std::fs::write(self.dir.path().join("fail"), spec).expect("fail file");
+    }
+
+    fn heal(&self) {
+        std::fs::remove_file(self.dir.path().join("fail")).expect("remove fail file");
+    }
+
+    /// The private key's base64 lines: none may ever be logged.
+    fn key_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("pkcs1.pem"))
+            .expect("key")
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// The password of the single entry of a `.dockerconfigjson`.
+fn password_of(data: &[u8]) -> String {
+    let doc: serde_json::Value = serde_json::from_slice(data).expect("dockerconfigjson");
+    let auths = doc["auths"].as_object().expect("auths");
+    assert_eq!(auths.len(), 1, "{doc}");
+    auths.values().next().expect("entry")["password"]
+        .as_str()
+        .expect("password")
+        .to_string()
+}
+
+#[tokio::test]
+async fn thirty_second_ghcr_and_quay_tokens_are_propagated_and_refreshed_before_they_expire() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    let ns = "refresh-ghcr-quay";
+    support::ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
+    let forge = Forge::start(&[("FAKE_TOKEN_TTL", "30")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut env = forge.env();
+    env.extend([
+        ("REGCREDS_GHCR_SCHEDULE", YEARLY.to_string()),
+        ("REGCREDS_QUAY_SCHEDULE", YEARLY.to_string()),
+        ("REGCREDS_NAMESPACE_SELECTOR", format!("{TEST_LABEL}={ns}")),
+        ("REGCREDS_LOG", "debug".to_string()),
+    ]);
+    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env_refs(&env), dir.path().join("log"));
+
+    let first_ghcr = wait_for("the ghcr Secret", Duration::from_secs(60), || async {
+        support::secret_data(&client, ns, "ghcr-secret").await
+    })
+    .await;
+    let first_quay = wait_for("the quay Secret", Duration::from_secs(60), || async {
+        support::secret_data(&client, ns, "quay-secret").await
+    })
+    .await;
+    assert_eq!(
+        support::pull_secret_refs(&client, ns, "default")
+            .await
+            .map(|mut r| {
+                r.sort();
+                r
+            }),
+        Some(vec!["ghcr-secret".to_string(), "quay-secret".to_string()])
+    );
+    let first_expiry = regcreds.metric("regcreds_provider_token_expiry_timestamp_seconds", GHCR);
+    assert!(first_expiry > 0.0, "expiry gauge set after the first mint");
+
+    // Refresh at half the remaining life, at least 10 s apart: ~10 s per mint with a 30 s token, so the
+    // third mint of each lands well before the first token's 30 s are up... and no cron tick is involved.
+    let started = std::time::Instant::now();
+    wait_for("three mints of each", Duration::from_secs(60), || async {
+        (regcreds.metric(MINTS, GHCR) >= 3.0 && regcreds.metric(MINTS, QUAY) >= 3.0).then_some(())
+    })
+    .await;
+    println!(
+        "3 ghcr and quay mints after {:?} (first at start)",
+        started.elapsed()
+    );
+    let later_expiry = regcreds.metric("regcreds_provider_token_expiry_timestamp_seconds", GHCR);
+    assert!(
+        later_expiry >= first_expiry + 10.0,
+        "each refresh carries a later expiry: {first_expiry} then {later_expiry}"
+    );
+    let ghcr_now = wait_for(
+        "a refreshed ghcr token in the Secret",
+        Duration::from_secs(30),
+        || async {
+            let data = support::secret_data(&client, ns, "ghcr-secret").await?;
+            (password_of(&data) != password_of(&first_ghcr)).then_some(data)
+        },
+    )
+    .await;
+    let quay_now = wait_for(
+        "a refreshed quay token in the Secret",
+        Duration::from_secs(30),
+        || async {
+            let data = support::secret_data(&client, ns, "quay-secret").await?;
+            (password_of(&data) != password_of(&first_quay)).then_some(data)
+        },
+    )
+    .await;
+    assert!(password_of(&ghcr_now).starts_with("ghs_"));
+    assert_eq!(regcreds.metric(FAILURES, GHCR), 0.0, "{}", regcreds.logs());
+    assert_eq!(regcreds.metric(FAILURES, QUAY), 0.0, "{}", regcreds.logs());
+    assert!(forge.fake.requests_to(INSTALLATION_PATH).len() >= 3);
+    assert!(forge.fake.requests_to(FEDERATION_PATH).len() >= 3);
+
+    // Hygiene at debug level: no token, key line or ServiceAccount token in the log or the metrics.
+    let logs = regcreds.logs();
+    let metrics = regcreds.metrics().expect("metrics");
+    let mut needles = vec![
+        password_of(&first_ghcr),
+        password_of(&ghcr_now),
+        password_of(&first_quay),
+        password_of(&quay_now),
+        SA_JWT.to_string(),
+    ];
+    needles.extend(forge.key_lines());
+    for needle in &needles {
+        assert!(
+            !logs.contains(needle.as_str()),
+            "the log contains a credential: {needle}"
+        );
+        assert!(
+            !metrics.contains(needle.as_str()),
+            "the metrics contain a credential: {needle}"
+        );
+    }
+    drop(regcreds);
+    support::delete_namespaces(&client, &[ns]).await;
+}
+
+#[tokio::test]
+async fn a_refused_ghcr_or_quay_exchange_keeps_the_last_good_secrets_and_heals_when_accepted_again() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    let ns = "refresh-ghcr-quay-outage";
+    support::ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
+    let forge = Forge::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut env = forge.env();
+    env.extend([
+        ("REGCREDS_GHCR_SCHEDULE", "*/2 * * * * *".to_string()),
+        ("REGCREDS_QUAY_SCHEDULE", "*/2 * * * * *".to_string()),
+        ("REGCREDS_NAMESPACE_SELECTOR", format!("{TEST_LABEL}={ns}")),
+    ]);
+    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env_refs(&env), dir.path().join("log"));
+    for name in ["ghcr-secret", "quay-secret"] {
+        wait_for(&format!("Secret {name}"), Duration::from_secs(60), || async {
+            support::secret(&client, ns, name).await
+        })
+        .await;
+    }
+
+    // GitHub and Quay now refuse (a revoked key, a removed federation): 401 on every tick. Every good
+    // mint so far rewrote the Secrets (each token is new), so the last good state is taken once two
+    // failures in a row have passed, and must then stay as it is.
+    forge.fail_with(401);
+    let failures_of_each = |n: f64| {
+        let regcreds = &regcreds;
+        move || async move {
+            (regcreds.metric(CONSECUTIVE, GHCR) >= n && regcreds.metric(CONSECUTIVE, QUAY) >= n).then_some(())
+        }
+    };
+    wait_for(
+        "two failed mints in a row of each",
+        Duration::from_secs(60),
+        failures_of_each(2.0),
+    )
+    .await;
+    let last_good_ghcr = support::secret(&client, ns, "ghcr-secret")
+        .await
+        .expect("ghcr Secret");
+    let last_good_quay = support::secret(&client, ns, "quay-secret")
+        .await
+        .expect("quay Secret");
+    wait_for(
+        "four failed mints in a row of each",
+        Duration::from_secs(60),
+        failures_of_each(4.0),
+    )
+    .await;
+    for (good, name) in [(&last_good_ghcr, "ghcr-secret"), (&last_good_quay, "quay-secret")] {
+        let during = support::secret(&client, ns, name)
+            .await
+            .expect("Secret still there");
+        assert_eq!(
+            during.metadata.resource_version, good.metadata.resource_version,
+            "{name} was not written while the exchange refused"
+        );
+        assert_eq!(during.data, good.data, "{name} byte-identical");
+    }
+    let logs = regcreds.logs();
+    assert!(
+        logs.contains("mint failed; keeping the last good credential"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("GitHub refused the app JWT") && logs.contains("Quay refused the ServiceAccount token"),
+        "each failure says why: {logs}"
+    );
+
+    // Accepted again: fresh tokens reach the namespace without a restart.
+    forge.heal();
+    for (good, name) in [(last_good_ghcr, "ghcr-secret"), (last_good_quay, "quay-secret")] {
+        let old = password_of(&good.data.expect("data")[".dockerconfigjson"].0);
+        wait_for(
+            &format!("a new token in {name}"),
+            Duration::from_secs(60),
+            || async {
+                let data = support::secret_data(&client, ns, name).await?;
+                (password_of(&data) != old).then_some(())
+            },
+        )
+        .await;
+    }
+    assert_eq!(regcreds.metric(CONSECUTIVE, GHCR), 0.0);
+    assert_eq!(regcreds.metric(CONSECUTIVE, QUAY), 0.0);
     drop(regcreds);
     support::delete_namespaces(&client, &[ns]).await;
 }

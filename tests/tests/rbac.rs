@@ -269,6 +269,8 @@ async fn with_imagepullsecret_patcher_rbac_regcreds_polls_namespaces_and_patches
         ("CONFIG_DOCKERCONFIGJSONPATH", source),
         ("CONFIG_ALLSERVICEACCOUNT", "true"),
         ("CONFIG_FORCE", "true"),
+        // Issue 16: the patcher's loop period becomes the period of the namespace listing.
+        ("CONFIG_LOOP_DURATION", "3s"),
     ];
     let child = spawn_with(
         &kubeconfig,
@@ -290,6 +292,10 @@ async fn with_imagepullsecret_patcher_rbac_regcreds_polls_namespaces_and_patches
         logs.matches("does not allow watch on namespaces").count(),
         1,
         "said once: {logs}"
+    );
+    assert!(
+        logs.contains("listing them every 3s instead"),
+        "CONFIG_LOOP_DURATION sets the listing period: {logs}"
     );
     assert!(!logs.contains("patcher-pw"));
 }

@@ -6,7 +6,7 @@
 //!  TestRegistry (distribution, htpasswd, TLS, demo/hello:v1)
 //!     ▲ skopeo inspect --authfile <.dockerconfigjson read back from the API server>
 //!     │
-//!  regcreds run (static | ecr ◀── moto_ecr.py) ──▶ kube-apiserver ──▶ Secret + default SA in a fresh namespace
+//!  regcreds run (static | ecr ◀── moto_ecr.py | ghcr, quay ◀── fake_github_quay.py) ──▶ kube-apiserver ──▶ Secret + default SA in a fresh namespace
 //!     └── /metrics: regcreds_registry_check{provider,registry,outcome}
 //!  regcreds check ──▶ ok / unauthorized / unreachable, exit 0 / 1
 //! ```
@@ -20,6 +20,13 @@ use std::{
     time::Duration,
 };
 
+#[path = "../fixtures/process.rs"]
+mod process;
+
+#[path = "../fixtures/fake_github_quay.rs"]
+mod fake;
+
+use fake::{FakeGithubQuay, generate_app_key};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::{Api, Client, api::PostParams};
 use rand::distr::{Alphanumeric, SampleString};
@@ -483,5 +490,133 @@ async fn an_ecr_token_minted_by_moto_is_propagated_and_pulls_from_the_registry()
     );
     stop(child).await;
     assert_no_secret(&std::fs::read_to_string(&log).expect("logs"), &[ECR_PASSWORD]);
+    delete_namespace(&client, &namespace).await;
+}
+
+// === ghcr and quay: the fake issues tokens the registry knows (issue 17) ===
+
+const GHCR_USER: &str = "x-access-token";
+const GHCR_TOKEN: &str = "ghs_E2eInstallationToken0123456789abcdef";
+const QUAY_ROBOT: &str = "myorg+puller";
+const QUAY_TOKEN: &str = "quay-e2e-robot-token-0123456789";
+/// A ServiceAccount-token-shaped JWT: `{"alg":"RS256"}`.`{"sub":"system:serviceaccount:regcreds:regcreds"}`.sig
+const SA_JWT: &str =
+    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6cmVnY3JlZHM6cmVnY3JlZHMifQ.c2ln";
+
+/// Both providers against `fake`, writing their entries for `registry`.
+fn ghcr_quay_env(fake: &FakeGithubQuay, keys: &Path, registry: &TestRegistry) -> Vec<(&'static str, String)> {
+    let ca = fake.ca_file().display().to_string();
+    vec![
+        ("REGCREDS_GHCR_APP_ID", "123456".to_string()),
+        ("REGCREDS_GHCR_INSTALLATION_ID", "987654".to_string()),
+        (
+            "REGCREDS_GHCR_PRIVATE_KEY_FILE",
+            keys.join("pkcs1.pem").display().to_string(),
+        ),
+        ("REGCREDS_GHCR_API_URL", fake.url.clone()),
+        ("REGCREDS_GHCR_REGISTRY", registry.host().to_string()),
+        ("REGCREDS_GHCR_CA_FILE", ca.clone()),
+        ("REGCREDS_QUAY_ROBOT", QUAY_ROBOT.to_string()),
+        ("REGCREDS_QUAY_REGISTRY", registry.host().to_string()),
+        (
+            "REGCREDS_QUAY_TOKEN_FILE",
+            keys.join("sa-token").display().to_string(),
+        ),
+        ("REGCREDS_QUAY_FEDERATION_URL", fake.url.clone()),
+        ("REGCREDS_QUAY_CA_FILE", ca),
+        ("REGCREDS_CHECK_CA_FILE", ca_file(registry).display().to_string()),
+        ("REGCREDS_CHECK_IMAGES", registry.image_name()),
+    ]
+}
+
+#[tokio::test]
+async fn ghcr_and_quay_tokens_minted_by_the_fakes_pull_from_the_registry_via_mint_check_and_run() {
+    let _serial = SERIAL.lock().await;
+    let registry = private_registry(&[(GHCR_USER, GHCR_TOKEN), (QUAY_ROBOT, QUAY_TOKEN)]).await;
+    let host = registry.host().to_string();
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = work.path().join("keys");
+    std::fs::create_dir(&keys).expect("keys dir");
+    generate_app_key(&keys);
+    std::fs::write(keys.join("sa-token"), SA_JWT).expect("token file");
+    let public = keys.join("public.pem").display().to_string();
+    let fake = FakeGithubQuay::start(&[
+        ("FAKE_GITHUB_PUBLIC_KEY", &public),
+        ("FAKE_GITHUB_TOKEN", GHCR_TOKEN),
+        ("FAKE_QUAY_SA_TOKEN", SA_JWT),
+        ("FAKE_QUAY_TOKEN", QUAY_TOKEN),
+    ]);
+    let env = ghcr_quay_env(&fake, &keys, &registry);
+
+    // `mint --show-secrets` prints a dockerconfigjson skopeo can use as it is.
+    for provider in ["ghcr", "quay"] {
+        let mint = regcreds(&["mint", "--provider", provider, "--show-secrets"], &env);
+        assert!(mint.status.success(), "{}", String::from_utf8_lossy(&mint.stderr));
+        let minted = write_authfile(work.path(), &format!("{provider}-minted.json"), &mint.stdout);
+        assert_eq!(
+            registry.skopeo_inspect(&minted).as_deref(),
+            Ok(registry.image_digest()),
+            "{provider}: skopeo with the minted dockerconfigjson"
+        );
+    }
+
+    // `regcreds check` proves both at the registry.
+    let check = regcreds(&["check"], &env);
+    let text = stdout(&check);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for provider in ["ghcr", "quay"] {
+        assert!(
+            text.contains(&format!(
+                "ok            {provider:<17} {host}  via Basic auth, may pull demo/hello:v1"
+            )),
+            "{text}"
+        );
+    }
+    assert!(text.contains("ok: 2 of 2 credentials authenticate"), "{text}");
+
+    // And through the controller: both Secrets in a fresh namespace pull, and the controller's own
+    // check of what it propagated says ok.
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    let namespace = fresh_namespace_name("registry-ghcr-quay");
+    let log = work.path().join("regcreds.log");
+    let port = free_port();
+    let mut run_env = env.clone();
+    run_env.extend([
+        ("KUBECONFIG", cp.kubeconfig_path().display().to_string()),
+        ("REGCREDS_NAMESPACE_SELECTOR", scope_to(&namespace)),
+        ("REGCREDS_ADMIN_ADDR", format!("127.0.0.1:{port}")),
+        ("REGCREDS_CHECK_INTERVAL_SECONDS", "1".to_string()),
+    ]);
+    let child = spawn_run(&run_env, &log);
+    create_namespace(&client, &namespace).await;
+    for (provider, user) in [("ghcr", GHCR_USER), ("quay", QUAY_ROBOT)] {
+        let secret = format!("{provider}-secret");
+        let dockerconfig = wait_for_dockerconfig(&client, &namespace, &secret).await;
+        wait_for_pull_secret_on_default_sa(&client, &namespace, &secret).await;
+        let doc: serde_json::Value = serde_json::from_slice(&dockerconfig).expect("json");
+        assert_eq!(doc["auths"][&host]["username"], user, "{doc}");
+        let authfile = write_authfile(work.path(), &format!("{provider}-propagated.json"), &dockerconfig);
+        assert_eq!(
+            registry.skopeo_inspect(&authfile).as_deref(),
+            Ok(registry.image_digest()),
+            "{provider}: skopeo with the propagated Secret"
+        );
+        wait_for_metric(
+            port,
+            &format!(r#"regcreds_registry_check{{provider="{provider}",registry="{host}",outcome="ok"}} 1"#),
+        )
+        .await;
+    }
+    stop(child).await;
+    assert_no_secret(
+        &std::fs::read_to_string(&log).expect("logs"),
+        &[GHCR_TOKEN, QUAY_TOKEN, SA_JWT],
+    );
     delete_namespace(&client, &namespace).await;
 }

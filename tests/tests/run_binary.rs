@@ -383,3 +383,144 @@ async fn a_restart_with_a_new_credential_converges_every_namespace() {
         let _ = namespaces.delete(ns, &Default::default()).await;
     }
 }
+
+/// Issue 16: `kubectl rollout restart` with two replicas after the credential changed. The old leader
+/// releases the Lease on SIGTERM once it has stopped writing, so the new pod takes over in about a second
+/// rather than after the lease duration, and the old sibling (same revision) lets it go first instead of
+/// writing the stale credential back.
+#[tokio::test]
+async fn a_rollout_restart_hands_the_lease_to_the_new_pod_at_once_and_converges_to_the_new_credential() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    ensure_namespace(&client, SYSTEM_NAMESPACE, &[]).await;
+    let names: Vec<String> = (0..3).map(|i| format!("rollout-{i}")).collect();
+    for ns in &names {
+        ensure_namespace(&client, ns, &[("regcreds-e2e/test", "rollout")]).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Each pod sees the credential of its own revision (as with env from a Secret).
+    let (old_config, new_config) = (dir.path().join("old.json"), dir.path().join("new.json"));
+    std::fs::write(&old_config, dockerconfig(PASSWORD_1)).expect("old");
+    std::fs::write(&new_config, dockerconfig(PASSWORD_2)).expect("new");
+    // A lease long enough that waiting for it to expire could not pass the bound below.
+    let lease = [
+        ("REGCREDS_LEASE_NAME", "regcreds-rollout"),
+        ("REGCREDS_LEASE_DURATION_SECONDS", "30"),
+    ];
+    let selector = "regcreds-e2e/test=rollout";
+    let replica = |pod: &'static str, config: &Path, log: &Path| {
+        spawn_with(
+            cp.kubeconfig_path(),
+            config,
+            free_port(),
+            selector,
+            log,
+            &[&lease[..], &[("REGCREDS_POD_NAME", pod)]].concat(),
+        )
+    };
+    let logs: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|r| dir.path().join(format!("{r}.log")))
+        .collect();
+    let mut a = replica("regcreds-7d9f8b6c4-x2k5p", &old_config, &logs[0]);
+    let _kill_a = KillOnDrop(a.id());
+    wait_for("old replica a leads", TIMEOUT, || async {
+        log_has(&logs[0], "acquired the lease").then_some(())
+    })
+    .await;
+    let b = replica("regcreds-7d9f8b6c4-w8q4z", &old_config, &logs[1]);
+    let _kill_b = KillOnDrop(b.id());
+    for ns in &names {
+        wait_for(&format!("{ns} has the old credential"), TIMEOUT, || async {
+            (secret_password(&client, ns).await.as_deref() == Some(PASSWORD_1)).then_some(())
+        })
+        .await;
+    }
+    // The rollout: a pod of the new revision starts (and stands by), then the old leader gets SIGTERM.
+    let c = replica("regcreds-5c7b9d6f8-bdfgh", &new_config, &logs[2]);
+    let _kill_c = KillOnDrop(c.id());
+    for log in [&logs[1], &logs[2]] {
+        wait_for("standing by", TIMEOUT, || async {
+            log_has(log, "standing by").then_some(())
+        })
+        .await;
+    }
+    let sigterm = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &a.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = wait_for("old leader exits", Duration::from_secs(30), || {
+        let exited = a.try_wait().ok().flatten();
+        async move { exited }
+    })
+    .await;
+    assert!(status.success(), "{status:?}");
+    let exited = sigterm.elapsed();
+    // The mechanism: the Lease was handed back before the old process exited.
+    let held = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), SYSTEM_NAMESPACE)
+        .get("regcreds-rollout")
+        .await
+        .expect("lease");
+    let holder = held.spec.and_then(|s| s.holder_identity);
+    assert_ne!(
+        holder.as_deref(),
+        Some("regcreds-7d9f8b6c4-x2k5p"),
+        "released before exit"
+    );
+    assert!(log_has(&logs[0], "released the lease"));
+    while !log_has(&logs[2], "acquired the lease") {
+        if sigterm.elapsed() > TIMEOUT {
+            let all: Vec<String> = logs
+                .iter()
+                .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+                .collect();
+            panic!(
+                "the new pod did not take over; logs a, b, c:\n{}",
+                all.join("\n----\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let handover = sigterm.elapsed();
+    for ns in &names {
+        wait_for(&format!("{ns} has the new credential"), TIMEOUT, || async {
+            (secret_password(&client, ns).await.as_deref() == Some(PASSWORD_2)).then_some(())
+        })
+        .await;
+    }
+    let converged = sigterm.elapsed();
+    println!(
+        "rollout restart: old leader exited after {exited:?}, new pod leads after {handover:?}, \
+         {} namespaces on the new credential after {converged:?} (lease duration 30 s)",
+        names.len()
+    );
+    assert!(
+        handover < Duration::from_secs(8),
+        "hand-over took {handover:?}; waiting for the 30 s lease to expire is what release avoids"
+    );
+    assert!(
+        !log_has(&logs[1], "acquired the lease"),
+        "the old sibling never took over"
+    );
+    // The rollout goes on: the old standby gets SIGTERM too, and stops cleanly at once.
+    let mut b = b;
+    Command::new("kill")
+        .args(["-TERM", &b.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = wait_for("old standby exits", Duration::from_secs(10), || {
+        let exited = b.try_wait().ok().flatten();
+        async move { exited }
+    })
+    .await;
+    assert!(status.success(), "standby exit {status:?}");
+    let mut c = c;
+    let _ = c.kill();
+    let _ = c.wait();
+    let namespaces = Api::<Namespace>::all(client.clone());
+    for ns in &names {
+        let _ = namespaces.delete(ns, &Default::default()).await;
+    }
+}

@@ -1,19 +1,16 @@
 #!/usr/bin/env bash
 # Builds etcd, kube-apiserver and kube-controller-manager from their Go modules and caches them under
 # $REGCREDS_CACHE/controlplane/v$K8S_VERSION/bin. Called by `cargo xtask controlplane build`.
-#
-# Why a wrapper module: k8s.io/kubernetes requires every staging module at v0.0.0 and its own
-# `replace => ./staging/...` lines are ignored when it is a dependency, so the consumer must pin each
-# staging module to v0.<minor>.<patch> itself (golang/go#32776, kubernetes/kubernetes#79384).
+# The node's parts (kubelet, containerd, ...) are built by node-build.sh.
 set -euo pipefail
+# shellcheck source=k8s-wrapper-module.sh
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-wrapper-module.sh"
 
 K8S_VERSION="${K8S_VERSION:?}"          # e.g. 1.37.2
 ETCD_VERSION="${ETCD_VERSION:?}"        # e.g. 3.7.3
 CACHE="${REGCREDS_CACHE:-$HOME/.cache/regcreds}"
 OUT="$CACHE/controlplane/v$K8S_VERSION"
 BIN="$OUT/bin"
-MINOR="$(echo "$K8S_VERSION" | cut -d. -f2)"
-STAGING_VERSION="v0.${K8S_VERSION#1.}"
 
 step() { printf '[controlplane] %s\n' "$*"; }
 # Runs "$@" with its (chatty: one line per downloaded module) output in a log shown only on failure.
@@ -40,28 +37,9 @@ if [[ ! -x "$BIN/etcd" ]]; then
 fi
 
 if [[ ! -x "$BIN/kube-apiserver" || ! -x "$BIN/kube-controller-manager" ]]; then
-  step "preparing wrapper module for k8s.io/kubernetes v$K8S_VERSION (staging modules at $STAGING_VERSION)"
-  rm -rf "$OUT/src/kube" && mkdir -p "$OUT/src/kube" && cd "$OUT/src/kube"
-  quiet go mod init local/kas-build
-  quiet go mod download -json "k8s.io/kubernetes@v$K8S_VERSION"
-  gomod="$(sed -n 's/.*"GoMod": "\(.*\)".*/\1/p' "$OUT/src/last-step.log")"
-  for mod in $(sed -n 's#^[[:space:]]*\(k8s.io/[^ ]*\) => ./staging/.*#\1#p' "$gomod"); do
-    go mod edit -replace="$mod=$mod@$STAGING_VERSION"
-  done
-  go mod edit -require="k8s.io/kubernetes@v$K8S_VERSION"
-  cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-)
-GO
-  step "resolving modules (first run downloads ~400 MB)"
-  quiet go mod tidy
-  ldf="-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$MINOR -X k8s.io/component-base/version.gitTreeState=clean"
+  step "preparing a wrapper module for k8s.io/kubernetes v$K8S_VERSION (first run downloads ~400 MB)"
+  quiet k8s_wrapper_module "$OUT/src/kube" "$K8S_VERSION" kube-apiserver kube-controller-manager
+  ldf="$(k8s_ldflags "$K8S_VERSION")"
   step "compiling kube-apiserver and kube-controller-manager (cold: ~7 min on 2 cores)"
   CGO_ENABLED=0 go build -trimpath -ldflags "$ldf" -o "$OUT/src/out/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager

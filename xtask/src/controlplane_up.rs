@@ -2,11 +2,19 @@
 //!
 //! Same code path as the tests (`regcreds_testkit::ControlPlane::start`); the admin kubeconfig is
 //! copied to `--kubeconfig` and removed again on exit, since it is useless once the apiserver is gone.
+//!
+//! `--node` starts the node tests' world instead (`regcreds_testkit::node::NodeWorld`): the control
+//! plane with a real node and the registries, inside namespaces of its own. It is reached with
+//! `nsenter` (printed), and everything in it ends with Ctrl-C.
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::{Context, Result};
-use regcreds_testkit::{ControlPlane, binaries::Binaries};
+use anyhow::{Context, Result, bail};
+use regcreds_testkit::{
+    ControlPlane,
+    binaries::{self, Binaries, NodeBinaries},
+    node::{self, NODE_IP, NODE_NAME, NodeWorld, PULL_USER},
+};
 
 /// How often to check that etcd, kube-apiserver and kube-controller-manager are still running.
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
@@ -19,15 +27,74 @@ pub struct Args {
     /// Where to write the admin (system:masters) kubeconfig.
     #[arg(long, default_value = "kubeconfig.yaml")]
     kubeconfig: PathBuf,
+    /// Also run a real node (kubelet, containerd, kube-scheduler, kube-proxy) and the test registries,
+    /// inside network, mount and PID namespaces of their own (needs root).
+    #[arg(long)]
+    node: bool,
 }
 
 /// Starts the control plane and serves until Ctrl-C (or until one of its processes dies).
 pub fn run(args: Args) -> Result<()> {
+    if args.node {
+        return run_node();
+    }
     if Binaries::locate().is_err() {
         crate::controlplane_build::run()?;
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(serve(args))
+}
+
+/// `--node`: builds what is missing, then runs itself again inside a node world.
+fn run_node() -> Result<()> {
+    if node::inside_world() {
+        return tokio::runtime::Runtime::new()?.block_on(serve_node());
+    }
+    if Binaries::locate().is_err() || NodeBinaries::locate().is_err() {
+        crate::controlplane_build::run()?;
+    }
+    let program = std::env::current_exe()?;
+    let status = node::run_in_world(&program, &std::env::args_os().skip(1).collect::<Vec<_>>())?;
+    if !status.success() {
+        bail!("the node world ended with {status}");
+    }
+    Ok(())
+}
+
+async fn serve_node() -> Result<()> {
+    println!("starting the control plane, a node ({NODE_NAME}, {NODE_IP}) and two registries ...");
+    let world = NodeWorld::start().await?;
+    let kubeconfig = world.kubeconfig().display().to_string();
+    println!(
+        "node {NODE_NAME} Ready; apiserver {}",
+        world.control_plane().server_url()
+    );
+    println!(
+        "private registry https://{} (user {PULL_USER}, password {}), image {}",
+        world.registry_host(),
+        world.pull_password(),
+        world.workload_image()
+    );
+    println!("world directory (logs/): {}", world.dir().display());
+    println!("\nEverything runs in the world's own namespaces. From another terminal:");
+    println!("  sudo nsenter --target $(pgrep -nf regcreds-node-init) --net --mount --pid bash");
+    println!(
+        "  export KUBECONFIG={kubeconfig}; {} get nodes -o wide",
+        binaries::kubectl().display()
+    );
+    println!("\nCtrl-C stops everything; the namespaces, mounts and temporary files go with it.");
+    let outcome = tokio::select! {
+        biased;
+        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C"),
+        died = async {
+            loop {
+                tokio::time::sleep(LIVENESS_INTERVAL).await;
+                world.check_running()?;
+            }
+        } => died,
+    };
+    world.stop_node();
+    outcome
 }
 
 async fn serve(args: Args) -> Result<()> {

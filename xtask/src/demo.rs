@@ -1,24 +1,22 @@
 //! `cargo xtask demo`: regcreds end to end on this machine, step by step, then everything stops.
 //!
 //! ```text
-//!  0  setup-test-deps.sh (only if skopeo / docker-registry are missing) · controlplane build (cached)
-//!     · cargo build -p regcreds
-//!  1  ControlPlane::start()           etcd + kube-apiserver + kube-controller-manager on 127.0.0.1
-//!  2  TestRegistry::start()           distribution, TLS, htpasswd user `demo`, image demo/hello:v1
-//!  3  regcreds run                    static provider → that registry (child process, JSON log file)
-//!  4  create namespace demo      ──►  regcreds writes Secret dpr-secret        (read back via the API)
-//!  5                             ──►  default ServiceAccount.imagePullSecrets, a Pod inherits it
-//!  6  skopeo inspect --authfile  ◄──  the Secret's .dockerconfigjson            (digest must match)
-//!  7  regcreds check (right and wrong password) · /metrics regcreds_registry_check
-//!     stop regcreds, the registry, the control plane      (--keep: print how to reach them, wait for Ctrl-C)
+//!  0  setup-test-deps.sh (only if a tool is missing) · controlplane build (cached) · cargo build -p regcreds
+//!     then the demo runs itself again inside a node world (own network, mount and PID namespaces)
+//!  1  NodeWorld::start()             control plane, kube-scheduler, containerd, kubelet, kube-proxy,
+//!                                    a private registry (TLS, htpasswd user `puller`, demo/busybox:v1)
+//!  2  regcreds run                   static provider → that registry (child process, JSON log file)
+//!  3  create namespace demo     ──►  regcreds writes Secret dpr-secret        (read back via the API)
+//!  4                            ──►  default ServiceAccount.imagePullSecrets; a Pod inherits it, and
+//!                                    kubelet pulls the private image with it: Running
+//!  5  regcreds check (right and wrong password) · /metrics regcreds_registry_check
+//!     the world ends: every process, mount and address goes with it (--keep: wait for Ctrl-C first)
 //! ```
 //!
-//! Everything listens on 127.0.0.1 and lives in temporary directories that are removed on exit. The
-//! demo registry's password is random per run and printed masked.
+//! The registry's password is random per run and printed masked.
 
 use std::{
     collections::BTreeMap,
-    hash::{BuildHasher, RandomState},
     io::{Read, Write},
     net::TcpStream,
     path::{Path, PathBuf},
@@ -30,10 +28,9 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec, Secret, ServiceAccount};
 use kube::{Api, Client, api::PostParams};
 use regcreds_testkit::{
-    ControlPlane,
-    binaries::Binaries,
+    binaries::{Binaries, NodeBinaries},
+    node::{self, NODE_NAME, NodeWorld, PULL_USER},
     regcreds_binary,
-    registry::{RegistryOptions, TestRegistry},
 };
 use serde_json::{Value, json};
 
@@ -43,60 +40,76 @@ use crate::shell::{self, cargo, human};
 const NAMESPACE: &str = "demo";
 /// The static provider's default Secret name.
 const SECRET: &str = "dpr-secret";
-/// Registry user of the demo.
-const USER: &str = "demo";
 /// How long any one thing may take to appear.
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Per process, between SIGTERM and SIGKILL on shutdown.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-const STEPS: u32 = 7;
+const STEPS: u32 = 5;
 
 /// Options of `demo`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Leave the control plane, registry and regcreds running and print how to reach them; Ctrl-C stops.
+    /// Leave everything running and print how to reach it; Ctrl-C stops.
     #[arg(long)]
     keep: bool,
 }
 
-/// Prepares (cached), runs every step, and stops everything, also after a failed step.
+/// Prepares (cached), runs every step inside a node world, which ends with everything in it.
 pub fn run(args: Args) -> Result<()> {
+    if node::inside_world() {
+        let runtime = tokio::runtime::Runtime::new()?;
+        return runtime.block_on(demo(regcreds_binary(), args.keep));
+    }
     let started = Instant::now();
-    println!("regcreds demo: a Kubernetes control plane, a private registry, and regcreds connecting them.");
-    let binary = prepare()?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(demo(binary, args.keep))?;
+    println!(
+        "regcreds demo: a Kubernetes cluster with a real node, a private registry, and regcreds connecting them."
+    );
+    prepare()?;
+    let program = std::env::current_exe()?;
+    let status = node::run_in_world(&program, &std::env::args_os().skip(1).collect::<Vec<_>>())?;
+    if !status.success() {
+        bail!("the demo failed ({status})");
+    }
     println!("\ndemo finished in {}", human(started.elapsed()));
     Ok(())
 }
 
-/// Step 0: tools, control-plane binaries and the regcreds binary, each only if missing or stale.
-fn prepare() -> Result<PathBuf> {
+/// Step 0: tools, control-plane and node binaries, the regcreds binary, each only if missing or stale.
+fn prepare() -> Result<()> {
     step(0, "Preparing (cached after the first run)", "");
-    let tools_missing = ["skopeo", "docker-registry"]
+    let tools_missing = ["skopeo", "docker-registry", "runc", "busybox"]
         .iter()
-        .any(|tool| Command::new(tool).arg("--version").output().is_err());
+        .any(|tool| Command::new(tool).arg("--help").output().is_err());
     if tools_missing {
         let script = shell::repo_root().join("xtask/scripts/setup-test-deps.sh");
         shell::run(Command::new("bash").arg(script))?;
     }
-    if Binaries::locate().is_err() {
+    if Binaries::locate().is_err() || NodeBinaries::locate().is_err() {
         crate::controlplane_build::run()?;
     }
-    shell::run(cargo().args(["build", "-p", "regcreds", "--bin", "regcreds"]))?;
-    Ok(regcreds_binary())
+    shell::run(cargo().args(["build", "-p", "regcreds", "--bin", "regcreds"]))
 }
 
 async fn demo(binary: PathBuf, keep: bool) -> Result<()> {
     step(
         1,
-        "Starting a Kubernetes control plane",
-        "etcd, kube-apiserver and kube-controller-manager, on loopback",
+        "Starting a Kubernetes cluster with one real node, and a private registry",
+        "control plane · kube-scheduler · containerd + runc + CNI · kubelet · kube-proxy, in namespaces of their own",
     );
     let took = Instant::now();
-    let cp = ControlPlane::start().await?;
-    println!("      ready at {} in {}", cp.server_url(), human(took.elapsed()));
-    let mut demo = Demo::start(cp, binary).await?;
+    let world = NodeWorld::start().await?;
+    println!(
+        "      node {NODE_NAME} Ready in {} (apiserver {})",
+        human(took.elapsed()),
+        world.control_plane().server_url()
+    );
+    println!(
+        "      registry https://{} (user {PULL_USER}, password {}), private image {}",
+        world.registry_host(),
+        mask(&world.pull_password()),
+        world.workload_image()
+    );
+    let mut demo = Demo::start(world, binary).await?;
     let shown = demo.show().await;
     if shown.is_ok() && keep {
         demo.print_how_to_reach();
@@ -108,30 +121,27 @@ async fn demo(binary: PathBuf, keep: bool) -> Result<()> {
 
 /// Everything the demo started.
 struct Demo {
-    // Field order is drop order: regcreds before the registry it checks, both before the cluster.
+    // Field order is drop order: regcreds before the world it talks to.
     regcreds: Supervised,
-    registry: TestRegistry,
-    cp: ControlPlane,
+    world: NodeWorld,
     client: Client,
     binary: PathBuf,
-    password: String,
     admin_port: u16,
 }
 
 impl Demo {
-    /// Steps 2 and 3: the registry, then regcreds pointed at it.
-    async fn start(cp: ControlPlane, binary: PathBuf) -> Result<Self> {
-        let password = random_password();
-        let registry = start_registry(&password).await?;
+    /// Step 2: regcreds pointed at the world's registry.
+    async fn start(world: NodeWorld, binary: PathBuf) -> Result<Self> {
         step(
-            3,
+            2,
             "Starting regcreds",
             "static provider: one registry, one user, one password; every namespace gets it",
         );
         let admin_port = free_port()?;
-        let env = regcreds_env(&cp, &registry, &password, admin_port);
+        let env = regcreds_env(&world, &world.pull_password(), admin_port).await;
         println!("  $ {} {} run", masked_env(&env), binary.display());
-        let regcreds = Supervised::spawn(&binary, &["run"], &env, &registry.dir().join("regcreds.log"))?;
+        let log = world.dir().join("logs/regcreds.log");
+        let regcreds = Supervised::spawn(&binary, &["run"], &env, &log)?;
         let took = Instant::now();
         poll("regcreds /readyz", || {
             http_get(admin_port, "/readyz").filter(|(s, _)| *s == 200)
@@ -142,29 +152,26 @@ impl Demo {
             human(took.elapsed()),
             regcreds.log.display()
         );
-        let client = cp.client();
+        let client = world.client();
         Ok(Self {
             regcreds,
-            registry,
-            cp,
+            world,
             client,
             binary,
-            password,
             admin_port,
         })
     }
 
-    /// Steps 4 to 7.
+    /// Steps 3 to 5.
     async fn show(&mut self) -> Result<()> {
-        let secret = self.create_namespace_and_wait_for_the_secret().await?;
-        self.show_service_account_and_pod().await?;
-        self.pull_with(&secret)?;
+        self.create_namespace_and_wait_for_the_secret().await?;
+        self.show_service_account_and_running_pod().await?;
         self.show_check_and_metrics().await
     }
 
     async fn create_namespace_and_wait_for_the_secret(&self) -> Result<Secret> {
         step(
-            4,
+            3,
             "Creating a namespace",
             "regcreds watches namespaces and writes its Secret into each new one",
         );
@@ -192,11 +199,11 @@ impl Demo {
         Ok(secret)
     }
 
-    async fn show_service_account_and_pod(&self) -> Result<()> {
+    async fn show_service_account_and_running_pod(&self) -> Result<()> {
         step(
-            5,
-            "The default ServiceAccount refers to it",
-            "so every Pod using that account pulls with it, unchanged",
+            4,
+            "The default ServiceAccount refers to it, so a Pod pulls the private image",
+            "nothing in the Pod mentions credentials: admission copies them from the ServiceAccount",
         );
         let accounts = Api::<ServiceAccount>::namespaced(self.client.clone(), NAMESPACE);
         let sa = poll_api("the patched default ServiceAccount", || async {
@@ -209,26 +216,42 @@ impl Demo {
             "metadata": { "name": sa.metadata.name, "namespace": sa.metadata.namespace },
             "imagePullSecrets": sa.image_pull_secrets,
         })));
-        let pod = self.create_pod().await?;
-        println!(
-            "  $ kubectl run hello -n {NAMESPACE} --image={}   # admission copies the pull secret",
-            self.registry.image_name()
-        );
+        let image = self.world.workload_image().to_string();
+        println!("  $ kubectl run hello -n {NAMESPACE} --image={image} -- sleep 3600");
+        let took = Instant::now();
+        self.create_pod(&image).await?;
+        let pods = Api::<Pod>::namespaced(self.client.clone(), NAMESPACE);
+        let pod = poll_api("the Pod to run", || async {
+            let pod = pods.get_opt("hello").await?;
+            Ok(pod.filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")))
+        })
+        .await?;
+        let status = pod.status.clone().unwrap_or_default();
         print_block(&to_yaml(&json!({
-            "spec": { "imagePullSecrets": pod.spec.and_then(|s| s.image_pull_secrets) },
-            "status": { "phase": pod.status.and_then(|s| s.phase) },
+            "spec": { "nodeName": pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+                      "imagePullSecrets": pod.spec.as_ref().and_then(|s| s.image_pull_secrets.clone()) },
+            "status": { "phase": status.phase, "podIP": status.pod_ip },
         })));
-        println!("      (Pending: this control plane has no nodes; a kubelet would pull with {SECRET})");
+        let events = self.world.pod_events(NAMESPACE, "hello").await?;
+        if let Some(pulled) = events.iter().find(|e| e.starts_with("Pulled:")) {
+            println!("      event {pulled}");
+        }
+        println!(
+            "      Running {} after it was created: kubelet pulled the private image with {SECRET}",
+            human(took.elapsed())
+        );
         Ok(())
     }
 
-    async fn create_pod(&self) -> Result<Pod> {
+    async fn create_pod(&self, image: &str) -> Result<Pod> {
         let mut pod = Pod::default();
         pod.metadata.name = Some("hello".into());
         pod.spec = Some(PodSpec {
+            termination_grace_period_seconds: Some(1),
             containers: vec![Container {
                 name: "hello".into(),
-                image: Some(self.registry.image_name()),
+                image: Some(image.into()),
+                command: Some(vec!["sleep".into(), "3600".into()]),
                 ..Container::default()
             }],
             ..PodSpec::default()
@@ -239,66 +262,17 @@ impl Demo {
             .context("creating the Pod")
     }
 
-    /// Step 6: the Secret's bytes as skopeo's authfile; without them the registry refuses.
-    fn pull_with(&self, secret: &Secret) -> Result<()> {
-        step(
-            6,
-            "Pulling the private image with the propagated credential",
-            "skopeo reads a dockerconfigjson exactly as kubelet does",
-        );
-        let bytes = dockerconfigjson(secret)?;
-        let authfile = self.registry.dir().join("auth.json");
-        std::fs::write(&authfile, bytes).context("writing the authfile")?;
-        let image = format!("docker://{}", self.registry.image_name());
-        println!("  $ skopeo inspect {image}        # no credentials");
-        let empty = self.registry.dir().join("empty.json");
-        std::fs::write(&empty, br#"{"auths":{}}"#)?;
-        match self.registry.skopeo_inspect(&empty) {
-            Ok(_) => bail!("the registry let an anonymous client read the image; it is not private"),
-            Err(stderr) => println!("      refused: {}", skopeo_reason(&stderr)),
-        }
-        println!(
-            "  $ kubectl get secret {SECRET} -n {NAMESPACE} -o jsonpath='{{.data.\\.dockerconfigjson}}' | base64 -d > {}",
-            authfile.display()
-        );
-        println!(
-            "  $ skopeo inspect --authfile {} --format '{{{{.Digest}}}}' {image}",
-            authfile.display()
-        );
-        let digest = self
-            .registry
-            .skopeo_inspect(&authfile)
-            .map_err(|e| anyhow::anyhow!("skopeo: {e}"))?;
-        if digest != self.registry.image_digest() {
-            bail!(
-                "skopeo saw digest {digest}, the registry holds {}",
-                self.registry.image_digest()
-            );
-        }
-        println!("      {digest}   (the digest of the pushed image)");
-        Ok(())
-    }
-
-    /// Step 7: `regcreds check` with the right and a wrong password, and the controller's own metric.
+    /// Step 5: `regcreds check` with the right and a wrong password, and the controller's own metric.
     async fn show_check_and_metrics(&self) -> Result<()> {
         step(
-            7,
+            5,
             "Proving the credential: regcreds check",
             "GET /v2/, answer the auth challenge, HEAD the probe image's manifest",
         );
-        let env = regcreds_env(&self.cp, &self.registry, &self.password, 0);
+        let env = regcreds_env(&self.world, &self.world.pull_password(), 0).await;
         self.run_check(&env, 0)?;
         println!("      and with a wrong password (exit code 1):");
-        let wrong: Vec<(&str, String)> = env
-            .into_iter()
-            .map(|(k, v)| {
-                if k == "REGCREDS_STATIC_PASSWORD" {
-                    (k, "not-the-password".into())
-                } else {
-                    (k, v)
-                }
-            })
-            .collect();
+        let wrong = regcreds_env(&self.world, "not-the-password", 0).await;
         self.run_check(&wrong, 1)?;
         println!("      the controller runs the same check after each mint and hourly:");
         println!(
@@ -341,32 +315,22 @@ impl Demo {
     }
 
     fn print_how_to_reach(&self) {
-        let kubeconfig = self.cp.kubeconfig_path().display();
-        let registry = &self.registry;
-        println!("\nEverything keeps running. Try:");
-        println!("  export KUBECONFIG={kubeconfig}");
-        println!("  kubectl --kubeconfig {kubeconfig} get secrets -A");
-        println!("  kubectl create namespace another && kubectl get secret {SECRET} -n another");
+        let kubeconfig = self.world.kubeconfig().display();
+        println!("\nEverything keeps running inside the node world's namespaces. From another terminal:");
+        println!("  sudo nsenter --target $(pgrep -nf regcreds-node-init) --net --mount --pid \\");
         println!(
-            "  registry:  {} (TLS, CA {}; user {USER})",
-            registry.base_url(),
-            registry.cert_dir().join("ca.crt").display()
+            "    {} --kubeconfig {kubeconfig} get pods -A -o wide",
+            regcreds_testkit::binaries::kubectl().display()
         );
         println!(
-            "  skopeo inspect --cert-dir {} --authfile {} docker://{}",
-            registry.cert_dir().display(),
-            registry.dir().join("auth.json").display(),
-            registry.image_name()
-        );
-        println!(
-            "  metrics:   curl -s http://127.0.0.1:{}/metrics",
+            "  metrics (inside): curl -s http://127.0.0.1:{}/metrics",
             self.admin_port
         );
         println!("  regcreds log: {}", self.regcreds.log.display());
         println!("\nCtrl-C stops everything and removes the temporary files.");
     }
 
-    /// `--keep`: waits for Ctrl-C; fails if regcreds or a control-plane process dies meanwhile.
+    /// `--keep`: waits for Ctrl-C; fails if regcreds or a node process dies meanwhile.
     async fn serve_until_ctrl_c(&mut self) -> Result<()> {
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
@@ -374,7 +338,7 @@ impl Demo {
             tokio::select! {
                 signal = &mut ctrl_c => return signal.context("waiting for Ctrl-C"),
                 () = tokio::time::sleep(Duration::from_secs(1)) => {
-                    self.cp.check_running()?;
+                    self.world.check_running()?;
                     if self.regcreds.exited() {
                         bail!("regcreds exited; see {}", self.regcreds.log.display());
                     }
@@ -384,60 +348,21 @@ impl Demo {
     }
 
     fn stop(self) {
-        println!("\nstopping regcreds, the registry and the control plane ...");
-        let Self {
-            regcreds,
-            registry,
-            cp,
-            ..
-        } = self;
+        println!("\nstopping regcreds and the node world ...");
+        let Self { regcreds, world, .. } = self;
         drop(regcreds);
-        drop(registry);
-        cp.shutdown(STOP_GRACE);
-        println!("stopped; temporary files removed");
+        world.stop_node();
+        println!("stopped; the world's namespaces and temporary files go with it");
     }
 }
 
-/// Step 2.
-async fn start_registry(password: &str) -> Result<TestRegistry> {
-    step(
-        2,
-        "Starting a private registry with one image",
-        "distribution with TLS from a throwaway CA and an htpasswd user",
-    );
-    let took = Instant::now();
-    let users = [(USER, password)];
-    let registry = TestRegistry::start(RegistryOptions {
-        tls: true,
-        users: &users,
-        token_auth: false,
-    })
-    .await;
-    println!(
-        "      {} (user {USER}, password {}) in {}",
-        registry.base_url(),
-        mask(password),
-        human(took.elapsed())
-    );
-    println!(
-        "      image {}  {}",
-        registry.image_name(),
-        registry.image_digest()
-    );
-    Ok(registry)
-}
-
 /// regcreds' whole environment: nothing from the caller's shell can enable another provider.
-fn regcreds_env(
-    cp: &ControlPlane,
-    registry: &TestRegistry,
-    password: &str,
-    admin_port: u16,
-) -> Vec<(&'static str, String)> {
+async fn regcreds_env(world: &NodeWorld, password: &str, admin_port: u16) -> Vec<(&'static str, String)> {
+    let registry = world.registry().await;
     vec![
-        ("KUBECONFIG", cp.kubeconfig_path().display().to_string()),
-        ("REGCREDS_STATIC_SERVER", registry.host().to_string()),
-        ("REGCREDS_STATIC_USER", USER.to_string()),
+        ("KUBECONFIG", world.kubeconfig().display().to_string()),
+        ("REGCREDS_STATIC_SERVER", world.registry_host().to_string()),
+        ("REGCREDS_STATIC_USER", PULL_USER.to_string()),
         ("REGCREDS_STATIC_PASSWORD", password.to_string()),
         // One replica, so no Lease (and no namespace for it) is needed.
         ("REGCREDS_LEADER_ELECTION", "false".to_string()),
@@ -446,7 +371,7 @@ fn regcreds_env(
             "REGCREDS_CHECK_CA_FILE",
             registry.cert_dir().join("ca.crt").display().to_string(),
         ),
-        ("REGCREDS_CHECK_IMAGES", registry.image_name()),
+        ("REGCREDS_CHECK_IMAGES", world.workload_image().to_string()),
         ("REGCREDS_LOG_FORMAT", "json".to_string()),
     ]
 }
@@ -503,11 +428,6 @@ fn mask(secret: &str) -> String {
     format!("{shown}******")
 }
 
-fn random_password() -> String {
-    let bits = RandomState::new().hash_one(Instant::now());
-    format!("demo-{bits:016x}")
-}
-
 // === output ===
 
 /// `[n/7] title` and a one-line explanation.
@@ -521,15 +441,6 @@ fn step(n: u32, title: &str, why: &str) {
 fn print_block(text: &str) {
     for line in text.lines() {
         println!("      {line}");
-    }
-}
-
-/// skopeo's `level=fatal msg="…: unauthorized: authentication required"` → from `unauthorized` on.
-fn skopeo_reason(stderr: &str) -> &str {
-    let text = stderr.trim().lines().last().unwrap_or_default();
-    match text.find("unauthorized") {
-        Some(start) => text[start..].trim_end_matches('"'),
-        None => text,
     }
 }
 

@@ -1,16 +1,20 @@
 //! `cargo xtask <task>`: regcreds' developer and CI tasks.
 //!
-//! - `controlplane build` ([`controlplane_build`]): build etcd, kube-apiserver and
-//!   kube-controller-manager from source once, into `~/.cache/regcreds`.
-//! - `controlplane up` ([`controlplane_up`]): run that control plane in the foreground.
+//! - `controlplane build` ([`controlplane_build`]): build etcd, kube-apiserver,
+//!   kube-controller-manager and a node's parts (kubelet, kube-scheduler, kube-proxy, containerd,
+//!   pause) from source once, into `~/.cache/regcreds`.
+//! - `controlplane up [--node]` ([`controlplane_up`]): run that control plane (with a node) in the
+//!   foreground.
 //! - `test` ([`test`]): install test dependencies, lint, and run every test (what CI runs).
 //! - `bench` ([`bench`]): measure regcreds against a bare client doing the same writes.
 //! - `demo` ([`demo`]): regcreds end to end on this machine, step by step.
+//! - `image` ([`image`]): the container image without Docker (OCI layout; `--push` with skopeo).
 
 mod bench;
 mod controlplane_build;
 mod controlplane_up;
 mod demo;
+mod image;
 mod shell;
 mod test;
 
@@ -35,11 +39,13 @@ enum Task {
     Bench(bench::Args),
     /// Show regcreds end to end: control plane, private registry, propagated Secret, a real pull.
     Demo(demo::Args),
+    /// Build the regcreds image from the release binary without Docker; optionally push it.
+    Image(image::Args),
 }
 
 #[derive(Subcommand)]
 enum Controlplane {
-    /// Build the pinned binaries from the Go module proxy (cached; needs Go).
+    /// Build the pinned control-plane and node binaries from the Go module proxy (cached; needs Go).
     Build,
     /// Run a control plane in the foreground and write an admin kubeconfig; Ctrl-C stops it.
     Up(controlplane_up::Args),
@@ -52,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(args) => test::run(args),
         Task::Bench(args) => bench::run(args),
         Task::Demo(args) => demo::run(args),
+        Task::Image(args) => image::run(args),
     }
 }
 

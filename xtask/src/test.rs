@@ -2,15 +2,18 @@
 //!
 //! 1. `xtask/scripts/setup-test-deps.sh`: Debian packages (registry, skopeo, htpasswd, openssl) and the
 //!    Python venv (moto, boto3, pyjwt, cryptography), each only if missing.
-//! 2. The control-plane binaries (`controlplane build`, cached).
+//! 2. The control-plane and node binaries (`controlplane build`, cached).
 //! 3. Unless `--no-lint`: `cargo fmt --all --check`, `cargo clippy --workspace --all-targets -D warnings`.
 //! 4. `cargo build -p regcreds --bin regcreds` (what end-to-end tests run), then `cargo test --workspace`
-//!    with `REGCREDS_CONTROLPLANE_BIN` and `REGCREDS_PYTHON` pointing at steps 1 and 2.
+//!    with `REGCREDS_CONTROLPLANE_BIN`, `REGCREDS_NODE_BIN` and `REGCREDS_PYTHON` pointing at steps 1
+//!    and 2. The node tests (`tests/tests/node*.rs`) start their own namespaces; they need root.
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use anyhow::Result;
-use regcreds_testkit::binaries::{self, Binaries, CONTROLPLANE_BIN_ENV, PYTHON_ENV};
+use regcreds_testkit::binaries::{
+    self, Binaries, CONTROLPLANE_BIN_ENV, NODE_BIN_ENV, NodeBinaries, PYTHON_ENV, pinned_node_bin_dir,
+};
 
 use crate::shell::{self, cargo, human, section};
 
@@ -52,8 +55,10 @@ fn steps(args: &Args, timings: &mut Vec<(&'static str, Duration)>) -> Result<()>
         shell::run(Command::new("bash").arg(script).env("REGCREDS_VENV", &venv))
     })?;
     let mut bin_dir = PathBuf::new();
-    step("control-plane binaries", &mut || {
+    let mut node_dir = PathBuf::new();
+    step("control-plane and node binaries", &mut || {
         bin_dir = controlplane_bin_dir()?;
+        node_dir = node_bin_dir()?;
         Ok(())
     })?;
     if !args.no_lint {
@@ -73,6 +78,7 @@ fn steps(args: &Args, timings: &mut Vec<(&'static str, Duration)>) -> Result<()>
             .args(test_selection(&args.cargo_test_args))
             .args(&args.cargo_test_args);
         cmd.env(CONTROLPLANE_BIN_ENV, &bin_dir)
+            .env(NODE_BIN_ENV, &node_dir)
             .env(PYTHON_ENV, venv.join("bin/python"));
         shell::run(&mut cmd)
     })
@@ -87,6 +93,20 @@ fn controlplane_bin_dir() -> Result<PathBuf> {
         return Ok(dir);
     }
     crate::controlplane_build::run()
+}
+
+/// `$REGCREDS_NODE_BIN` if it already holds the node's binaries, else the (cached) pinned build.
+fn node_bin_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(NODE_BIN_ENV).map(PathBuf::from)
+        && NodeBinaries::in_dir(&dir).is_some()
+    {
+        println!("using ${NODE_BIN_ENV} = {}", dir.display());
+        return Ok(dir);
+    }
+    if NodeBinaries::in_dir(&pinned_node_bin_dir()).is_none() {
+        crate::controlplane_build::node()?;
+    }
+    Ok(pinned_node_bin_dir())
 }
 
 /// `--workspace`, unless the pass-through arguments pick packages themselves.

@@ -45,14 +45,12 @@ pub enum Error {
     /// The timeout is zero.
     #[error("timeout must be greater than zero")]
     ZeroTimeout,
-    /// The CA file could not be read.
-    #[error("cannot read CA file {path}: {source}")]
+    /// The CA file could not be read (missing, unreadable, larger than 1 MiB).
+    #[error("CA file: {source}")]
     UnreadableCaFile {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
+        /// What went wrong; names the file.
         #[source]
-        source: std::io::Error,
+        source: regcreds_core::FileError,
     },
     /// The CA file holds no usable PEM certificate.
     #[error("CA file {0} holds no PEM certificate")]

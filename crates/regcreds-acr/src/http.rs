@@ -19,12 +19,9 @@ pub(crate) async fn client(ca_file: Option<&Path>, timeout: Duration) -> Result<
 }
 
 async fn certificates(path: &Path) -> Result<Vec<reqwest::Certificate>> {
-    let pem = tokio::fs::read(path)
+    let pem = regcreds_core::read_bounded_async(path)
         .await
-        .map_err(|source| Error::UnreadableCaFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| Error::UnreadableCaFile { source })?;
     match reqwest::Certificate::from_pem_bundle(&pem) {
         Ok(certs) if !certs.is_empty() => Ok(certs),
         _ => Err(Error::InvalidCaFile(path.to_path_buf())),
@@ -49,5 +46,14 @@ mod tests {
             client(Some(&missing), Duration::from_secs(1)).await,
             Err(Error::UnreadableCaFile { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn an_endless_or_huge_ca_file_fails_fast() {
+        let result = client(Some(Path::new("/dev/zero")), Duration::from_secs(1)).await;
+        let Err(error @ Error::UnreadableCaFile { .. }) = result else {
+            panic!("expected an unreadable CA file, got {result:?}");
+        };
+        assert!(error.to_string().contains("larger than 1 MiB"), "{error}");
     }
 }

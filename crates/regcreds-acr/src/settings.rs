@@ -110,7 +110,7 @@ impl AcrSettings {
         if let Some(host) = &self.authority_host {
             validate_url("authority_host", host)?;
             if !host.starts_with("https://") {
-                return Err(Error::AuthorityNotHttps(host.clone()));
+                return Err(Error::AuthorityNotHttps(regcreds_core::redact_registry(host)));
             }
         }
         let registries = self
@@ -136,7 +136,7 @@ impl AcrSettings {
 /// server is both the `auths` key and the exchange's `service`, so it must be a bare host.
 fn login_server(raw: &str) -> Result<RegistryHost> {
     let invalid = |reason: &str| Error::InvalidRegistry {
-        registry: raw.to_string(),
+        registry: regcreds_core::redact_registry(raw),
         reason: reason.to_string(),
     };
     let trimmed = raw.trim();
@@ -204,7 +204,7 @@ fn validate_url(setting: &'static str, url: &str) -> Result<()> {
         }
         _ => Err(Error::InvalidUrl {
             setting,
-            url: url.to_string(),
+            url: regcreds_core::redact_registry(url),
         }),
     }
 }

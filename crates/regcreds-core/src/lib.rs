@@ -13,12 +13,14 @@
 //! * [`DockerConfig::parse`] validates user-supplied dockerconfigjson and reports *where* it is wrong
 //!   without ever echoing a secret.
 //! * [`Provider`] is the one trait a credential source implements.
+//! * [`read_bounded`] reads the files users point regcreds at, never more than 1 MiB.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod credential;
 mod dockerconfig;
 mod error;
+mod file;
 mod provider;
 mod registry;
 mod secret;
@@ -26,6 +28,7 @@ mod secret;
 pub use credential::{Credential, CredentialSet};
 pub use dockerconfig::{DockerConfig, DockerConfigError};
 pub use error::{Error, Result};
+pub use file::{FileError, MAX_INPUT_FILE_BYTES, read_bounded, read_bounded_async, read_bounded_to_string};
 pub use provider::{Provider, ProviderName};
-pub use registry::{RegistryHost, RegistryHostError};
+pub use registry::{RegistryHost, RegistryHostError, redact_registry};
 pub use secret::SecretString;

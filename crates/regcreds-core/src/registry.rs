@@ -10,7 +10,8 @@ use std::fmt;
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RegistryHost(String);
 
-/// Why a registry key was rejected. Registry keys are not secret, so they may be echoed.
+/// Why a registry key was rejected. A registry key is not secret, but a malformed one may carry a
+/// credential (`user:password@`, `?token=`): messages show it through [`redact_registry`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryHostError {
     /// The key was empty or blank.
@@ -32,7 +33,7 @@ pub enum RegistryHostError {
     #[error("registry {0:?} has an invalid port")]
     Port(String),
     /// The key carries a query string or fragment.
-    #[error("registry {0:?} must not contain '?' or '#'")]
+    #[error("registry {0:?} must not contain a query string or fragment ('?' or '#')")]
     Query(String),
 }
 
@@ -44,13 +45,13 @@ impl RegistryHost {
             return Err(RegistryHostError::Empty);
         }
         if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(RegistryHostError::Whitespace(redact_userinfo(key)));
+            return Err(RegistryHostError::Whitespace(redact_registry(key)));
         }
         if key.contains('@') {
-            return Err(RegistryHostError::UserInfo(redact_userinfo(key)));
+            return Err(RegistryHostError::UserInfo(redact_registry(key)));
         }
         if key.contains('?') || key.contains('#') {
-            return Err(RegistryHostError::Query(key.to_string()));
+            return Err(RegistryHostError::Query(redact_registry(key)));
         }
         let rest = match key.split_once("://") {
             Some(("http" | "https", rest)) => rest,
@@ -100,11 +101,34 @@ fn split_port(authority: &str) -> Option<(&str, &str)> {
     authority.rsplit_once(':')
 }
 
-/// Error messages must never show `user:password@`; keep only what follows the `@`.
-fn redact_userinfo(key: &str) -> String {
-    match key.rsplit_once('@') {
-        Some((_, host)) => format!("***@{host}"),
-        None => key.to_string(),
+/// A registry key (or URL) as it may appear in a message: `user:password@` becomes `***@` and a query
+/// string or fragment becomes `?***`, because either may carry a credential. Nothing else changes, so
+/// the user still recognises what they wrote.
+pub fn redact_registry(key: &str) -> String {
+    // NB: userinfo first, on the whole key: a password may itself contain '?', '#' or "://".
+    let (prefix, rest) = match key.rsplit_once('@') {
+        Some((userinfo, host)) => (format!("{}***@", scheme_of(userinfo)), host),
+        None => (String::new(), key),
+    };
+    let rest = match rest.find(['?', '#']) {
+        Some(at) => format!("{}?***", &rest[..at]),
+        None => rest.to_string(),
+    };
+    format!("{prefix}{rest}")
+}
+
+/// `https://` if `text` starts with a well-formed scheme, else nothing (it may be part of a password).
+fn scheme_of(text: &str) -> String {
+    match text.split_once("://") {
+        Some((scheme, _))
+            if scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            format!("{scheme}://")
+        }
+        _ => String::new(),
     }
 }
 
@@ -184,6 +208,23 @@ mod tests {
             RegistryHost::parse("x.io?a=b"),
             Err(RegistryHostError::Query(_))
         ));
+    }
+
+    #[test]
+    fn a_query_string_or_userinfo_is_never_echoed() {
+        for (key, shown) in [
+            ("x.io?token=s3cr3t", "x.io?***"),
+            ("https://x.io/v2/#s3cr3t", "https://x.io/v2/?***"),
+            ("https://bob:s3cr3t@x.io/p?t=s3cr3t", "https://***@x.io/p?***"),
+            ("bob:s3cr3t@x.io", "***@x.io"),
+            ("x.io/?a b=s3cr3t", "x.io/?***"),
+            ("bob:s3cr3t:@https://a", "\"***@https://a\""),
+            ("https://bob:s3c?r#3t@x.io", "https://***@x.io"),
+        ] {
+            let err = RegistryHost::parse(key).expect_err(key).to_string();
+            assert!(!err.contains("s3cr3t"), "{key}: {err}");
+            assert!(err.contains(shown), "{key}: {err}");
+        }
     }
 
     #[test]

@@ -177,7 +177,7 @@ fn validate_endpoint(setting: &'static str, url: Option<&str>) -> Result<()> {
         }
         _ => Err(Error::InvalidEndpointUrl {
             setting,
-            url: url.to_string(),
+            url: regcreds_core::redact_registry(url),
         }),
     }
 }

@@ -1,7 +1,5 @@
 //! The crate's error types: invalid settings, and what is wrong with a service-account key.
 
-use std::path::PathBuf;
-
 /// Invalid GCR settings. Never contains key material.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,14 +18,12 @@ pub enum Error {
     /// The metadata server URL is not an http(s) URL.
     #[error("metadata URL {0:?} is not an http:// or https:// URL")]
     InvalidMetadataUrl(String),
-    /// The key file could not be read.
-    #[error("cannot read service-account key {path}: {source}")]
+    /// The key file could not be read (missing, unreadable, larger than 1 MiB).
+    #[error("service-account key: {source}")]
     UnreadableKeyFile {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
+        /// What went wrong; names the file.
         #[source]
-        source: std::io::Error,
+        source: regcreds_core::FileError,
     },
     /// The key is not a usable service-account key.
     #[error("service-account key ({origin}): {source}")]

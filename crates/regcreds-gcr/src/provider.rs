@@ -100,13 +100,10 @@ async fn file_source(path: PathBuf) -> Result<Source> {
     Ok(Source::File(path))
 }
 
-async fn read_key(path: &PathBuf) -> Result<ServiceAccountKey> {
-    let json = tokio::fs::read_to_string(path)
+async fn read_key(path: &std::path::Path) -> Result<ServiceAccountKey> {
+    let json = regcreds_core::read_bounded_to_string(path)
         .await
-        .map_err(|source| Error::UnreadableKeyFile {
-            path: path.clone(),
-            source,
-        })?;
+        .map_err(|source| Error::UnreadableKeyFile { source })?;
     key::parse(&json).map_err(|source| Error::Key {
         origin: path.display().to_string(),
         source,

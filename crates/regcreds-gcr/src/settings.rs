@@ -67,7 +67,7 @@ impl GcrSettings {
                 .strip_prefix("http://")
                 .or_else(|| url.strip_prefix("https://"));
             if !matches!(rest, Some(host) if !host.is_empty() && !host.starts_with('/')) {
-                return Err(Error::InvalidMetadataUrl(url.clone()));
+                return Err(Error::InvalidMetadataUrl(regcreds_core::redact_registry(url)));
             }
         }
         let mut registries: Vec<RegistryHost> = Vec::new();

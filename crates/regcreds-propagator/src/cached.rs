@@ -3,9 +3,12 @@
 //! A reflected `Secret` or `ServiceAccount` carries `managedFields`, timestamps, owner references and
 //! every annotation: over a kilobyte each, for tens of thousands of objects. Reconciling needs far less:
 //! the name and `resourceVersion` (the precondition of the next write), and the *content* regcreds
-//! compares — a Secret's labels, type and `.dockerconfigjson`; a ServiceAccount's `imagePullSecrets` and
-//! regcreds' own annotations. Once regcreds has converged, every namespace holds the *same* content, so
-//! contents are interned: ten thousand Secrets share one `Arc<SecretContent>`.
+//! compares and decides ownership by — a Secret's labels (managed-by, provider, instance), type,
+//! `.dockerconfigjson` and whether imagepullsecret-patcher made it; a ServiceAccount's
+//! `imagePullSecrets` and the annotations in which instances record the references they added (each
+//! instance's `image-pull-secrets.regcreds.dev/<instance>` and the shared one of earlier versions). Once
+//! regcreds has converged, every namespace holds the *same* content, so contents are interned: ten
+//! thousand Secrets share one `Arc<SecretContent>`.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -14,11 +17,19 @@ use std::{
 
 use k8s_openapi::api::core::v1::{ObjectReference, Secret, ServiceAccount};
 
-use crate::labels::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::{
+    InstanceId,
+    instance::Claim,
+    labels::{
+        INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PATCHER_MANAGED_BY, REFS_ANNOTATION_PREFIX,
+    },
+};
 
 /// The data key of a pull secret.
 pub const DATA_KEY: &str = ".dockerconfigjson";
-/// Annotations kept on cached ServiceAccounts: regcreds' own (everything else is never read).
+/// Annotations kept on cached ServiceAccounts: regcreds' own (everything else is never read), i.e. the
+/// shared `regcreds.dev/image-pull-secrets` of earlier versions and every instance's
+/// [`REFS_ANNOTATION_PREFIX`]`<instance>`.
 const OWN_ANNOTATION_PREFIX: &str = "regcreds.dev/";
 /// Distinct contents remembered for interning: the current credential, the previous one during a
 /// rotation, and a few spares. Anything else (a tampered Secret) is simply stored on its own.
@@ -33,6 +44,9 @@ pub struct SecretContent {
     pub type_: Option<String>,
     /// The `.dockerconfigjson` bytes, if present.
     pub data: Option<Vec<u8>>,
+    /// Whether imagepullsecret-patcher created it (its `managed-by` annotation; no other annotation
+    /// is ever read).
+    pub patchers: bool,
 }
 
 /// One Secret as regcreds knows it.
@@ -64,6 +78,18 @@ impl SecretState {
         self.label(MANAGED_BY_LABEL) == Some(MANAGED_BY_VALUE)
     }
 
+    /// Whether imagepullsecret-patcher created the Secret: regcreds replaces that tool, so it takes such
+    /// a Secret over like one of its own instead of treating it as foreign.
+    pub fn is_patchers(&self) -> bool {
+        self.content.patchers
+    }
+
+    /// Who the Secret (a managed one) belongs to, from `instance`'s point of view; `writes` says whether
+    /// that instance writes a name.
+    pub fn claim(&self, instance: &InstanceId, writes: impl Fn(&str) -> bool) -> Claim {
+        instance.claim_named(&self.name, self.label(INSTANCE_LABEL), writes)
+    }
+
     /// A reference to the Secret for Kubernetes Events.
     pub fn object_reference(&self, namespace: &str) -> ObjectReference {
         ObjectReference {
@@ -81,7 +107,14 @@ impl SecretState {
 impl From<Secret> for SecretState {
     fn from(secret: Secret) -> Self {
         let meta = secret.metadata;
+        let (key, value) = PATCHER_MANAGED_BY;
+        let patchers = meta
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(key))
+            .is_some_and(|v| v == value);
         let content = SecretContent {
+            patchers,
             labels: meta.labels.unwrap_or_default(),
             type_: secret.type_,
             data: secret
@@ -119,11 +152,6 @@ pub struct AccountState {
 }
 
 impl AccountState {
-    /// The name (called like kube's `ResourceExt::name_any`, so call sites read the same).
-    pub fn name_any(&self) -> String {
-        self.name.clone()
-    }
-
     /// One of regcreds' own annotations.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.refs.annotations.get(key).map(String::as_str)
@@ -144,7 +172,7 @@ impl From<ServiceAccount> for AccountState {
                 .annotations
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|(key, _)| key.starts_with(OWN_ANNOTATION_PREFIX))
+                .filter(|(key, _)| is_own_annotation(key))
                 .collect(),
         };
         Self {
@@ -153,6 +181,11 @@ impl From<ServiceAccount> for AccountState {
             refs: ACCOUNT_REFS.intern(refs),
         }
     }
+}
+
+/// Whether a ServiceAccount annotation is one regcreds reads (see [`OWN_ANNOTATION_PREFIX`]).
+pub fn is_own_annotation(key: &str) -> bool {
+    key.starts_with(OWN_ANNOTATION_PREFIX) || key.starts_with(REFS_ANNOTATION_PREFIX)
 }
 
 static SECRET_CONTENTS: Interner<SecretContent> = Interner::new();
@@ -186,7 +219,7 @@ impl<T: PartialEq> Interner<T> {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::{ByteString, api::core::v1::LocalObjectReference};
-    use kube::api::ObjectMeta;
+    use kube::{ResourceExt, api::ObjectMeta};
 
     use super::*;
 
@@ -219,13 +252,37 @@ mod tests {
     }
 
     #[test]
+    fn secrets_keep_what_ownership_decisions_read() {
+        let mut other = secret("ecr-pull", b"{1}");
+        other.labels_mut().insert(INSTANCE_LABEL.into(), "ecr".into());
+        let me = InstanceId::new("hub").expect("id");
+        let state = SecretState::from(other);
+        assert_eq!(state.claim(&me, |_| true), Claim::Others("ecr".into()));
+        assert!(!state.is_patchers());
+        assert_eq!(
+            SecretState::from(secret("hub-pull", b"{1}")).claim(&me, |n| n == "hub-pull"),
+            Claim::Adopted
+        );
+        let mut patchers = secret("pull", b"{1}");
+        patchers.metadata.labels = None;
+        patchers.annotations_mut().extend([
+            (PATCHER_MANAGED_BY.0.to_string(), PATCHER_MANAGED_BY.1.to_string()),
+            ("unrelated".to_string(), "x".to_string()),
+        ]);
+        let patchers = SecretState::from(patchers);
+        assert!(patchers.is_patchers() && !patchers.is_managed());
+    }
+
+    #[test]
     fn service_accounts_keep_references_and_only_regcreds_annotations() {
         let account = ServiceAccount {
             metadata: ObjectMeta {
                 name: Some("default".into()),
                 resource_version: Some("7".into()),
                 annotations: Some(BTreeMap::from([
-                    ("regcreds.dev/image-pull-secrets".into(), "ours".into()),
+                    ("regcreds.dev/image-pull-secrets".into(), "legacy".into()),
+                    ("image-pull-secrets.regcreds.dev/hub".into(), "ours".into()),
+                    ("image-pull-secrets.regcreds.dev/ecr".into(), "other".into()),
                     (
                         "kubectl.kubernetes.io/last-applied-configuration".into(),
                         "{...}".into(),
@@ -240,8 +297,19 @@ mod tests {
         };
         let state = AccountState::from(account);
         assert_eq!(state.refs.image_pull_secrets, ["theirs"]);
-        assert_eq!(state.annotation("regcreds.dev/image-pull-secrets"), Some("ours"));
-        assert_eq!(state.refs.annotations.len(), 1);
+        assert_eq!(
+            state.annotation("regcreds.dev/image-pull-secrets"),
+            Some("legacy")
+        );
+        assert_eq!(
+            state.annotation("image-pull-secrets.regcreds.dev/hub"),
+            Some("ours")
+        );
+        assert_eq!(
+            state.annotation("image-pull-secrets.regcreds.dev/ecr"),
+            Some("other")
+        );
+        assert_eq!(state.refs.annotations.len(), 3);
         assert_eq!(state.resource_version.as_deref(), Some("7"));
     }
 }

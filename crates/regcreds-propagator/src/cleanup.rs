@@ -1,4 +1,5 @@
-//! `regcreds cleanup`: remove everything regcreds ever created in the cluster.
+//! `regcreds cleanup`: remove what one regcreds instance created — or, on request, what every instance
+//! ever created — from the whole cluster.
 
 use std::collections::BTreeSet;
 
@@ -7,9 +8,10 @@ use kube::{Api, Client, ResourceExt, api::ListParams};
 use tracing::info;
 
 use crate::{
-    Result,
+    InstanceId, Result,
     error::api_error,
-    labels::{REFS_ANNOTATION, managed_selector},
+    instance::Claim,
+    labels::{REFS_ANNOTATION, REFS_ANNOTATION_PREFIX, managed_selector},
     secrets,
     service_accounts::{self, RefChange, parse_refs_annotation},
 };
@@ -23,16 +25,76 @@ pub struct CleanupReport {
     pub accounts_updated: usize,
 }
 
-/// Deletes every Secret labelled as regcreds', and removes the `imagePullSecrets` entries regcreds added
-/// (as recorded in its annotation) from every ServiceAccount. Entries others added stay.
-pub async fn cleanup(client: &Client) -> Result<CleanupReport> {
+/// Whose objects cleanup removes.
+#[derive(Debug, Clone)]
+pub enum CleanupScope {
+    /// One instance: the Secrets labelled with its id, Secrets from before instances existed whose names
+    /// it writes (`names`), and the ServiceAccount references it recorded (or adopts by `names`).
+    Instance {
+        /// The instance.
+        id: InstanceId,
+        /// The Secret names its configuration writes (may be empty).
+        names: BTreeSet<String>,
+    },
+    /// Everything any regcreds instance ever created.
+    Everyone,
+}
+
+impl CleanupScope {
+    fn owns_secret(&self, secret: &impl ResourceExt) -> bool {
+        match self {
+            Self::Instance { id, names } => matches!(
+                id.claim(secret, |n| names.contains(n)),
+                Claim::Ours | Claim::Adopted
+            ),
+            Self::Everyone => true,
+        }
+    }
+
+    /// The change removing this scope's references from `account`, if it recorded any.
+    fn ref_change(&self, account: &ServiceAccount) -> Option<RefChange> {
+        let recorded = |key: &str| {
+            account
+                .annotations()
+                .get(key)
+                .map(|v| parse_refs_annotation(v))
+                .unwrap_or_default()
+        };
+        let (mut change, remove): (RefChange, BTreeSet<String>) = match self {
+            Self::Instance { id, names } => {
+                let legacy = recorded(REFS_ANNOTATION)
+                    .into_iter()
+                    .filter(|n| names.contains(n));
+                let remove = recorded(&id.refs_annotation())
+                    .into_iter()
+                    .chain(legacy)
+                    .collect();
+                (RefChange::new(id, names.iter().cloned()), remove)
+            }
+            Self::Everyone => {
+                let keys = account
+                    .annotations()
+                    .keys()
+                    .filter(|k| *k == REFS_ANNOTATION || k.starts_with(REFS_ANNOTATION_PREFIX));
+                let remove = keys.flat_map(|k| recorded(k)).collect();
+                (RefChange::everyone(), remove)
+            }
+        };
+        change.remove = remove;
+        (!change.remove.is_empty()).then_some(change)
+    }
+}
+
+/// Deletes the managed Secrets of `scope` and removes the `imagePullSecrets` entries it added (as
+/// recorded in its annotations) from every ServiceAccount. Entries others added stay.
+pub async fn cleanup(client: &Client, scope: &CleanupScope) -> Result<CleanupReport> {
     let mut report = CleanupReport::default();
     let secrets_api: Api<Secret> = Api::all(client.clone());
     let managed = secrets_api
         .list_metadata(&ListParams::default().labels(&managed_selector()))
         .await
         .map_err(api_error("list", "secret", "*", "*"))?;
-    for secret in managed {
+    for secret in managed.into_iter().filter(|s| scope.owns_secret(s)) {
         let (name, namespace) = (secret.name_any(), secret.namespace().unwrap_or_default());
         secrets::delete(client, &namespace, &name).await?;
         info!(%namespace, secret = %name, "deleted secret {name} in namespace {namespace}");
@@ -45,12 +107,8 @@ pub async fn cleanup(client: &Client) -> Result<CleanupReport> {
             .await
             .map_err(api_error("list", "serviceaccount", "*", "*"))?;
     for account in all {
-        let Some(ours) = account.annotations().get(REFS_ANNOTATION) else {
+        let Some(change) = scope.ref_change(&account) else {
             continue;
-        };
-        let change = RefChange {
-            add: BTreeSet::new(),
-            remove: parse_refs_annotation(ours),
         };
         let (name, namespace) = (account.name_any(), account.namespace().unwrap_or_default());
         if service_accounts::update(client, &namespace, &name, &change).await? {

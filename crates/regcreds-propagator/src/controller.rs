@@ -53,6 +53,30 @@ impl Propagator {
         self
     }
 
+    /// One pass over every namespace, reading Secrets and ServiceAccounts directly, then returns what it
+    /// did: imagepullsecret-patcher's `CONFIG_RUNONCE`, for a Job or CronJob.
+    pub async fn run_once(self) -> Result<crate::PassReport> {
+        let Self {
+            client,
+            settings,
+            desired,
+            metrics,
+        } = self;
+        let reporter = Reporter {
+            controller: "regcreds".into(),
+            instance: settings.instance.clone(),
+        };
+        let context = Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            desired,
+            view: View::Direct,
+            metrics,
+        };
+        crate::polling::once(Arc::new(context)).await
+    }
+
     /// Runs until `shutdown` resolves (in-flight reconciles finish first).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<()> {
         let Self {
@@ -195,7 +219,9 @@ fn strip_namespace(namespace: &mut PartialObjectMeta<Namespace>, scope: &Namespa
 /// what regcreds knows about them changed.
 ///
 /// When exactly one ServiceAccount name is targeted (the default, `default`), only accounts of that name
-/// are watched: in a real cluster most accounts are never looked at.
+/// are watched: in a real cluster most accounts are never looked at. Withdrawing from a namespace that
+/// left the scope then lists its accounts directly (references added to other accounts under an earlier
+/// configuration must go too); that is not on the hot path.
 fn watch_dependents(
     client: &Client,
     targets: &ServiceAccountMode,
@@ -208,11 +234,13 @@ fn watch_dependents(
         SecretState::from,
     );
     let (accounts, account_writer) = index::index::<AccountState>();
-    let account_config = match targets {
-        ServiceAccountMode::Named(names) if names.len() == 1 => {
-            watcher::Config::default().fields(&format!("metadata.name={}", names[0]))
-        }
-        _ => watcher::Config::default(),
+    let only_account = match targets {
+        ServiceAccountMode::Named(names) if names.len() == 1 => Some(names[0].clone()),
+        _ => None,
+    };
+    let account_config = match &only_account {
+        Some(name) => watcher::Config::default().fields(&format!("metadata.name={name}")),
+        None => watcher::Config::default(),
     };
     let account_wakes = indexed(
         watcher(Api::<ServiceAccount>::all(client.clone()), account_config),
@@ -220,7 +248,12 @@ fn watch_dependents(
         AccountState::from,
     );
     let wakes = stream::select(secret_wakes, account_wakes);
-    (wakes, View::Cached { secrets, accounts })
+    let view = View::Cached {
+        secrets,
+        accounts,
+        only_account,
+    };
+    (wakes, view)
 }
 
 /// Feeds a watch into an index (as compact `T`s) and yields the namespaces whose state changed.

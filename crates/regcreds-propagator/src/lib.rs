@@ -18,6 +18,7 @@
 //! * Ownership: a Secret without our `managed-by` label is never touched unless `force` is set — a
 //!   Secret regcreds does not know is *created*, which fails if one exists; only then is it read.
 //!   ServiceAccount references we add are recorded in an annotation, so cleanup removes exactly those.
+//!   Both are per [`InstanceId`]: instances side by side never withdraw each other's objects.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -26,7 +27,9 @@ mod cleanup;
 mod controller;
 mod desired;
 mod error;
+pub mod heal;
 mod index;
+mod instance;
 mod labels;
 mod metrics;
 mod polling;
@@ -37,13 +40,16 @@ mod service_accounts;
 mod settings;
 mod view;
 
-pub use cleanup::{CleanupReport, cleanup};
+pub use cleanup::{CleanupReport, CleanupScope, cleanup};
 pub use controller::Propagator;
 pub use desired::{Desired, DesiredSecret};
 pub use error::{Error, Result};
+pub use instance::{Claim, InstanceId, InvalidInstanceId};
 pub use labels::{
-    FIELD_MANAGER, IGNORE_ANNOTATIONS, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PROVIDER_LABEL, REFS_ANNOTATION,
+    FIELD_MANAGER, IGNORE_ANNOTATIONS, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
+    PATCHER_MANAGED_BY, PROVIDER_LABEL, REFS_ANNOTATION, REFS_ANNOTATION_PREFIX,
 };
 pub use metrics::PropagatorMetrics;
+pub use polling::PassReport;
 pub use scope::{LabelSelectorError, NamespaceScope, parse_label_selector};
 pub use settings::{ServiceAccountMode, Settings, WatchMode};

@@ -1,8 +1,16 @@
 //! Namespace polling, for RBAC that cannot watch namespaces (imagepullsecret-patcher's ClusterRole grants
 //! only `list` and `get` on them): list every `interval`, reconcile each namespace with bounded
-//! concurrency, and start a pass at once when the desired Secrets change.
+//! concurrency, and start a pass at once when the desired Secrets change. [`once`] is a single pass
+//! (imagepullsecret-patcher's `CONFIG_RUNONCE`, for a Job or CronJob).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -35,23 +43,43 @@ pub async fn run(ctx: Arc<Context>, interval: Duration, shutdown: impl Future<Ou
     }
 }
 
+/// What one pass over every namespace did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    /// Namespaces seen (in scope or not).
+    pub namespaces: usize,
+    /// Namespaces whose reconcile failed (logged one by one).
+    pub failed: usize,
+}
+
+/// One pass over every namespace, then return.
+pub async fn once(ctx: Arc<Context>) -> Result<PassReport> {
+    pass(&ctx).await
+}
+
 /// One pass over every namespace.
-async fn pass(ctx: &Arc<Context>) -> Result<()> {
+async fn pass(ctx: &Arc<Context>) -> Result<PassReport> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     let namespaces = api
         .list_metadata(&ListParams::default())
         .await
         .map_err(api_error("list", "namespace", "*", "*"))?;
+    let failed = AtomicUsize::new(0);
+    let count = namespaces.items.len();
     futures::stream::iter(namespaces.items)
         .for_each_concurrent(usize::from(ctx.settings.concurrency), |namespace| {
-            let ctx = ctx.clone();
+            let (ctx, failed) = (ctx.clone(), &failed);
             async move {
                 let namespace = Arc::new(namespace);
                 if let Err(error) = reconcile(namespace.clone(), ctx.clone()).await {
+                    failed.fetch_add(1, Ordering::Relaxed);
                     let _ = error_policy(namespace, &error, ctx);
                 }
             }
         })
         .await;
-    Ok(())
+    Ok(PassReport {
+        namespaces: count,
+        failed: failed.into_inner(),
+    })
 }

@@ -16,11 +16,12 @@ use tracing::{info, warn};
 
 use crate::{
     Desired, DesiredSecret, Error, PropagatorMetrics, Result, Settings,
-    cached::SecretState,
+    cached::{AccountState, SecretState},
+    instance::Claim,
     labels::REFS_ANNOTATION,
     scope::Decision,
     secrets::{self, Ensured},
-    service_accounts::{self, RefChange},
+    service_accounts::{self, RefChange, parse_refs_annotation},
     view::View,
 };
 
@@ -79,7 +80,7 @@ const MISSING_ACCOUNT_RECHECK: std::time::Duration = std::time::Duration::from_s
 async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
     let desired = ctx.desired.borrow().clone();
     let mut errors = Vec::new();
-    let mut change = RefChange::default();
+    let mut change = ref_change(ctx, &desired);
     for secret in desired.secrets() {
         match ensure_secret(ctx, namespace, secret).await {
             Ok(true) => drop(change.add.insert(secret.name.clone())),
@@ -89,6 +90,11 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
     }
     for managed in ctx.view.managed_secrets(&ctx.client, namespace).await? {
         let name = managed.name_any();
+        let claim = managed.claim(&ctx.settings.instance_id, |n| desired.expects(n));
+        if matches!(claim, Claim::Others(_) | Claim::Unknown) {
+            // Another instance's Secret (or one from before instances existed that we do not write).
+            continue;
+        }
         if desired.expects(&name) {
             // Minted earlier but not (yet) this run: keep it referenced, never drop a working credential.
             change.add.insert(name);
@@ -103,6 +109,16 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
             change.remove.insert(name);
         }
     }
+    // NB: also what this instance recorded on ServiceAccounts but no longer writes. The Secret may be gone
+    // already (deleted on an earlier pass whose ServiceAccount update did not happen, e.g. before the
+    // ServiceAccount cache was filled); its reference must still go.
+    change.remove.extend(
+        ctx.view
+            .accounts_with_annotation(namespace, &ctx.settings.instance_id.refs_annotation())
+            .into_iter()
+            .flatten()
+            .filter(|name| !desired.expects(name)),
+    );
     let complete = match update_accounts(ctx, namespace, &change).await {
         Ok(complete) => complete,
         Err(error) => {
@@ -122,6 +138,7 @@ async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -
         secret,
         existing.as_deref(),
         ctx.settings.force,
+        &ctx.settings.instance_id,
     )
     .await?;
     let name = &secret.name;
@@ -142,8 +159,18 @@ async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -
             report_foreign(ctx, namespace, &found).await;
             return Ok(false);
         }
+        Ensured::OtherInstance(other) => {
+            ctx.metrics.foreign_secret();
+            warn!(%namespace, secret = %name, instance = %other, "secret {name} in namespace {namespace} is written by regcreds instance {other}, not by this one ({}); leaving it untouched. Give each instance its own Secret names, or run `regcreds cleanup --instance {other}` if that instance is gone", ctx.settings.instance_id);
+            return Ok(false);
+        }
     }
     Ok(true)
+}
+
+/// An empty ServiceAccount change on behalf of this instance, which writes the Secrets `desired` expects.
+fn ref_change(ctx: &Context, desired: &Desired) -> RefChange {
+    RefChange::new(&ctx.settings.instance_id, desired.expected().map(String::from))
 }
 
 /// Leaves a Secret regcreds did not create alone, and says so in the log and as an Event on it.
@@ -172,6 +199,23 @@ async fn update_accounts(ctx: &Context, namespace: &str, change: &RefChange) -> 
         .view
         .target_accounts(&ctx.client, namespace, &ctx.settings.service_accounts)
         .await?;
+    let result = patch_accounts(ctx, namespace, &accounts, change, "patched serviceaccount").await;
+    let complete = match &ctx.settings.service_accounts {
+        crate::ServiceAccountMode::Named(names) => accounts.len() >= names.len(),
+        _ => true,
+    };
+    result.map(|()| complete)
+}
+
+/// Patches each of `accounts` that does not satisfy `change` yet, from its cached state (no read), and
+/// remembers what the apiserver answered.
+async fn patch_accounts(
+    ctx: &Context,
+    namespace: &str,
+    accounts: &[Arc<AccountState>],
+    change: &RefChange,
+    done: &str,
+) -> Result<()> {
     let mut errors = Vec::new();
     for account in accounts
         .iter()
@@ -182,25 +226,26 @@ async fn update_accounts(ctx: &Context, namespace: &str, change: &RefChange) -> 
             Ok(Some(written)) => {
                 ctx.view.remember_account(namespace, written);
                 ctx.metrics.account_written();
-                info!(%namespace, serviceaccount = %name, "patched serviceaccount {name} in namespace {namespace}")
+                info!(%namespace, serviceaccount = %name, "{done} {name} in namespace {namespace}")
             }
             Ok(None) => {}
             Err(error) => errors.push(error),
         }
     }
-    let complete = match &ctx.settings.service_accounts {
-        crate::ServiceAccountMode::Named(names) => accounts.len() >= names.len(),
-        _ => true,
-    };
-    into_result(namespace, errors).map(|()| complete)
+    into_result(namespace, errors)
 }
 
-/// Removes what regcreds wrote in a namespace that is out of scope.
+/// Removes what this instance wrote in a namespace that is out of its scope.
 async fn withdraw(ctx: &Context, namespace: &str, reason: &str) -> Result<()> {
+    let desired = ctx.desired.borrow().clone();
     let mut errors = Vec::new();
-    let mut change = RefChange::default();
+    let mut change = ref_change(ctx, &desired);
     for managed in ctx.view.managed_secrets(&ctx.client, namespace).await? {
         let name = managed.name_any();
+        match managed.claim(&ctx.settings.instance_id, |n| desired.expects(n)) {
+            Claim::Ours | Claim::Adopted => {}
+            Claim::Others(_) | Claim::Unknown => continue,
+        }
         match secrets::delete(&ctx.client, namespace, &name).await {
             Ok(()) => {
                 ctx.metrics.secret_written("deleted");
@@ -210,21 +255,39 @@ async fn withdraw(ctx: &Context, namespace: &str, reason: &str) -> Result<()> {
         }
         change.remove.insert(name);
     }
-    change.remove.extend(
-        ctx.view
-            .accounts_with_annotation(namespace, REFS_ANNOTATION)
-            .into_iter()
-            .flatten(),
-    );
+    change.remove.extend(recorded_refs(ctx, namespace, &desired));
     if !change.remove.is_empty()
-        && let Err(error) = withdraw_refs(ctx, namespace, &change).await
+        && let Err(error) = withdraw_refs(ctx, namespace, &desired, &mut change).await
     {
         errors.push(error);
     }
     into_result(namespace, errors)
 }
 
-async fn withdraw_refs(ctx: &Context, namespace: &str, change: &RefChange) -> Result<()> {
+/// The references this instance recorded on the ServiceAccounts the cache holds: in its own annotation,
+/// and those of the shared annotation of earlier versions that it writes.
+fn recorded_refs(ctx: &Context, namespace: &str, desired: &Desired) -> Vec<String> {
+    let own = ctx
+        .view
+        .accounts_with_annotation(namespace, &ctx.settings.instance_id.refs_annotation());
+    let legacy = ctx.view.accounts_with_annotation(namespace, REFS_ANNOTATION);
+    own.into_iter()
+        .flatten()
+        .chain(legacy.into_iter().flatten().filter(|name| desired.expects(name)))
+        .collect()
+}
+
+/// Removes `change.remove` from every ServiceAccount of the namespace that has them.
+///
+/// NB: every account, not only the targeted ones: the configuration may have targeted others before.
+/// While the cache holds only the targeted account, this lists them (one request, only in a namespace
+/// where this instance left something).
+async fn withdraw_refs(
+    ctx: &Context,
+    namespace: &str,
+    desired: &Desired,
+    change: &mut RefChange,
+) -> Result<()> {
     let accounts = ctx
         .view
         .target_accounts(&ctx.client, namespace, &crate::ServiceAccountMode::All)
@@ -238,22 +301,30 @@ async fn withdraw_refs(ctx: &Context, namespace: &str, change: &RefChange) -> Re
                 .await?
         }
     };
-    let mut errors = Vec::new();
-    for account in accounts
-        .iter()
-        .filter(|sa| !service_accounts::is_satisfied(sa, change))
-    {
-        let name = account.name_any();
-        match service_accounts::update(&ctx.client, namespace, &name, change).await {
-            Ok(true) => {
-                ctx.metrics.account_written();
-                info!(%namespace, serviceaccount = %name, "removed regcreds' image pull secrets from serviceaccount {name} in namespace {namespace}")
-            }
-            Ok(false) => {}
-            Err(error) => errors.push(error),
-        }
+    // What this instance recorded on accounts the cache does not hold.
+    let own = ctx.settings.instance_id.refs_annotation();
+    for account in &accounts {
+        let recorded = |key: &str| {
+            account
+                .annotation(key)
+                .map(parse_refs_annotation)
+                .unwrap_or_default()
+        };
+        change.remove.extend(recorded(&own));
+        change.remove.extend(
+            recorded(REFS_ANNOTATION)
+                .into_iter()
+                .filter(|name| desired.expects(name)),
+        );
     }
-    into_result(namespace, errors)
+    patch_accounts(
+        ctx,
+        namespace,
+        &accounts,
+        change,
+        "removed regcreds' image pull secrets from serviceaccount",
+    )
+    .await
 }
 
 fn into_result(namespace: &str, mut errors: Vec<Error>) -> Result<()> {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::NamespaceScope;
+use crate::{InstanceId, NamespaceScope};
 
 /// Which ServiceAccounts get the Secrets in their `imagePullSecrets`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +52,11 @@ pub struct Settings {
     pub resync: Duration,
     /// Watch or poll Secrets and ServiceAccounts.
     pub watch_mode: WatchMode,
-    /// Name of this instance (pod name) in Events.
+    /// Name of this replica (pod name) in Events.
     pub instance: Option<String>,
+    /// Which regcreds this is: the Secrets and ServiceAccount references it owns carry this id, and only
+    /// those are ever withdrawn or cleaned up by it (several instances may run side by side).
+    pub instance_id: InstanceId,
     /// List namespaces at this interval instead of watching them (RBAC without `watch` on namespaces).
     pub namespace_poll: Option<Duration>,
 }
@@ -69,6 +72,7 @@ impl Settings {
             resync: Duration::from_secs(3600),
             watch_mode: WatchMode::Watch,
             instance: None,
+            instance_id: InstanceId::default(),
             namespace_poll: None,
         }
     }

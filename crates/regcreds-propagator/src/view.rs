@@ -26,6 +26,9 @@ pub enum View {
         secrets: Index<SecretState>,
         /// ServiceAccounts, all namespaces (only the targeted name when exactly one is targeted).
         accounts: Index<AccountState>,
+        /// The only ServiceAccount name `accounts` holds, when its watch is narrowed to one name; `None`
+        /// when it holds every account.
+        only_account: Option<String>,
     },
     /// Direct API reads.
     Direct,
@@ -35,7 +38,10 @@ impl View {
     /// Resolves once the indexes hold their first complete list, so that no reconcile mistakes "not
     /// listed yet" for "absent". At once in direct mode.
     pub async fn synced(&self) {
-        if let Self::Cached { secrets, accounts } = self {
+        if let Self::Cached {
+            secrets, accounts, ..
+        } = self
+        {
             secrets.synced().await;
             accounts.synced().await;
         }
@@ -81,7 +87,8 @@ impl View {
         }
     }
 
-    /// The ServiceAccounts in `namespace` that `mode` targets and that exist.
+    /// The ServiceAccounts in `namespace` that `mode` targets and that exist. Every account (`All`)
+    /// while the index holds only one name is a direct list: only withdrawal asks for that.
     pub async fn target_accounts(
         &self,
         client: &Client,
@@ -94,7 +101,14 @@ impl View {
                 .iter()
                 .filter_map(|name| accounts.get(namespace, name))
                 .collect()),
-            (Self::Cached { accounts, .. }, ServiceAccountMode::All) => Ok(accounts.in_namespace(namespace)),
+            (
+                Self::Cached {
+                    accounts,
+                    only_account: None,
+                    ..
+                },
+                ServiceAccountMode::All,
+            ) => Ok(accounts.in_namespace(namespace)),
             (Self::Direct, ServiceAccountMode::Named(names)) => {
                 let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
                 let mut found = Vec::new();
@@ -110,7 +124,7 @@ impl View {
                 }
                 Ok(found)
             }
-            (Self::Direct, ServiceAccountMode::All) => {
+            (Self::Direct | Self::Cached { .. }, ServiceAccountMode::All) => {
                 let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
                 let list = api.list(&ListParams::default()).await.map_err(api_error(
                     "list",
@@ -127,8 +141,8 @@ impl View {
         }
     }
 
-    /// In cached mode, the names listed in `annotation` on any ServiceAccount of `namespace`
-    /// (what regcreds added earlier); empty in direct mode, where the configured targets are used.
+    /// In cached mode, the names listed in `annotation` on any ServiceAccount of `namespace` the index
+    /// holds (what regcreds added earlier); empty in direct mode, where the configured targets are used.
     pub fn accounts_with_annotation(&self, namespace: &str, annotation: &str) -> Vec<BTreeSet<String>> {
         let Self::Cached { accounts, .. } = self else {
             return Vec::new();
@@ -150,10 +164,19 @@ impl View {
         }
     }
 
-    /// Records a ServiceAccount regcreds just patched, ahead of its watch event.
+    /// Records a ServiceAccount regcreds just patched, ahead of its watch event — unless the index does
+    /// not hold accounts of that name (no watch event would ever update or remove it).
     pub fn remember_account(&self, namespace: &str, written: ServiceAccount) {
-        if let Self::Cached { accounts, .. } = self {
-            accounts.remember(namespace, AccountState::from(written));
+        if let Self::Cached {
+            accounts,
+            only_account,
+            ..
+        } = self
+        {
+            let written = AccountState::from(written);
+            if only_account.as_ref().is_none_or(|only| *only == written.name) {
+                accounts.remember(namespace, written);
+            }
         }
     }
 }

@@ -47,12 +47,9 @@ impl DockerConfigProvider {
         let (origin, bytes) = match &self.source {
             DockerConfigSource::Inline(json) => ("inline".to_string(), json.expose().as_bytes().to_vec()),
             DockerConfigSource::File(path) => {
-                let bytes = tokio::fs::read(path)
+                let bytes = regcreds_core::read_bounded_async(path)
                     .await
-                    .map_err(|source| Error::UnreadableFile {
-                        path: path.clone(),
-                        source,
-                    })?;
+                    .map_err(|source| Error::UnreadableFile { source })?;
                 (path.display().to_string(), bytes)
             }
         };

@@ -1,7 +1,5 @@
 //! The crate's error type.
 
-use std::path::PathBuf;
-
 /// What is wrong with a static credential source. Never contains a password.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,14 +15,11 @@ pub enum Error {
     /// The password is empty.
     #[error("password is empty")]
     EmptyPassword,
-    /// A dockerconfigjson file could not be read.
-    #[error("cannot read {path}: {source}")]
+    /// A dockerconfigjson file could not be read (missing, unreadable, larger than 1 MiB).
+    #[error(transparent)]
     UnreadableFile {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// What went wrong; names the file.
+        source: regcreds_core::FileError,
     },
     /// A dockerconfigjson (inline or file) is invalid.
     #[error("{origin}: dockerconfigjson {source}")]

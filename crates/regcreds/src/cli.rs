@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::ProviderArgs;
+use crate::config::{ConfigProblems, ProviderArgs, Source, parse_go_bool};
 
 /// Mints container registry credentials and keeps every namespace able to pull with them.
 #[derive(Parser, Debug)]
@@ -28,8 +28,9 @@ pub enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Remove every Secret regcreds created and every ServiceAccount reference it added, cluster-wide.
-    Cleanup,
+    /// Remove the Secrets this regcreds instance created and the ServiceAccount references it added,
+    /// cluster-wide (`--all-instances`: those of every instance).
+    Cleanup(crate::commands::cleanup::CleanupArgs),
 }
 
 /// `regcreds config ...`
@@ -73,8 +74,30 @@ pub struct LogArgs {
     pub log_level: String,
     /// imagepullsecret-patcher's `CONFIG_DEBUG=true`: debug logs.
     #[arg(long = "debug", env = "CONFIG_DEBUG", hide = true, global = true)]
-    pub debug: bool,
+    pub debug: Option<String>,
 }
+
+impl LogArgs {
+    /// Whether `CONFIG_DEBUG` asks for debug logs (an invalid value is reported by [`Self::problems`]).
+    pub fn debug(&self) -> bool {
+        let mut ignored = ConfigProblems::default();
+        self.debug_flag(&mut ignored)
+    }
+
+    /// Problems with the logging settings (exit 2, like every other setting).
+    pub fn problems(&self) -> ConfigProblems {
+        let mut problems = ConfigProblems::default();
+        self.debug_flag(&mut problems);
+        problems
+    }
+
+    fn debug_flag(&self, problems: &mut ConfigProblems) -> bool {
+        let value = self.debug.as_deref().map(str::trim).filter(|v| !v.is_empty());
+        parse_go_bool(value, DEBUG, problems).unwrap_or(false)
+    }
+}
+
+const DEBUG: Source = Source::compat("CONFIG_DEBUG", "debug");
 
 /// Log line format.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

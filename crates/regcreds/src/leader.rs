@@ -1,11 +1,36 @@
-//! Leader election with a Lease: every replica runs, only the holder mints and writes. A standby takes
-//! over once the holder stops renewing (lease duration), and a leader that loses the lease exits so that
-//! it restarts cleanly as a standby instead of racing the new leader.
+//! Leader election with a Lease: every replica runs, only the holder mints and writes.
+//!
+//! ```text
+//!  standby ──build LeaseManager──▶ changed() ─────────────── acquired ──▶ leader (renews; `lost` on loss)
+//!     ▲                              │ holder releases the Lease                  │ SIGTERM: stop writing,
+//!     └── rebuild (fresh read) ◀─────┘ (seen by a watch on the Lease)            ▼ then release()
+//!                                                                         holderIdentity cleared
+//! ```
+//!
+//! A leader that shuts down (`kubectl rollout restart`, a scale-down) releases the Lease once it has
+//! stopped writing, and standbys watch the Lease, so one takes over within about a second instead of
+//! after the lease duration. A replica of the same revision as the leader that released it lets a newer
+//! one go first, so during a rolling restart the new pods — with the new credential — take over rather
+//! than an old sibling about to be replaced. A leader that dies without releasing is replaced once the
+//! Lease expires; a leader that loses the lease exits, so that it restarts cleanly as a standby.
 
-use kube::Client;
+use std::time::{Duration, SystemTime};
+
+use futures::{Stream, StreamExt, future, stream};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::{
+    Api, Client,
+    runtime::{WatchStreamExt, watcher},
+};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
-use tokio::{sync::watch, task::JoinHandle};
-use tracing::info;
+use tokio::{
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
+use tracing::{info, warn};
+
+/// Pause after a failed attempt to read or take the Lease (apiserver unreachable, ...).
+const RETRY: Duration = Duration::from_secs(2);
 
 /// Lease settings.
 #[derive(Debug, Clone)]
@@ -18,42 +43,187 @@ pub struct LeaseSettings {
     pub identity: String,
     /// Seconds a leader may go without renewing before a standby takes over.
     pub duration_seconds: u64,
+    /// Whether RBAC allows watching the Lease: without it a standby notices a release only when the
+    /// lease duration has passed.
+    pub watch_allowed: bool,
 }
 
-/// The lease while held: `lost` resolves when leadership ends.
+/// The lease while held.
 pub struct Leadership {
     state: watch::Receiver<bool>,
-    _task: JoinHandle<kube_lease_manager::Result<LeaseManager>>,
+    task: JoinHandle<kube_lease_manager::Result<LeaseManager>>,
+    forwarders: Vec<JoinHandle<()>>,
+    lease: String,
 }
 
 impl Leadership {
-    /// Resolves when this replica is no longer the leader.
-    pub async fn lost(mut self) {
-        while *self.state.borrow_and_update() {
-            if self.state.changed().await.is_err() {
-                return;
+    /// Resolves (sends) when this replica is no longer the leader.
+    pub fn lost(&mut self) -> oneshot::Receiver<()> {
+        let (lost, signal) = oneshot::channel();
+        let mut state = self.state.clone();
+        self.forwarders.push(tokio::spawn(async move {
+            while *state.borrow_and_update() {
+                if state.changed().await.is_err() {
+                    break;
+                }
+            }
+            let _ = lost.send(());
+        }));
+        signal
+    }
+
+    /// Hands the Lease back so that a standby takes over at once. Call it only once this replica has
+    /// stopped writing. Waits at most `timeout`; if the release fails, the Lease simply expires.
+    pub async fn release(self, timeout: Duration) {
+        let Self {
+            state,
+            task,
+            forwarders,
+            lease,
+        } = self;
+        for forwarder in forwarders {
+            forwarder.abort();
+            let _ = forwarder.await;
+        }
+        // NB: kube-lease-manager's watch task releases the Lease and ends once every receiver is gone.
+        drop(state);
+        match tokio::time::timeout(timeout, task).await {
+            Ok(Ok(Ok(_))) => info!(%lease, "released the lease"),
+            Ok(Ok(Err(error))) => {
+                warn!(%lease, %error, "could not release the lease; a standby takes over when it expires")
+            }
+            Ok(Err(error)) => {
+                warn!(%lease, %error, "lease task failed; a standby takes over when it expires")
+            }
+            Err(_) => warn!(%lease, "releasing the lease timed out; a standby takes over when it expires"),
+        }
+    }
+}
+
+/// The Lease's field manager: one per replica. kube-lease-manager takes a free Lease with a server-side
+/// apply of `holderIdentity`; two replicas applying under the same manager at the same moment both
+/// succeed (no conflict within one manager) and both believe they lead until the next renewal — seen
+/// as two replicas healing pods at once after a two-replica install. With distinct managers the second
+/// apply gets 409 and that replica stays a standby.
+fn field_manager(identity: &str) -> String {
+    // NB: the apiserver refuses field managers longer than 128 characters.
+    format!("regcreds.dev/leader-election/{identity}")
+        .chars()
+        .take(128)
+        .collect()
+}
+
+/// Waits until this replica holds the lease.
+pub async fn acquire(client: Client, settings: &LeaseSettings) -> anyhow::Result<Leadership> {
+    let mut releases = Box::pin(releases(client.clone(), settings));
+    report_holder(&client, settings).await;
+    loop {
+        // NB: a fresh manager reads the Lease at once; a long-lived one would sleep until the expiry it
+        // last saw, missing a release.
+        let manager = match build(client.clone(), settings).await {
+            Ok(manager) => manager,
+            Err(error) => {
+                warn!(%error, lease = %settings.name, "cannot read the lease; retrying");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        tokio::select! {
+            changed = manager.changed() => match changed {
+                Ok(true) => {
+                    info!(lease = %settings.name, identity = %settings.identity, "acquired the lease; this replica writes");
+                    let (state, task) = manager.watch().await;
+                    return Ok(Leadership { state, task, forwarders: Vec::new(), lease: settings.name.clone() });
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    warn!(%error, lease = %settings.name, "cannot take the lease; retrying");
+                    tokio::time::sleep(RETRY).await;
+                }
+            },
+            Some(previous) = releases.next() => {
+                let older_sibling = previous.as_deref().and_then(revision) == revision(&settings.identity);
+                info!(lease = %settings.name, previous = previous.as_deref().unwrap_or("?"), "the leader released the lease");
+                if older_sibling {
+                    // Let a replica of a newer revision (a rolling restart's new pod) take it first: a
+                    // third of the lease duration is a generous head start on a loaded node, and still
+                    // well before the Lease would have expired.
+                    tokio::time::sleep(Duration::from_secs((settings.duration_seconds / 3).max(2))).await;
+                }
             }
         }
     }
 }
 
-/// Waits until this replica holds the lease.
-pub async fn acquire(client: Client, settings: &LeaseSettings) -> anyhow::Result<Leadership> {
-    let manager = LeaseManagerBuilder::new(client, &settings.name)
+async fn build(client: Client, settings: &LeaseSettings) -> kube_lease_manager::Result<LeaseManager> {
+    LeaseManagerBuilder::new(client, &settings.name)
         .with_namespace(&settings.namespace)
         .with_identity(&settings.identity)
         .with_duration(settings.duration_seconds)
         .with_grace((settings.duration_seconds / 3).max(1))
-        .with_field_manager("regcreds.dev/leader-election")
+        .with_field_manager(field_manager(&settings.identity))
         .build()
-        .await?;
-    let (mut state, task) = manager.watch().await;
-    if !*state.borrow_and_update() {
-        info!(lease = %settings.name, namespace = %settings.namespace, identity = %settings.identity, "standing by: another replica holds the lease");
+        .await
+}
+
+/// Says once who leads when this replica starts as a standby.
+async fn report_holder(client: &Client, settings: &LeaseSettings) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
+    let Ok(Some(lease)) = api.get_opt(&settings.name).await else {
+        return;
+    };
+    let spec = lease.spec.unwrap_or_default();
+    let live = match (spec.renew_time, spec.lease_duration_seconds) {
+        (Some(renewed), Some(seconds)) => {
+            SystemTime::from(renewed.0) + Duration::from_secs(seconds.max(0) as u64) > SystemTime::now()
+        }
+        _ => false,
+    };
+    if let Some(holder) = spec.holder_identity.filter(|h| live && *h != settings.identity) {
+        info!(lease = %settings.name, namespace = %settings.namespace, identity = %settings.identity, %holder, "standing by: another replica holds the lease");
     }
-    while !*state.borrow_and_update() {
-        state.changed().await?;
+}
+
+/// Each time the Lease's holder releases it: the previous holder. Empty without watch rights.
+fn releases(client: Client, settings: &LeaseSettings) -> impl Stream<Item = Option<String>> + Send {
+    if !settings.watch_allowed {
+        return stream::pending().left_stream();
     }
-    info!(lease = %settings.name, identity = %settings.identity, "acquired the lease; this replica writes");
-    Ok(Leadership { state, _task: task })
+    let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", settings.name));
+    watcher(api, config)
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|lease| future::ready(lease.ok()))
+        .scan(None::<String>, |last, lease| {
+            let holder = lease.spec.and_then(|s| s.holder_identity);
+            let released = (holder.is_none() && last.is_some()).then(|| last.clone());
+            *last = holder;
+            future::ready(Some(released))
+        })
+        .filter_map(future::ready)
+        .right_stream()
+}
+
+/// The revision part of a pod name: `regcreds-7d9f8b6c4` of `regcreds-7d9f8b6c4-x2k5p`.
+fn revision(pod: &str) -> Option<&str> {
+    pod.rsplit_once('-').map(|(revision, _)| revision)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{field_manager, revision};
+
+    #[test]
+    fn replicas_of_one_revision_share_it_and_a_new_revision_differs() {
+        let old = revision("regcreds-7d9f8b6c4-x2k5p");
+        assert_eq!(old, revision("regcreds-7d9f8b6c4-b8q4z"));
+        assert_ne!(old, revision("regcreds-5c7b9d6f8-x2k5p"));
+    }
+
+    #[test]
+    fn each_replica_applies_the_lease_under_its_own_field_manager() {
+        assert_ne!(field_manager("regcreds-7d9-a"), field_manager("regcreds-7d9-b"));
+        assert!(field_manager(&"x".repeat(300)).chars().count() <= 128);
+    }
 }

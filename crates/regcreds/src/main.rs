@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod config;
 mod events;
+mod healing;
 mod kube_client;
 mod leader;
 mod logging;
@@ -24,6 +25,10 @@ const EXIT_CONFIG: u8 = 2;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    let log_problems = cli.log.problems();
+    if !log_problems.is_empty() {
+        return commands::config_failure(&log_problems);
+    }
     logging::init(&cli.log);
     commands::dispatch(cli.command).await
 }

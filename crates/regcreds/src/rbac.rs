@@ -85,19 +85,46 @@ pub async fn can_elect_leader(client: &Client, namespace: &str) -> bool {
     false
 }
 
-/// How often namespaces are listed when they cannot be watched (imagepullsecret-patcher polled every 10 s).
-const NAMESPACE_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Whether standbys can watch the Lease, to take over the moment a leader releases it. If not, say once
+/// that a hand-over then waits for the lease duration.
+pub async fn can_watch_lease(client: &Client, namespace: &str) -> bool {
+    let mut missing = Vec::new();
+    for verb in ["list", "watch"] {
+        if !allowed_in(client, verb, "coordination.k8s.io", "leases", Some(namespace)).await {
+            missing.push(verb);
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    warn!(
+        "RBAC does not allow {} leases in namespace {namespace}: a standby takes over only when the lease \
+         expires, not as soon as the leader releases it. Grant list and watch on leases there.",
+        missing.join(", ")
+    );
+    false
+}
 
 /// `Some(interval)` when namespaces cannot be watched (imagepullsecret-patcher's ClusterRole grants only
-/// list and get on them): regcreds then lists them periodically instead, and says so once.
-pub async fn namespace_poll(client: &Client) -> Option<std::time::Duration> {
+/// list and get on them): regcreds then lists them every `interval` (10 s, as that tool's loop, or
+/// `REGCREDS_NAMESPACE_POLL_SECONDS` / `CONFIG_LOOP_DURATION`), and says so once.
+pub async fn namespace_poll(
+    client: &Client,
+    (interval, configured_by): (std::time::Duration, Option<&'static str>),
+) -> Option<std::time::Duration> {
     if allowed(client, "watch", "namespaces").await {
+        if let Some(variable) = configured_by {
+            info!(
+                "{variable} is not used: RBAC allows watching namespaces, so new namespaces are handled at once \
+                 and there is no polling loop"
+            );
+        }
         return None;
     }
     warn!(
-        "RBAC does not allow watch on namespaces: listing them every {} s instead, so new namespaces wait up \
+        "RBAC does not allow watch on namespaces: listing them every {:?} instead, so new namespaces wait up \
          to that long. Grant watch on namespaces for instant propagation.",
-        NAMESPACE_POLL.as_secs()
+        interval
     );
-    Some(NAMESPACE_POLL)
+    Some(interval)
 }

@@ -87,10 +87,10 @@ impl CheckArgs {
             problems.add(TIMEOUT, "must be at least 1");
         }
         let extra_root_certs = match &self.check_ca_file {
-            Some(path) => match std::fs::read(path) {
+            Some(path) => match regcreds_core::read_bounded(path) {
                 Ok(pem) => vec![pem],
                 Err(error) => {
-                    problems.add(CA_FILE, format!("cannot read {}: {error}", path.display()));
+                    problems.add(CA_FILE, error);
                     return None;
                 }
             },

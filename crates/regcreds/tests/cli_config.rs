@@ -1,6 +1,10 @@
 //! The `regcreds` command as a user runs it: environment in, exit code and messages out.
 
-use std::process::{Command, Output};
+use std::{
+    collections::BTreeSet,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
 
 const SECRET: &str = "Top-Secret-Pa55";
 
@@ -251,7 +255,7 @@ fn every_bad_input_exits_2_naming_the_variable() {
         (
             vec!["mint"],
             vec![("DOCKER_USER", "alice")],
-            "REGCREDS_DOCKERHUB_PASSWORD (--dockerhub-password): is required",
+            "REGCREDS_DOCKERHUB_PASSWORD (DOCKER_PASSWORD): is required",
         ),
         (
             vec!["mint"],
@@ -296,6 +300,469 @@ fn every_bad_input_exits_2_naming_the_variable() {
         let all = stderr + &text(&out.stdout);
         assert!(!all.contains(SECRET), "secret leaked for {args:?}: {all}");
     }
+}
+
+/// Runs `regcreds <args>` like [`regcreds`], but gives up (and fails) after `limit`: an unbounded read
+/// of `/dev/zero` would otherwise hang the test instead of failing it.
+fn regcreds_within(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regcreds"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("regcreds runs");
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("regcreds {args:?} {env:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child.wait_with_output().expect("output"), started.elapsed())
+}
+
+/// Runs each case and checks: exit 2, the expected text on stderr, one line per problem, no secret.
+/// Command-line arguments, environment, the text expected on stderr.
+type BadInput<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, String);
+
+fn assert_each_exits_2(cases: &[BadInput]) {
+    for (args, env, expected) in cases {
+        let (out, took) = regcreds_within(args, env, Duration::from_secs(30));
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} {env:?} should exit 2; stderr: {stderr}"
+        );
+        assert!(
+            stderr.contains(expected.as_str()),
+            "{args:?} {env:?}: expected {expected:?} in:\n{stderr}"
+        );
+        assert!(
+            stderr.lines().all(|l| l.starts_with("invalid configuration: ")),
+            "one line per problem: {stderr}"
+        );
+        let all = stderr + &text(&out.stdout);
+        assert!(!all.contains(SECRET), "secret leaked for {args:?} {env:?}: {all}");
+        assert!(took < Duration::from_secs(10), "{args:?} {env:?} took {took:?}");
+    }
+}
+
+/// The compatible names in the README's configuration tables (second column "compatible name"):
+/// upmc registry-creds' and imagepullsecret-patcher's variables.
+fn readme_compatible_names() -> BTreeSet<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README.md");
+    let mut names = BTreeSet::new();
+    let mut in_table = false;
+    for line in readme.lines() {
+        if line.starts_with("| variable | compatible name |") {
+            in_table = true;
+            continue;
+        }
+        if !line.starts_with('|') {
+            in_table = false;
+            continue;
+        }
+        let Some(column) = line.split('|').nth(2).filter(|_| in_table) else {
+            continue;
+        };
+        for quoted in column.split('`').skip(1).step_by(2) {
+            let name = quoted.split('=').next().unwrap_or_default();
+            let is_variable = name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if is_variable {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// Issue 16: when a compatible name is in use, a problem names the variable the user set (alone, or
+/// beside the canonical name) — for every compatible name of every provider and of `regcreds run`.
+#[test]
+fn every_compatible_name_is_named_in_the_problems_it_causes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.json");
+    let missing = missing.to_str().expect("utf8 path");
+    let valid_doc = r#"{"auths":{"ipsp.example":{"username":"a","password":"b"}}}"#;
+    let no_auths = format!(r#"{{"r.example":{{"password":"{SECRET}"}}}}"#);
+    let static_ok = [
+        ("REGCREDS_STATIC_SERVER", "r.example"),
+        ("REGCREDS_STATIC_USER", "u"),
+        ("REGCREDS_STATIC_PASSWORD", SECRET),
+        ("REGCREDS_LEADER_ELECTION", "false"),
+    ];
+    let run = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+        [&static_ok[..], extra].concat()
+    };
+    let cases: Vec<BadInput> = vec![
+        // static (upmc DOCKER_PRIVATE_REGISTRY_*)
+        (
+            vec!["mint"],
+            vec![
+                ("DOCKER_PRIVATE_REGISTRY_SERVER", "r.example"),
+                ("DOCKER_PRIVATE_REGISTRY_USER", " "),
+                ("DOCKER_PRIVATE_REGISTRY_PASSWORD", SECRET),
+            ],
+            "REGCREDS_STATIC_USER (DOCKER_PRIVATE_REGISTRY_USER): is required".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![
+                ("DOCKER_PRIVATE_REGISTRY_USER", "u"),
+                ("DOCKER_PRIVATE_REGISTRY_PASSWORD", SECRET),
+            ],
+            "REGCREDS_STATIC_SERVER (DOCKER_PRIVATE_REGISTRY_SERVER): is required".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![
+                ("DOCKER_PRIVATE_REGISTRY_SERVER", "r.example"),
+                ("DOCKER_PRIVATE_REGISTRY_USER", "u"),
+            ],
+            "REGCREDS_STATIC_PASSWORD (DOCKER_PRIVATE_REGISTRY_PASSWORD): is required".into(),
+        ),
+        // dockerhub (DOCKER_USER / DOCKER_PASSWORD)
+        (
+            vec!["mint"],
+            vec![("DOCKER_PASSWORD", SECRET)],
+            "REGCREDS_DOCKERHUB_USER (DOCKER_USER): is required".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("DOCKER_USER", "alice")],
+            "REGCREDS_DOCKERHUB_PASSWORD (DOCKER_PASSWORD): is required".into(),
+        ),
+        // dockerconfigjson (imagepullsecret-patcher CONFIG_*)
+        (
+            vec!["mint"],
+            vec![("CONFIG_DOCKERCONFIGJSON", &no_auths)],
+            "CONFIG_DOCKERCONFIGJSON (--config-dockerconfigjson): dockerconfigjson has no".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("CONFIG_DOCKERCONFIGJSONPATH", missing)],
+            "CONFIG_DOCKERCONFIGJSONPATH (--config-dockerconfigjsonpath): cannot read".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("CONFIG_DOCKERCONFIGJSON", valid_doc), ("CONFIG_SECRETNAME", "Bad_Name")],
+            "CONFIG_SECRETNAME (--secretname): \"Bad_Name\" is not a valid Secret name".into(),
+        ),
+        // ecr (upmc awsregion / awsaccount / aws_assume_role; the SDK's AWS_ENDPOINT_URL_ECR)
+        (
+            vec!["mint"],
+            vec![("awsaccount", "123456789012")],
+            "REGCREDS_ECR_REGIONS (awsregion): is required".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("awsregion", "not a region")],
+            "awsregion (--aws-region): region \"not a region\"".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("awsregion", "us-east-1"), ("awsaccount", "12")],
+            "awsaccount (--aws-account): registry ID \"12\"".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("awsregion", "us-east-1"), ("aws_assume_role", "nope")],
+            "aws_assume_role (--aws_assume_role): role \"nope\"".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("awsregion", "us-east-1"), ("AWS_ENDPOINT_URL_ECR", "ftp://x")],
+            "AWS_ENDPOINT_URL_ECR (--aws-endpoint-url-ecr): endpoint_url \"ftp://x\"".into(),
+        ),
+        // gcr (upmc GCR_APPLICATION_DEFAULT_CREDENTIALS / GCR_URL / gcrurl; Google's GCE_METADATA_HOST)
+        (
+            vec!["mint"],
+            vec![("GCR_APPLICATION_DEFAULT_CREDENTIALS", "{not json")],
+            "GCR_APPLICATION_DEFAULT_CREDENTIALS (--gcr-application-default-credentials): service-account key"
+                .into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("GCR_APPLICATION_DEFAULT_CREDENTIALS", "{}"), ("REGCREDS_GCR_KEY_FILE", missing)],
+            "GCR_APPLICATION_DEFAULT_CREDENTIALS and REGCREDS_GCR_KEY_FILE: set only one".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("GCR_URL", "ftp://gcr.example"), ("REGCREDS_GCR_USE_METADATA", "true")],
+            "GCR_URL (--gcr-url): registry".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("gcrurl", "ftp://gcr.example"), ("REGCREDS_GCR_USE_METADATA", "true")],
+            "gcrurl (--gcrurl): registry".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("REGCREDS_GCR_USE_METADATA", "true"), ("GCE_METADATA_HOST", "/metadata")],
+            "GCE_METADATA_HOST (--gce-metadata-host): metadata URL".into(),
+        ),
+        // acr (upmc ACR_URL / ACR_CLIENT_ID / ACR_PASSWORD)
+        (
+            vec!["mint"],
+            vec![("ACR_CLIENT_ID", "u"), ("ACR_PASSWORD", SECRET)],
+            "REGCREDS_ACR_REGISTRY (ACR_URL): is required".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("ACR_URL", "r.azurecr.io"), ("ACR_PASSWORD", SECRET)],
+            "REGCREDS_ACR_CLIENT_ID (ACR_CLIENT_ID): is required".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![
+                ("ACR_URL", "r.azurecr.io"),
+                ("ACR_CLIENT_ID", "u"),
+                ("REGCREDS_ACR_AUTH", "static"),
+            ],
+            "REGCREDS_ACR_CLIENT_SECRET (ACR_PASSWORD): is required".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("ACR_URL", "r.azurecr.io"), ("ACR_CLIENT_ID", "a:b"), ("ACR_PASSWORD", SECRET)],
+            "ACR_CLIENT_ID (--acr-compat-client-id): username must not contain ':'".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("ACR_URL", "ftp://r"), ("ACR_CLIENT_ID", "u"), ("ACR_PASSWORD", SECRET)],
+            "ACR_URL (--acr-url): registry \"ftp://r\"".into(),
+        ),
+        // regcreds run (imagepullsecret-patcher CONFIG_*)
+        (
+            vec!["run"],
+            run(&[("CONFIG_SERVICEACCOUNTS", "Bad_Name")]),
+            "CONFIG_SERVICEACCOUNTS (--serviceaccounts): \"Bad_Name\"".into(),
+        ),
+        (
+            vec!["run"],
+            run(&[("CONFIG_ALLSERVICEACCOUNT", "maybe")]),
+            "CONFIG_ALLSERVICEACCOUNT (--allserviceaccount): \"maybe\" is not a boolean".into(),
+        ),
+        (
+            vec!["run"],
+            run(&[("CONFIG_EXCLUDED_NAMESPACES", "team-[")]),
+            "CONFIG_EXCLUDED_NAMESPACES (--excluded-namespaces): invalid glob pattern".into(),
+        ),
+        (
+            vec!["run"],
+            run(&[("CONFIG_FORCE", "maybe")]),
+            "CONFIG_FORCE (--config-force): \"maybe\" is not a boolean".into(),
+        ),
+        (
+            vec!["run"],
+            run(&[("CONFIG_MANAGEDONLY", "maybe")]),
+            "CONFIG_MANAGEDONLY (--managedonly): \"maybe\" is not a boolean".into(),
+        ),
+        (
+            vec!["run"],
+            run(&[("CONFIG_MANAGEDONLY", "true"), ("REGCREDS_FORCE", "true")]),
+            "CONFIG_MANAGEDONLY (--managedonly): \"true\" contradicts REGCREDS_FORCE=true".into(),
+        ),
+        (
+            vec!["run"],
+            run(&[("CONFIG_RUNONCE", "maybe")]),
+            "CONFIG_RUNONCE (--runonce): \"maybe\" is not a boolean".into(),
+        ),
+        (
+            vec!["run"],
+            run(&[("CONFIG_RUNONCE", "true"), ("REGCREDS_HEAL_PODS", "true")]),
+            "REGCREDS_HEAL_PODS (--heal-pods): healing watches pods and needs a running controller, but \
+             REGCREDS_RUN_ONCE (CONFIG_RUNONCE) makes one pass"
+                .into(),
+        ),
+        (
+            vec!["run", "--once"],
+            run(&[("REGCREDS_HEAL_PODS", "true")]),
+            "REGCREDS_HEAL_PODS (--heal-pods): healing watches pods".into(),
+        ),
+        (
+            vec!["run"],
+            run(&[("CONFIG_LOOP_DURATION", "ten")]),
+            "CONFIG_LOOP_DURATION (--loop-duration): \"ten\" is not a duration".into(),
+        ),
+        (
+            vec!["run"],
+            run(&[("CONFIG_LOOP_DURATION", "500ms")]),
+            "CONFIG_LOOP_DURATION (--loop-duration): \"500ms\" is shorter than 1s".into(),
+        ),
+        (
+            vec!["mint"],
+            run(&[("CONFIG_DEBUG", "maybe")]),
+            "CONFIG_DEBUG (--debug): \"maybe\" is not a boolean".into(),
+        ),
+    ];
+    // Each compatible name is used by some case and named by some problem (set wrong, or missing while
+    // the provider is configured through compatible names).
+    let uncovered: Vec<String> = readme_compatible_names()
+        .into_iter()
+        .filter(|name| {
+            let used = cases.iter().any(|(_, env, _)| env.iter().any(|(k, _)| k == name));
+            let named = cases
+                .iter()
+                .any(|(_, _, expected)| expected.contains(name.as_str()));
+            !(used && named)
+        })
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "compatible names (README) without a case: {uncovered:?}"
+    );
+    assert_each_exits_2(&cases);
+}
+
+/// Issue 16: a schedule that never fires is refused; every file input is read up to 1 MiB, so
+/// `/dev/zero` or a 100 MB file fails fast naming the variable; a registry key carrying userinfo or a
+/// query string is never echoed.
+#[test]
+fn bad_schedules_oversized_files_and_registries_with_credentials_fail_fast_and_never_echo_a_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(100 * 1024 * 1024))
+        .expect("sparse 100 MB file");
+    let big = big.to_str().expect("utf8 path");
+    let zero = "/dev/zero";
+    let static_ok = [
+        ("REGCREDS_STATIC_SERVER", "r.example"),
+        ("REGCREDS_STATIC_USER", "u"),
+        ("REGCREDS_STATIC_PASSWORD", "pw"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+        [&static_ok[..], extra].concat()
+    };
+    let query_key =
+        format!(r#"{{"auths":{{"r.example/?token={SECRET}":{{"username":"u","password":"p"}}}}}}"#);
+    let userinfo_key = format!(
+        r#"{{"auths":{{"https://u:{SECRET}@r.example/?t={SECRET}":{{"username":"u","password":"p"}}}}}}"#
+    );
+    let server_with_query = format!("r.example/v2/?token={SECRET}");
+    let acr_with_query = format!("r.azurecr.io?sig={SECRET}");
+    let gcr_with_query = format!("gcr.io#{SECRET}");
+    let ecr_with_userinfo = format!("ftp://u:{SECRET}@ecr.example");
+    let cases: Vec<BadInput> = vec![
+        (
+            vec!["mint"],
+            with(&[("REGCREDS_STATIC_SCHEDULE", "0 0 0 30 2 *")]),
+            "REGCREDS_STATIC_SCHEDULE (--static-schedule): invalid cron expression \"0 0 0 30 2 *\": never fires"
+                .into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("REGCREDS_DOCKERCONFIGJSON_PATH", zero)],
+            "REGCREDS_DOCKERCONFIGJSON_PATH (--dockerconfigjson-path): cannot read /dev/zero: it is larger than 1 MiB"
+                .into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("CONFIG_DOCKERCONFIGJSONPATH", big)],
+            format!("CONFIG_DOCKERCONFIGJSONPATH (--config-dockerconfigjsonpath): cannot read {big}: it is larger than 1 MiB"),
+        ),
+        (
+            vec!["mint"],
+            vec![("REGCREDS_GCR_KEY_FILE", zero)],
+            "REGCREDS_GCR_KEY_FILE (--gcr-key-file): service-account key: cannot read /dev/zero: it is larger".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("REGCREDS_GCR_HOSTS", "gcr.io"), ("GOOGLE_APPLICATION_CREDENTIALS", big)],
+            format!("GOOGLE_APPLICATION_CREDENTIALS: service-account key: cannot read {big}: it is larger"),
+        ),
+        (
+            vec!["mint"],
+            vec![
+                ("ACR_URL", "r.azurecr.io"),
+                ("ACR_CLIENT_ID", "u"),
+                ("ACR_PASSWORD", "pw"),
+                ("REGCREDS_ACR_CA_FILE", zero),
+            ],
+            "REGCREDS_ACR_CA_FILE (--acr-ca-file): CA file: cannot read /dev/zero: it is larger".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![
+                ("REGCREDS_ECR_REGIONS", "us-east-1"),
+                ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/r"),
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", zero),
+            ],
+            "AWS_WEB_IDENTITY_TOKEN_FILE: cannot read /dev/zero: it is larger".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![
+                ("REGCREDS_ACR_REGISTRY", "r.azurecr.io"),
+                ("REGCREDS_ACR_AUTH", "workload-identity"),
+                ("AZURE_FEDERATED_TOKEN_FILE", big),
+            ],
+            format!("AZURE_FEDERATED_TOKEN_FILE: cannot read {big}: it is larger"),
+        ),
+        (
+            vec!["mint"],
+            vec![
+                ("REGCREDS_GHCR_APP_ID", "123"),
+                ("REGCREDS_GHCR_INSTALLATION_ID", "456"),
+                ("REGCREDS_GHCR_PRIVATE_KEY_FILE", zero),
+            ],
+            "REGCREDS_GHCR_PRIVATE_KEY_FILE (--ghcr-private-key-file): private key file: cannot read /dev/zero: it is larger"
+                .into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("REGCREDS_QUAY_ROBOT", "org+bot"), ("REGCREDS_QUAY_TOKEN_FILE", big)],
+            format!("REGCREDS_QUAY_TOKEN_FILE (--quay-token-file): ServiceAccount token file: cannot read {big}: it is larger"),
+        ),
+        (
+            vec!["check"],
+            with(&[("REGCREDS_CHECK_CA_FILE", zero)]),
+            "REGCREDS_CHECK_CA_FILE (--check-ca-file): cannot read /dev/zero: it is larger".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![
+                ("REGCREDS_STATIC_SERVER", &server_with_query),
+                ("REGCREDS_STATIC_USER", "u"),
+                ("REGCREDS_STATIC_PASSWORD", "pw"),
+            ],
+            "registry \"r.example/v2/?***\" must not contain a query string".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("REGCREDS_DOCKERCONFIGJSON", &query_key)],
+            "registry \"r.example/?***\" must not contain a query string".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("REGCREDS_DOCKERCONFIGJSON", &userinfo_key)],
+            "registry \"https://***@r.example/?***\" must not contain credentials".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("ACR_URL", &acr_with_query), ("ACR_CLIENT_ID", "u"), ("ACR_PASSWORD", "pw")],
+            "r.azurecr.io?***".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("REGCREDS_GCR_USE_METADATA", "true"), ("REGCREDS_GCR_HOSTS", &gcr_with_query)],
+            "gcr.io?***".into(),
+        ),
+        (
+            vec!["mint"],
+            vec![("REGCREDS_ECR_REGIONS", "us-east-1"), ("REGCREDS_ECR_ENDPOINT_URL", &ecr_with_userinfo)],
+            "ftp://***@ecr.example".into(),
+        ),
+    ];
+    assert_each_exits_2(&cases);
 }
 
 fn base64_encode(bytes: &[u8]) -> String {

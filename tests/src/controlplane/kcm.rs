@@ -8,10 +8,15 @@
 //! - `root-ca-certificate-publisher-controller`: the `kube-root-ca.crt` ConfigMap every namespace has.
 //! - `clusterrole-aggregation-controller`: fills the aggregated `admin`/`edit`/`view` ClusterRoles, so
 //!   RBAC tests can bind them.
+//!
+//! With a node ([`ControlPlaneOptions::node_ip`]) also [`NODE_CONTROLLERS`]: the workload controllers
+//! (Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs), node lifecycle (it removes the
+//! `node.kubernetes.io/not-ready` taint once the kubelet reports Ready), taint eviction, EndpointSlices
+//! for Services, and pod garbage collection.
 
 use std::process::Command;
 
-use super::{Options, workdir::Workdir};
+use super::{ControlPlaneOptions, workdir::Workdir};
 use crate::binaries::Binaries;
 
 /// Controllers to run, by their canonical (1.28+) names; check with `kube-controller-manager --help`.
@@ -24,11 +29,28 @@ const CONTROLLERS: &[&str] = &[
     "clusterrole-aggregation-controller",
 ];
 
+/// Added when the cluster has a node.
+const NODE_CONTROLLERS: &[&str] = &[
+    "deployment-controller",
+    "replicaset-controller",
+    "statefulset-controller",
+    "daemonset-controller",
+    "job-controller",
+    "node-lifecycle-controller",
+    "taint-eviction-controller",
+    "endpointslice-controller",
+    "pod-garbage-collector-controller",
+];
+
 /// The kube-controller-manager command line; it talks to the apiserver as admin.
-pub(super) fn command(bins: &Binaries, dir: &Workdir, options: &Options) -> Command {
+pub(super) fn command(bins: &Binaries, dir: &Workdir, options: &ControlPlaneOptions) -> Command {
+    let mut controllers = CONTROLLERS.to_vec();
+    if options.node_ip.is_some() {
+        controllers.extend(NODE_CONTROLLERS);
+    }
     let mut cmd = Command::new(&bins.kube_controller_manager);
     cmd.arg(format!("--kubeconfig={}", dir.admin_kubeconfig().display()))
-        .arg(format!("--controllers={}", CONTROLLERS.join(",")))
+        .arg(format!("--controllers={}", controllers.join(",")))
         .arg("--leader-elect=false")
         // No serving endpoint: nothing scrapes it, and it would need another free port.
         .arg("--secure-port=0")

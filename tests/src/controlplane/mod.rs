@@ -1,5 +1,10 @@
 //! [`ControlPlane`]: etcd + kube-apiserver + kube-controller-manager on loopback.
 //!
+//! [`ControlPlaneOptions::node_ip`] makes it the control plane of a cluster with a node (see
+//! [`crate::node`]): the apiserver then also listens on that address, advertises it as the `kubernetes`
+//! Service's endpoint (so pods reach it through the ClusterIP), authorizes kubelets with the Node
+//! authorizer, and the controller manager also runs the workload and node-lifecycle controllers.
+//!
 //! Start-up ([`start`]): locate binaries → temp dir → CA, serving cert, SA signing key → pick ports →
 //! spawn etcd and kube-apiserver → write the admin kubeconfig → spawn kube-controller-manager → poll
 //! `/readyz` → wait for `default/default` ServiceAccount (proof the controller manager works).
@@ -16,6 +21,7 @@ mod start;
 mod workdir;
 
 use std::{
+    net::Ipv4Addr,
     path::{Path, PathBuf},
     sync::{
         Mutex, MutexGuard, PoisonError,
@@ -32,21 +38,23 @@ use workdir::Workdir;
 /// How long a restarted apiserver may take to be ready again.
 const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How to start a control plane; [`Options::default`] is what every test uses.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    /// kube-controller-manager's `--kube-api-qps` (its default is 20).
-    pub kcm_api_qps: Option<u32>,
-    /// kube-controller-manager's `--kube-api-burst` (its default is 30).
-    pub kcm_api_burst: Option<u32>,
-}
-
 /// The loopback ports one control plane listens on.
 #[derive(Debug, Clone, Copy)]
 struct Ports {
     etcd_client: u16,
     etcd_peer: u16,
     apiserver: u16,
+}
+
+/// How to start a control plane; the default is the loopback-only one every e2e suite uses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ControlPlaneOptions {
+    /// Serve a node at this (non-loopback) address: see the module docs. `None`: loopback only.
+    pub node_ip: Option<Ipv4Addr>,
+    /// kube-controller-manager's `--kube-api-qps` (its default is 20), e.g. for a benchmark.
+    pub kcm_api_qps: Option<u32>,
+    /// kube-controller-manager's `--kube-api-burst` (its default is 30).
+    pub kcm_api_burst: Option<u32>,
 }
 
 /// The three running processes.
@@ -73,6 +81,7 @@ pub struct ControlPlane {
     procs: Mutex<Processes>,
     workdir: Workdir,
     bins: Binaries,
+    options: ControlPlaneOptions,
     ports: Ports,
     pki: Pki,
     server_url: String,
@@ -94,13 +103,17 @@ impl ControlPlane {
     ///
     /// Dropping it kills the processes and removes its directory.
     pub async fn start() -> Result<ControlPlane> {
-        start::start(&Options::default()).await
+        start::start(ControlPlaneOptions::default()).await
     }
 
-    /// Starts a private control plane with non-default `options` (e.g. a faster controller manager
-    /// for a benchmark).
-    pub async fn start_with(options: &Options) -> Result<ControlPlane> {
+    /// Starts a private control plane with `options` (e.g. for a node, see [`crate::node`]).
+    pub async fn start_with(options: ControlPlaneOptions) -> Result<ControlPlane> {
         start::start(options).await
+    }
+
+    /// The options it was started with.
+    pub fn options(&self) -> ControlPlaneOptions {
+        self.options
     }
 
     /// A new admin (`system:masters`) client. Must be called inside a Tokio runtime.
@@ -198,7 +211,7 @@ impl ControlPlane {
         {
             let mut procs = self.lock_procs();
             procs.apiserver.stop(Duration::ZERO);
-            let cmd = apiserver::command(&self.bins, &self.workdir, &self.ports);
+            let cmd = apiserver::command(&self.bins, &self.workdir, &self.ports, &self.options);
             procs.apiserver = Child::spawn("kube-apiserver", cmd, &self.workdir.log("kube-apiserver"))?;
         }
         start::wait_ready(self, RESTART_TIMEOUT).await

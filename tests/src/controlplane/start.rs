@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use tokio::time::Instant;
 
-use super::{ControlPlane, Options, Ports, Processes, apiserver, etcd, kcm, workdir::Workdir};
+use super::{ControlPlane, ControlPlaneOptions, Ports, Processes, apiserver, etcd, kcm, workdir::Workdir};
 use crate::{binaries::Binaries, child::Child, kubeconfig, pki, pki::Pki, ports::free_ports};
 
 /// Fresh ports are picked per attempt; only a lost port race is retried.
@@ -21,7 +21,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Starts a control plane, retrying with new ports if one was taken meanwhile.
-pub(super) async fn start(options: &Options) -> Result<ControlPlane> {
+pub(super) async fn start(options: ControlPlaneOptions) -> Result<ControlPlane> {
     let bins = Binaries::locate()?;
     let mut attempt = 1;
     loop {
@@ -52,11 +52,11 @@ pub(super) async fn wait_ready(cp: &ControlPlane, timeout: Duration) -> Result<(
     }
 }
 
-async fn start_once(bins: &Binaries, options: &Options) -> Result<ControlPlane> {
+async fn start_once(bins: &Binaries, options: ControlPlaneOptions) -> Result<ControlPlane> {
     let started = Instant::now();
     let workdir = Workdir::create()?;
     let pki = Pki::new()?;
-    write_pki(&workdir, &pki)?;
+    write_pki(&workdir, &pki, &options)?;
     let [etcd_client, etcd_peer, apiserver] = free_ports()?;
     let ports = Ports {
         etcd_client,
@@ -79,10 +79,10 @@ async fn start_once(bins: &Binaries, options: &Options) -> Result<ControlPlane> 
         etcd::command(bins, &workdir, &ports),
         &workdir.log("etcd"),
     )?;
-    let apiserver_cmd = apiserver::command(bins, &workdir, &ports);
+    let apiserver_cmd = apiserver::command(bins, &workdir, &ports, &options);
     let apiserver = Child::spawn("kube-apiserver", apiserver_cmd, &workdir.log("kube-apiserver"))?;
     // Started right away: it waits for the apiserver itself, which overlaps their start-up.
-    let kcm_cmd = kcm::command(bins, &workdir, options);
+    let kcm_cmd = kcm::command(bins, &workdir, &options);
     let kcm = Child::spawn(
         "kube-controller-manager",
         kcm_cmd,
@@ -93,6 +93,7 @@ async fn start_once(bins: &Binaries, options: &Options) -> Result<ControlPlane> 
         procs: Mutex::new(Processes { etcd, apiserver, kcm }),
         workdir,
         bins: bins.clone(),
+        options,
         ports,
         pki,
         server_url,
@@ -117,8 +118,8 @@ async fn start_once(bins: &Binaries, options: &Options) -> Result<ControlPlane> 
     Ok(cp)
 }
 
-fn write_pki(workdir: &Workdir, pki: &Pki) -> Result<()> {
-    let serving = pki.serving_cert()?;
+fn write_pki(workdir: &Workdir, pki: &Pki, options: &ControlPlaneOptions) -> Result<()> {
+    let serving = pki.serving_cert(options.node_ip)?;
     let (sa_private, sa_public) = pki::service_account_key()?;
     let files = [
         ("ca.crt", pki.ca_pem()),

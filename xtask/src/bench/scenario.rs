@@ -64,7 +64,7 @@ pub async fn run(n: usize, settings: &Settings, machine: &mut Machine) -> Result
     let dir = settings.out_dir.join(format!("n{n}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     progress(&format!("N={n}: starting a fresh control plane"));
-    let cp = ControlPlane::start_with(&settings.control_plane).await?;
+    let cp = ControlPlane::start_with(settings.control_plane).await?;
     let client = cp.client();
     machine.kubernetes = client.apiserver_version().await?.git_version;
     let observer = Observer::start(&client).await?;

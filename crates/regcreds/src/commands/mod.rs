@@ -5,6 +5,7 @@ pub mod cleanup;
 pub mod config_check;
 pub mod mint;
 pub mod run;
+pub mod run_once;
 
 use std::process::ExitCode;
 
@@ -20,7 +21,7 @@ pub async fn dispatch(command: Command) -> ExitCode {
         Command::Run(args) => run::run(*args).await,
         Command::Mint(args) => mint::mint(args).await,
         Command::Config(ConfigCommand::Check(args)) => config_check::check(args).await,
-        Command::Cleanup => cleanup::cleanup().await,
+        Command::Cleanup(args) => cleanup::cleanup(args).await,
         Command::Check(args) => check::check(args).await,
     }
 }

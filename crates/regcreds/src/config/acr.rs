@@ -12,17 +12,17 @@ use regcreds_core::SecretString;
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, given, non_blank, pick},
+    setting::{Source, first_set, given, non_blank, pick, unset_name, uses_compat},
 };
 
 const REGISTRIES: Source = Source::new("REGCREDS_ACR_REGISTRY", "acr-registry");
-const COMPAT_URL: Source = Source::new("ACR_URL", "acr-url");
+const COMPAT_URL: Source = Source::compat("ACR_URL", "acr-url");
 const AUTH: Source = Source::new("REGCREDS_ACR_AUTH", "acr-auth");
 const TENANT: Source = Source::new("REGCREDS_ACR_TENANT_ID", "acr-tenant-id");
 const CLIENT_ID: Source = Source::new("REGCREDS_ACR_CLIENT_ID", "acr-client-id");
-const COMPAT_CLIENT_ID: Source = Source::new("ACR_CLIENT_ID", "acr-compat-client-id");
+const COMPAT_CLIENT_ID: Source = Source::compat("ACR_CLIENT_ID", "acr-compat-client-id");
 const SECRET: Source = Source::new("REGCREDS_ACR_CLIENT_SECRET", "acr-client-secret");
-const COMPAT_PASSWORD: Source = Source::new("ACR_PASSWORD", "acr-password");
+const COMPAT_PASSWORD: Source = Source::compat("ACR_PASSWORD", "acr-password");
 const SCHEDULE: Source = Source::new("REGCREDS_ACR_SCHEDULE", "acr-schedule");
 
 /// How the `acr` provider authenticates.
@@ -129,14 +129,23 @@ impl AcrArgs {
         let Some(configured_by) = first_set(&set) else {
             return Enablement::Disabled(format!("set {} or {}", REGISTRIES.env, COMPAT_URL.env));
         };
+        let compat = uses_compat(&set);
         let Some((registry_list, _)) = registries.as_ref() else {
-            problems.add(REGISTRIES, "is required when the acr provider is configured");
+            problems.add(
+                unset_name(&[REGISTRIES, COMPAT_URL], compat),
+                "is required when the acr provider is configured",
+            );
             return Enablement::Invalid;
         };
         let mode = self
             .acr_auth
             .unwrap_or_else(|| self.default_mode(secret.is_some()));
-        let Some(auth) = self.auth(mode, client_id.clone(), secret.clone(), problems) else {
+        if mode == AcrAuthArg::WorkloadIdentity
+            && !super::ecr::check_token_file("AZURE_FEDERATED_TOKEN_FILE", problems)
+        {
+            return Enablement::Invalid;
+        }
+        let Some(auth) = self.auth(mode, client_id.clone(), secret.clone(), compat, problems) else {
             return Enablement::Invalid;
         };
         let schedule = Schedule::parse(&self.acr_schedule, SCHEDULE, problems);
@@ -190,22 +199,24 @@ impl AcrArgs {
         mode: AcrAuthArg,
         client_id: Option<(String, Source)>,
         secret: Option<(SecretString, Source)>,
+        compat: bool,
         problems: &mut ConfigProblems,
     ) -> Option<AcrAuth> {
-        let mut require = |value: Option<(String, Source)>, canonical: Source| {
+        let mut require = |value: Option<(String, Source)>, names: &[Source]| {
             if value.is_none() {
                 problems.add(
-                    canonical,
+                    unset_name(names, compat),
                     format!("is required with REGCREDS_ACR_AUTH={}", mode_name(mode)),
                 );
             }
             value.map(|(v, _)| v)
         };
+        let (client_names, secret_names) = (&[CLIENT_ID, COMPAT_CLIENT_ID], &[SECRET, COMPAT_PASSWORD]);
         match mode {
             AcrAuthArg::ClientSecret => {
-                let tenant = require(non_blank(&self.acr_tenant_id).map(|t| (t, TENANT)), TENANT);
-                let client = require(client_id, CLIENT_ID);
-                let secret = require(secret.map(|(s, src)| (s.expose().to_string(), src)), SECRET);
+                let tenant = require(non_blank(&self.acr_tenant_id).map(|t| (t, TENANT)), &[TENANT]);
+                let client = require(client_id, client_names);
+                let secret = require(secret.map(|(s, src)| (s.expose().to_string(), src)), secret_names);
                 Some(AcrAuth::ClientSecret {
                     tenant_id: tenant?,
                     client_id: client?,
@@ -213,8 +224,8 @@ impl AcrArgs {
                 })
             }
             AcrAuthArg::Static => {
-                let user = require(client_id, CLIENT_ID);
-                let password = require(secret.map(|(s, src)| (s.expose().to_string(), src)), SECRET);
+                let user = require(client_id, client_names);
+                let password = require(secret.map(|(s, src)| (s.expose().to_string(), src)), secret_names);
                 Some(AcrAuth::Static {
                     username: user?,
                     password: password?.into(),

@@ -10,14 +10,19 @@ use regcreds_static::{DEFAULT_DOCKERCONFIG_SECRET, DockerConfigProvider, DockerC
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, non_blank, pick},
+    setting::{Source, first_set, pick},
 };
 
 const JSON: Source = Source::new("REGCREDS_DOCKERCONFIGJSON", "dockerconfigjson");
-const COMPAT_JSON: Source = Source::new("CONFIG_DOCKERCONFIGJSON", "config-dockerconfigjson");
+const COMPAT_JSON: Source = Source::compat("CONFIG_DOCKERCONFIGJSON", "config-dockerconfigjson");
 const PATH: Source = Source::new("REGCREDS_DOCKERCONFIGJSON_PATH", "dockerconfigjson-path");
-const COMPAT_PATH: Source = Source::new("CONFIG_DOCKERCONFIGJSONPATH", "config-dockerconfigjsonpath");
+const COMPAT_PATH: Source = Source::compat("CONFIG_DOCKERCONFIGJSONPATH", "config-dockerconfigjsonpath");
 const SCHEDULE: Source = Source::new("REGCREDS_DOCKERCONFIGJSON_SCHEDULE", "dockerconfigjson-schedule");
+const SECRET_NAME: Source = Source::new(
+    "REGCREDS_DOCKERCONFIGJSON_SECRET_NAME",
+    "dockerconfigjson-secret-name",
+);
+const COMPAT_SECRET_NAME: Source = Source::compat("CONFIG_SECRETNAME", "secretname");
 
 /// `dockerconfigjson` provider: credentials for any registries from a dockerconfigjson document.
 #[derive(Args, Debug, Clone)]
@@ -85,12 +90,11 @@ impl DockerConfigArgs {
             (None, Some((path, source))) => (DockerConfigSource::File(path), source),
             (None, None) => return Enablement::Invalid,
         };
-        let secret_name = self
-            .dcj_secret_name
-            .clone()
-            .filter(|n| !n.trim().is_empty())
-            .or_else(|| non_blank(&self.dcj_compat_secret_name))
-            .unwrap_or_else(|| DEFAULT_DOCKERCONFIG_SECRET.to_string());
+        let (secret_name, name_source) = pick(&[
+            (SECRET_NAME, &self.dcj_secret_name),
+            (COMPAT_SECRET_NAME, &self.dcj_compat_secret_name),
+        ])
+        .unwrap_or_else(|| (DEFAULT_DOCKERCONFIG_SECRET.to_string(), SECRET_NAME));
         let provider = match DockerConfigProvider::new(secret_name, source).await {
             Ok(provider) => provider,
             Err(error) => {
@@ -102,7 +106,8 @@ impl DockerConfigArgs {
             return Enablement::Invalid;
         };
         let reason = format!("{} is set", origin.env);
-        Enablement::Enabled(ConfiguredProvider::new(Arc::new(provider), schedule, reason))
+        let configured = ConfiguredProvider::new(Arc::new(provider), schedule, reason);
+        Enablement::Enabled(configured.with_secret_name_setting(name_source))
     }
 }
 

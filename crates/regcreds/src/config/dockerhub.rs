@@ -9,13 +9,13 @@ use regcreds_dockerhub::{DEFAULT_SECRET, DockerHubProvider, Error};
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, given, require},
+    setting::{Source, first_set, given, require, uses_compat},
 };
 
 const USER: Source = Source::new("REGCREDS_DOCKERHUB_USER", "dockerhub-user");
-const COMPAT_USER: Source = Source::new("DOCKER_USER", "docker-user");
+const COMPAT_USER: Source = Source::compat("DOCKER_USER", "docker-user");
 const PASSWORD: Source = Source::new("REGCREDS_DOCKERHUB_PASSWORD", "dockerhub-password");
-const COMPAT_PASSWORD: Source = Source::new("DOCKER_PASSWORD", "docker-password");
+const COMPAT_PASSWORD: Source = Source::compat("DOCKER_PASSWORD", "docker-password");
 const SCHEDULE: Source = Source::new("REGCREDS_DOCKERHUB_SCHEDULE", "dockerhub-schedule");
 
 /// `dockerhub` provider: a Docker ID with a password or personal access token.
@@ -66,9 +66,11 @@ impl DockerHubArgs {
             return Enablement::Disabled(format!("set {} or {}", USER.env, COMPAT_USER.env));
         };
         let schedule = Schedule::parse(&self.hub_schedule, SCHEDULE, problems);
+        let compat = uses_compat(&set);
         let user = require(
             &[(USER, &self.hub_user), (COMPAT_USER, &self.hub_compat_user)],
             "dockerhub",
+            compat,
             problems,
         );
         let password = require(
@@ -77,6 +79,7 @@ impl DockerHubArgs {
                 (COMPAT_PASSWORD, &self.hub_compat_password),
             ],
             "dockerhub",
+            compat,
             problems,
         );
         let (Some(user), Some(password), Some(schedule)) = (user, password, schedule) else {

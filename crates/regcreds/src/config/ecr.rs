@@ -9,17 +9,20 @@ use regcreds_ecr::{AssumeRole, DEFAULT_SECRET, EcrProvider, EcrSettings, Error};
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, non_blank, pick},
+    setting::{Source, first_set, non_blank, pick, unset_name, uses_compat},
 };
 
 const REGIONS: Source = Source::new("REGCREDS_ECR_REGIONS", "ecr-regions");
-const COMPAT_REGION: Source = Source::new("awsregion", "aws-region");
+const COMPAT_REGION: Source = Source::compat("awsregion", "aws-region");
 const ACCOUNTS: Source = Source::new("REGCREDS_ECR_ACCOUNTS", "ecr-accounts");
-const COMPAT_ACCOUNT: Source = Source::new("awsaccount", "aws-account");
+const COMPAT_ACCOUNT: Source = Source::compat("awsaccount", "aws-account");
 const ROLE: Source = Source::new("REGCREDS_ECR_ASSUME_ROLE", "ecr-assume-role");
-const COMPAT_ROLE: Source = Source::new("aws_assume_role", "aws_assume_role");
+const COMPAT_ROLE: Source = Source::compat("aws_assume_role", "aws_assume_role");
 const PUBLIC: Source = Source::new("REGCREDS_ECR_PUBLIC", "ecr-public");
 const ENDPOINT: Source = Source::new("REGCREDS_ECR_ENDPOINT_URL", "ecr-endpoint-url");
+const COMPAT_ENDPOINT: Source = Source::compat("AWS_ENDPOINT_URL_ECR", "aws-endpoint-url-ecr");
+/// Read by the AWS SDK (IRSA); regcreds only checks its size at start-up.
+const WEB_IDENTITY_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
 const SCHEDULE: Source = Source::new("REGCREDS_ECR_SCHEDULE", "ecr-schedule");
 const TIMEOUT: Source = Source::new("REGCREDS_ECR_TIMEOUT_SECONDS", "ecr-timeout-seconds");
 
@@ -54,6 +57,8 @@ pub struct EcrArgs {
     /// ECR API endpoint override for every region (VPC endpoints; tests). `AWS_ENDPOINT_URL_ECR` works too.
     #[arg(long = "ecr-endpoint-url", env = "REGCREDS_ECR_ENDPOINT_URL")]
     pub ecr_endpoint_url: Option<String>,
+    #[arg(long = "aws-endpoint-url-ecr", env = "AWS_ENDPOINT_URL_ECR", hide = true)]
+    pub ecr_compat_endpoint_url: Option<String>,
     /// ECR Public API endpoint override.
     #[arg(long = "ecr-public-endpoint-url", env = "REGCREDS_ECR_PUBLIC_ENDPOINT_URL")]
     pub ecr_public_endpoint_url: Option<String>,
@@ -104,17 +109,28 @@ impl EcrArgs {
         if self.ecr_timeout_seconds == 0 {
             problems.add(TIMEOUT, "must be at least 1");
         }
+        if !check_token_file(WEB_IDENTITY_TOKEN_FILE, problems) {
+            return Enablement::Invalid;
+        }
         let region_list = regions
             .as_ref()
             .map(|(r, _)| split(r))
             .unwrap_or_else(ambient_region);
         if region_list.is_empty() && !self.ecr_public {
+            let setting = match &regions {
+                Some((_, source)) => source.to_string(),
+                None => unset_name(&[REGIONS, COMPAT_REGION], uses_compat(&set)),
+            };
             problems.add(
-                REGIONS,
+                setting,
                 "is required: no region is configured (and AWS_REGION is not set)",
             );
             return Enablement::Invalid;
         }
+        let endpoint = pick(&[
+            (ENDPOINT, &self.ecr_endpoint_url),
+            (COMPAT_ENDPOINT, &self.ecr_compat_endpoint_url),
+        ]);
         let settings = EcrSettings {
             secret_name: self.ecr_secret_name.clone(),
             regions: region_list,
@@ -127,7 +143,7 @@ impl EcrArgs {
                     ..AssumeRole::new(arn.trim())
                 }),
             public: self.ecr_public,
-            endpoint_url: non_blank(&self.ecr_endpoint_url),
+            endpoint_url: endpoint.as_ref().map(|(url, _)| url.clone()),
             public_endpoint_url: non_blank(&self.ecr_public_endpoint_url),
             timeout: Duration::from_secs(self.ecr_timeout_seconds.max(1)),
         };
@@ -147,12 +163,33 @@ impl EcrArgs {
                         accounts.map_or(ACCOUNTS, |a| a.1)
                     }
                     Error::InvalidRoleArn(_) | Error::InvalidSessionName(_) => role.map_or(ROLE, |r| r.1),
-                    Error::InvalidEndpointUrl { .. } => ENDPOINT,
+                    Error::InvalidEndpointUrl { setting, .. } if *setting == "endpoint_url" => {
+                        endpoint.map_or(ENDPOINT, |e| e.1)
+                    }
+                    Error::InvalidEndpointUrl { .. } => {
+                        Source::new("REGCREDS_ECR_PUBLIC_ENDPOINT_URL", "ecr-public-endpoint-url")
+                    }
                     _ => SCHEDULE,
                 };
                 problems.add(blamed, error);
                 Enablement::Invalid
             }
+        }
+    }
+}
+
+/// A token file the SDK reads on its own (web identity): checked once here, so that a path aimed at
+/// `/dev/zero` or a huge file fails at start-up with a clear message.
+/// Returns whether it is usable (or not set).
+pub(super) fn check_token_file(variable: &'static str, problems: &mut ConfigProblems) -> bool {
+    let Some(path) = std::env::var_os(variable).filter(|p| !p.is_empty()) else {
+        return true;
+    };
+    match regcreds_core::read_bounded(std::path::Path::new(&path)) {
+        Ok(_) => true,
+        Err(error) => {
+            problems.add(variable, error);
+            false
         }
     }
 }

@@ -14,16 +14,19 @@ use super::{
 };
 
 const KEY: Source = Source::new("REGCREDS_GCR_KEY", "gcr-key");
-const COMPAT_KEY: Source = Source::new(
+const COMPAT_KEY: Source = Source::compat(
     "GCR_APPLICATION_DEFAULT_CREDENTIALS",
     "gcr-application-default-credentials",
 );
 const KEY_FILE: Source = Source::new("REGCREDS_GCR_KEY_FILE", "gcr-key-file");
 const METADATA: Source = Source::new("REGCREDS_GCR_USE_METADATA", "gcr-use-metadata");
 const HOSTS: Source = Source::new("REGCREDS_GCR_HOSTS", "gcr-hosts");
-const COMPAT_URL: Source = Source::new("GCR_URL", "gcr-url");
-const COMPAT_URL_LOWER: Source = Source::new("gcrurl", "gcrurl");
+const COMPAT_URL: Source = Source::compat("GCR_URL", "gcr-url");
+const COMPAT_URL_LOWER: Source = Source::compat("gcrurl", "gcrurl");
 const METADATA_URL: Source = Source::new("REGCREDS_GCR_METADATA_URL", "gcr-metadata-url");
+const COMPAT_METADATA_HOST: Source = Source::compat("GCE_METADATA_HOST", "gce-metadata-host");
+/// Google's own variable for a key file, used when nothing else is configured.
+const APPLICATION_CREDENTIALS: Source = Source::compat("GOOGLE_APPLICATION_CREDENTIALS", "");
 const SCHEDULE: Source = Source::new("REGCREDS_GCR_SCHEDULE", "gcr-schedule");
 
 /// `gcr` provider: ~1-hour access tokens, refreshed halfway through their life.
@@ -58,6 +61,8 @@ pub struct GcrArgs {
     /// Metadata server base URL [default: http://$GCE_METADATA_HOST or http://metadata.google.internal].
     #[arg(long = "gcr-metadata-url", env = "REGCREDS_GCR_METADATA_URL")]
     pub gcr_metadata_url: Option<String>,
+    #[arg(long = "gce-metadata-host", env = "GCE_METADATA_HOST", hide = true)]
+    pub gcr_compat_metadata_host: Option<String>,
     /// Name of the Secret written to every namespace.
     #[arg(long = "gcr-secret-name", env = "REGCREDS_GCR_SECRET_NAME", default_value = DEFAULT_SECRET)]
     pub gcr_secret_name: String,
@@ -101,21 +106,30 @@ impl GcrArgs {
             (None, None, true) => GcrCredentials::Metadata,
             (None, None, false) => GcrCredentials::ApplicationDefault,
             _ => {
+                let chosen: Vec<&str> = set[..3]
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(s, _)| s.env)
+                    .collect();
                 problems.add(
-                    KEY_FILE,
+                    chosen.join(" and "),
                     format!(
-                        "set only one of {}, {} and {}",
-                        KEY.env, KEY_FILE.env, METADATA.env
+                        "set only one of {} (or {}), {} and {}",
+                        KEY.env, COMPAT_KEY.env, KEY_FILE.env, METADATA.env
                     ),
                 );
                 return Enablement::Invalid;
             }
         };
         let schedule = Schedule::parse(&self.gcr_schedule, SCHEDULE, problems);
-        let mut settings = GcrSettings::new(credentials);
+        let metadata_url = pick(&[(METADATA_URL, &self.gcr_metadata_url)]).or_else(|| {
+            non_blank(&self.gcr_compat_metadata_host)
+                .map(|host| (format!("http://{}", host.trim()), COMPAT_METADATA_HOST))
+        });
+        let mut settings = GcrSettings::new(credentials.clone());
         settings.secret_name = self.gcr_secret_name.clone();
         settings.registries = hosts.as_ref().map(|(h, _)| split(h)).unwrap_or_default();
-        settings.metadata_url = non_blank(&self.gcr_metadata_url);
+        settings.metadata_url = metadata_url.as_ref().map(|(url, _)| url.clone());
         settings.timeout = Duration::from_secs(self.gcr_timeout_seconds);
         let Some(schedule) = schedule else {
             return Enablement::Invalid;
@@ -129,9 +143,12 @@ impl GcrArgs {
             Err(error) => {
                 let blamed = match &error {
                     Error::Registry(_) => hosts.map_or(HOSTS, |h| h.1),
-                    Error::InvalidMetadataUrl(_) => METADATA_URL,
-                    Error::UnreadableKeyFile { .. } => KEY_FILE,
-                    Error::Key { .. } => key.map_or(KEY_FILE, |k| k.1),
+                    Error::InvalidMetadataUrl(_) => metadata_url.map_or(METADATA_URL, |m| m.1),
+                    Error::UnreadableKeyFile { .. } | Error::Key { .. } => match credentials {
+                        GcrCredentials::KeyJson(_) => key.map_or(KEY, |k| k.1),
+                        GcrCredentials::ApplicationDefault => APPLICATION_CREDENTIALS,
+                        _ => KEY_FILE,
+                    },
                     Error::ZeroTimeout => Source::new("REGCREDS_GCR_TIMEOUT_SECONDS", "gcr-timeout-seconds"),
                     _ => configured_source(&set),
                 };

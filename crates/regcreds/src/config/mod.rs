@@ -14,8 +14,12 @@ mod dockerconfig;
 mod dockerhub;
 mod ecr;
 mod gcr;
+mod ghcr;
+mod healing;
+mod instance;
 mod problems;
 mod propagation;
+mod quay;
 mod schedule;
 mod setting;
 mod static_registry;
@@ -30,13 +34,27 @@ pub use dockerconfig::DockerConfigArgs;
 pub use dockerhub::DockerHubArgs;
 pub use ecr::EcrArgs;
 pub use gcr::GcrArgs;
+pub use ghcr::GhcrArgs;
+pub use healing::HealArgs;
+pub use instance::{Instance, InstanceArgs};
 pub use problems::ConfigProblems;
-pub use propagation::{PropagationArgs, WatchModeArg};
+pub use propagation::{PropagationArgs, WatchModeArg, parse_go_bool};
+pub use quay::QuayArgs;
 pub use schedule::Schedule;
+pub use setting::Source;
 pub use static_registry::StaticArgs;
 
 /// Names accepted by `--provider`, in the order providers are built and reported.
-pub const PROVIDER_NAMES: &[&str] = &["static", "dockerconfigjson", "dockerhub", "ecr", "gcr", "acr"];
+pub const PROVIDER_NAMES: &[&str] = &[
+    "static",
+    "dockerconfigjson",
+    "dockerhub",
+    "ecr",
+    "gcr",
+    "acr",
+    "ghcr",
+    "quay",
+];
 
 /// A provider ready to run, with its refresh schedule and why it is enabled.
 #[derive(Clone)]
@@ -47,6 +65,8 @@ pub struct ConfiguredProvider {
     pub schedule: Schedule,
     /// Which setting enabled it, for `config check`.
     pub reason: String,
+    /// The variable its Secret name came from, when not `REGCREDS_<PROVIDER>_SECRET_NAME`.
+    secret_name_setting: Option<String>,
 }
 
 impl ConfiguredProvider {
@@ -56,7 +76,24 @@ impl ConfiguredProvider {
             provider,
             schedule,
             reason,
+            secret_name_setting: None,
         }
+    }
+
+    /// Names the variable the Secret name came from (a compatible one), for problems with it.
+    pub fn with_secret_name_setting(mut self, setting: impl std::fmt::Display) -> Self {
+        self.secret_name_setting = Some(setting.to_string());
+        self
+    }
+
+    /// The variable a problem with the Secret name is reported against.
+    fn secret_name_setting(&self) -> String {
+        self.secret_name_setting.clone().unwrap_or_else(|| {
+            format!(
+                "REGCREDS_{}_SECRET_NAME",
+                self.provider.name().to_ascii_uppercase()
+            )
+        })
     }
 }
 
@@ -93,6 +130,10 @@ pub struct ProviderArgs {
     gcr: GcrArgs,
     #[command(flatten)]
     acr: AcrArgs,
+    #[command(flatten)]
+    ghcr: GhcrArgs,
+    #[command(flatten)]
+    quay: QuayArgs,
 }
 
 impl ProviderArgs {
@@ -106,6 +147,8 @@ impl ProviderArgs {
             status("ecr", self.ecr.build(problems).await),
             status("gcr", self.gcr.build(problems).await),
             status("acr", self.acr.build(problems).await),
+            status("ghcr", self.ghcr.build(problems).await),
+            status("quay", self.quay.build(problems).await),
         ]
     }
 
@@ -133,10 +176,7 @@ fn check_secret_names(enabled: &[ConfiguredProvider], problems: &mut ConfigProbl
         let name = configured.provider.secret_name();
         if !is_secret_name(name) {
             problems.add(
-                format!(
-                    "REGCREDS_{}_SECRET_NAME",
-                    configured.provider.name().to_ascii_uppercase()
-                ),
+                configured.secret_name_setting(),
                 format!(
                     "{name:?} is not a valid Secret name (lowercase letters, digits, '-' and '.', \
                      starting and ending with a letter or digit, at most 253 characters)"

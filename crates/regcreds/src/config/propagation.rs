@@ -1,10 +1,12 @@
 //! Settings of `regcreds run` that shape propagation: scope, ServiceAccounts, ownership, concurrency.
-//! imagepullsecret-patcher's `CONFIG_*` names are accepted beside the `REGCREDS_*` ones.
+//! imagepullsecret-patcher's `CONFIG_*` names are accepted beside the `REGCREDS_*` ones; every one of
+//! its eleven settings is honoured (see the README's Propagation table), none is silently ignored.
 
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use regcreds_propagator::{NamespaceScope, ServiceAccountMode, Settings, WatchMode, parse_label_selector};
+use tracing::info;
 
 use super::{
     ConfigProblems,
@@ -12,16 +14,18 @@ use super::{
 };
 
 const SERVICE_ACCOUNTS: Source = Source::new("REGCREDS_SERVICE_ACCOUNTS", "service-accounts");
-const COMPAT_SERVICE_ACCOUNTS: Source = Source::new("CONFIG_SERVICEACCOUNTS", "serviceaccounts");
-const COMPAT_ALL: Source = Source::new("CONFIG_ALLSERVICEACCOUNT", "allserviceaccount");
+const COMPAT_SERVICE_ACCOUNTS: Source = Source::compat("CONFIG_SERVICEACCOUNTS", "serviceaccounts");
+const COMPAT_ALL: Source = Source::compat("CONFIG_ALLSERVICEACCOUNT", "allserviceaccount");
 const EXCLUDE: Source = Source::new("REGCREDS_EXCLUDE_NAMESPACES", "exclude-namespaces");
-const COMPAT_EXCLUDE: Source = Source::new("CONFIG_EXCLUDED_NAMESPACES", "excluded-namespaces");
+const COMPAT_EXCLUDE: Source = Source::compat("CONFIG_EXCLUDED_NAMESPACES", "excluded-namespaces");
 const SELECTOR: Source = Source::new("REGCREDS_NAMESPACE_SELECTOR", "namespace-selector");
-const COMPAT_FORCE: Source = Source::new("CONFIG_FORCE", "config-force");
+const FORCE: Source = Source::new("REGCREDS_FORCE", "force");
+const COMPAT_FORCE: Source = Source::compat("CONFIG_FORCE", "config-force");
+const COMPAT_MANAGED_ONLY: Source = Source::compat("CONFIG_MANAGEDONLY", "managedonly");
 const CONCURRENCY: Source = Source::new("REGCREDS_CONCURRENCY", "concurrency");
-
-/// Where the Kubernetes client finds its own namespace when none is configured.
-const SERVICE_ACCOUNT_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+const POLL: Source = Source::new("REGCREDS_NAMESPACE_POLL_SECONDS", "namespace-poll-seconds");
+const COMPAT_LOOP: Source = Source::compat("CONFIG_LOOP_DURATION", "loop-duration");
+const COMPAT_RUN_ONCE: Source = Source::compat("CONFIG_RUNONCE", "runonce");
 
 /// How regcreds learns about Secrets and ServiceAccounts.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +42,6 @@ pub enum WatchModeArg {
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Propagation")]
 pub struct PropagationArgs {
-    /// regcreds' own namespace (always excluded: source Secrets live there) [default: the pod's namespace].
-    #[arg(long = "namespace", env = "REGCREDS_NAMESPACE")]
-    pub namespace: Option<String>,
     /// ServiceAccounts that get the Secrets in `imagePullSecrets`: comma-separated names, `*` for all, `none`.
     #[arg(long = "service-accounts", env = "REGCREDS_SERVICE_ACCOUNTS")]
     pub service_accounts: Option<String>,
@@ -65,6 +66,10 @@ pub struct PropagationArgs {
     pub force: bool,
     #[arg(long = "config-force", env = "CONFIG_FORCE", hide = true)]
     pub compat_force: Option<String>,
+    /// imagepullsecret-patcher's "touch only Secrets it manages" (without that tool's inverted logic):
+    /// true turns force off, also when CONFIG_FORCE=true.
+    #[arg(long = "managedonly", env = "CONFIG_MANAGEDONLY", hide = true)]
+    pub compat_managed_only: Option<String>,
     /// Namespaces reconciled at the same time.
     #[arg(long = "concurrency", env = "REGCREDS_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
@@ -78,28 +83,26 @@ pub struct PropagationArgs {
     /// Watch or poll Secrets and ServiceAccounts.
     #[arg(long = "watch-mode", env = "REGCREDS_WATCH_MODE", value_enum, default_value_t = WatchModeArg::Auto)]
     pub watch_mode: WatchModeArg,
-    /// This pod's name, for Events and leader election.
-    #[arg(long = "pod-name", env = "REGCREDS_POD_NAME")]
-    pub pod_name: Option<String>,
+    /// How often namespaces are listed when RBAC does not allow watching them (imagepullsecret-patcher's
+    /// ClusterRole). With watch rights there is no such loop: new namespaces are handled at once.
+    #[arg(long = "namespace-poll-seconds", env = "REGCREDS_NAMESPACE_POLL_SECONDS")]
+    pub namespace_poll_seconds: Option<u64>,
+    #[arg(long = "loop-duration", env = "CONFIG_LOOP_DURATION", hide = true)]
+    pub compat_loop_duration: Option<String>,
+    /// One pass over every namespace, then exit: 0 if every namespace converged, 1 if any failed. For a
+    /// Job or CronJob; no leader election, no admin endpoint, no pod healing.
+    #[arg(long = "once", env = "REGCREDS_RUN_ONCE")]
+    pub run_once: bool,
+    #[arg(long = "runonce", env = "CONFIG_RUNONCE", hide = true)]
+    pub compat_run_once: Option<String>,
 }
 
 impl PropagationArgs {
-    /// regcreds' own namespace: configured, or the one the pod runs in.
-    pub fn own_namespace(&self) -> Option<String> {
-        self.namespace.clone().or_else(|| {
-            std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE_FILE)
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-    }
-
-    /// Validates everything and builds the propagator settings.
-    pub fn build(&self, problems: &mut ConfigProblems) -> Option<Settings> {
+    /// Validates everything and builds the propagator settings; `own_namespace` is never written to.
+    pub fn build(&self, own_namespace: Option<String>, problems: &mut ConfigProblems) -> Option<Settings> {
         let mode = self.service_account_mode(problems);
-        let force = self.force
-            || parse_go_bool(non_blank(&self.compat_force).as_deref(), COMPAT_FORCE, problems)
-                .unwrap_or(false);
-        let scope = self.scope(problems);
+        let force = self.force(problems);
+        let scope = self.scope(own_namespace, problems);
         if self.concurrency == 0 {
             problems.add(CONCURRENCY, "must be at least 1");
         }
@@ -114,8 +117,80 @@ impl PropagationArgs {
             WatchModeArg::Auto | WatchModeArg::Watch => WatchMode::Watch,
             WatchModeArg::Poll => WatchMode::Poll,
         };
-        settings.instance = self.pod_name.clone();
         Some(settings)
+    }
+
+    /// Whether to make one pass and exit (`REGCREDS_RUN_ONCE`, or imagepullsecret-patcher's `CONFIG_RUNONCE`).
+    pub fn run_once(&self, problems: &mut ConfigProblems) -> bool {
+        self.run_once
+            || parse_go_bool(
+                non_blank(&self.compat_run_once).as_deref(),
+                COMPAT_RUN_ONCE,
+                problems,
+            )
+            .unwrap_or(false)
+    }
+
+    /// The namespace listing period used when namespaces cannot be watched (default 10 s, as
+    /// imagepullsecret-patcher's loop), and the variable it came from.
+    pub fn namespace_poll(&self, problems: &mut ConfigProblems) -> (Duration, Option<&'static str>) {
+        const DEFAULT: Duration = Duration::from_secs(10);
+        if let Some(seconds) = self.namespace_poll_seconds {
+            if seconds == 0 {
+                problems.add(POLL, "must be at least 1");
+            }
+            return (Duration::from_secs(seconds.max(1)), Some(POLL.env));
+        }
+        let Some(raw) = non_blank(&self.compat_loop_duration) else {
+            return (DEFAULT, None);
+        };
+        match parse_go_duration(&raw) {
+            Some(period) if period >= Duration::from_secs(1) => (period, Some(COMPAT_LOOP.env)),
+            Some(_) => {
+                problems.add(COMPAT_LOOP, format!("{raw:?} is shorter than 1s"));
+                (DEFAULT, None)
+            }
+            None => {
+                problems.add(
+                    COMPAT_LOOP,
+                    format!("{raw:?} is not a duration like \"10s\", \"1m30s\" or \"1h\""),
+                );
+                (DEFAULT, None)
+            }
+        }
+    }
+
+    /// Whether same-named Secrets regcreds did not create are taken over. imagepullsecret-patcher's
+    /// `CONFIG_MANAGEDONLY=true` means "touch only Secrets it manages", so it turns `CONFIG_FORCE` off
+    /// (that tool's example manifest sets both); combined with an explicit `REGCREDS_FORCE=true` it is a
+    /// contradiction.
+    fn force(&self, problems: &mut ConfigProblems) -> bool {
+        let compat_force =
+            parse_go_bool(non_blank(&self.compat_force).as_deref(), COMPAT_FORCE, problems).unwrap_or(false);
+        let managed_only = parse_go_bool(
+            non_blank(&self.compat_managed_only).as_deref(),
+            COMPAT_MANAGED_ONLY,
+            problems,
+        )
+        .unwrap_or(false);
+        match (managed_only, self.force, compat_force) {
+            (true, true, _) => {
+                problems.add(
+                    COMPAT_MANAGED_ONLY,
+                    format!("\"true\" contradicts {}=true: set only one of the two", FORCE.env),
+                );
+                false
+            }
+            (true, false, true) => {
+                info!(
+                    "CONFIG_MANAGEDONLY=true: Secrets regcreds does not manage are left alone, so CONFIG_FORCE=true \
+                     applies only to Secrets regcreds (or imagepullsecret-patcher) created"
+                );
+                false
+            }
+            (true, false, false) => false,
+            (false, force, compat_force) => force || compat_force,
+        }
     }
 
     fn service_account_mode(&self, problems: &mut ConfigProblems) -> Option<ServiceAccountMode> {
@@ -154,7 +229,7 @@ impl PropagationArgs {
         }
     }
 
-    fn scope(&self, problems: &mut ConfigProblems) -> Option<NamespaceScope> {
+    fn scope(&self, own_namespace: Option<String>, problems: &mut ConfigProblems) -> Option<NamespaceScope> {
         let mut patterns = split_list(&self.exclude_namespaces);
         patterns.extend(
             self.compat_exclude_namespaces
@@ -173,7 +248,7 @@ impl PropagationArgs {
             Some(Ok(selector)) => Some(selector),
             None => None,
         };
-        match NamespaceScope::new(&patterns, selector, self.own_namespace()) {
+        match NamespaceScope::new(&patterns, selector, own_namespace) {
             Ok(scope) => Some(scope),
             Err(error) => {
                 let source = if self.compat_exclude_namespaces.is_some() {
@@ -197,8 +272,43 @@ fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
+/// Parses a Go duration (`time.ParseDuration`, as imagepullsecret-patcher read `CONFIG_LOOP_DURATION`):
+/// a sequence of decimal numbers with units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`, like `1m30s` or `1.5h`.
+/// Negative durations are not accepted.
+pub fn parse_go_duration(value: &str) -> Option<Duration> {
+    let mut rest = value.trim().strip_prefix('+').unwrap_or(value.trim());
+    match rest {
+        "" => return None,
+        "0" => return Some(Duration::ZERO),
+        _ => {}
+    }
+    let mut total = 0.0_f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&n| n > 0)?;
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds_per_unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += number * seconds_per_unit;
+        rest = &rest[unit_len..];
+    }
+    (total.is_finite() && total < 1e12).then(|| Duration::from_secs_f64(total))
+}
+
 /// Parses booleans the way imagepullsecret-patcher (Go's strconv.ParseBool) did.
-fn parse_go_bool(value: Option<&str>, source: Source, problems: &mut ConfigProblems) -> Option<bool> {
+pub fn parse_go_bool(value: Option<&str>, source: Source, problems: &mut ConfigProblems) -> Option<bool> {
     match value? {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
@@ -217,4 +327,30 @@ fn is_dns_subdomain(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_like_time_parse_duration() {
+        for (text, seconds) in [
+            ("10s", 10.0),
+            ("1m30s", 90.0),
+            ("1.5h", 5400.0),
+            ("2h45m", 9900.0),
+            ("300ms", 0.3),
+            ("0", 0.0),
+        ] {
+            assert_eq!(
+                parse_go_duration(text),
+                Some(Duration::from_secs_f64(seconds)),
+                "{text}"
+            );
+        }
+        for bad in ["", "10", "s", "1x", "-5s", "1m30", "ten seconds"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
 }

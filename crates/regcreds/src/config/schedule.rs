@@ -40,16 +40,39 @@ fn parse_cron(expression: &str) -> Result<Cron, String> {
             "has {fields} fields, expected 6 (sec min hour day-of-month month day-of-week)"
         ));
     }
-    CronParser::builder()
+    let cron = CronParser::builder()
         .seconds(croner::parser::Seconds::Required)
         .dom_and_dow(true)
         .build()
         .parse(expression.trim())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    // NB: a valid expression may still match no date at all (`0 0 0 30 2 *`, February 30th): the
+    // provider would then never refresh on schedule, silently.
+    cron.find_next_occurrence(&chrono::Utc::now(), false)
+        .map_err(|_| "never fires: no date matches it".to_string())?;
+    Ok(cron)
 }
 
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.expression)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expression_that_never_fires_is_rejected_and_a_rare_one_is_not() {
+        let mut problems = ConfigProblems::default();
+        let source = Source::new("REGCREDS_STATIC_SCHEDULE", "static-schedule");
+        assert!(Schedule::parse("0 0 0 30 2 *", source, &mut problems).is_none());
+        assert!(problems.to_string().contains("never fires"), "{problems}");
+        let mut problems = ConfigProblems::default();
+        assert!(
+            Schedule::parse("0 0 0 29 2 *", source, &mut problems).is_some(),
+            "{problems}"
+        );
     }
 }

@@ -15,18 +15,37 @@ pub struct Source {
     pub env: &'static str,
     /// Long flag name without dashes.
     pub flag: &'static str,
+    /// A name of upmc registry-creds or imagepullsecret-patcher, accepted for drop-in compatibility.
+    pub compat: bool,
 }
 
 impl Source {
     /// A setting readable from `env` or `--flag`.
     pub const fn new(env: &'static str, flag: &'static str) -> Self {
-        Self { env, flag }
+        Self {
+            env,
+            flag,
+            compat: false,
+        }
+    }
+
+    /// A compatible name (upmc registry-creds, imagepullsecret-patcher) of a setting.
+    pub const fn compat(env: &'static str, flag: &'static str) -> Self {
+        Self {
+            env,
+            flag,
+            compat: true,
+        }
     }
 }
 
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (--{})", self.env, self.flag)
+        if self.flag.is_empty() {
+            f.write_str(self.env)
+        } else {
+            write!(f, "{} (--{})", self.env, self.flag)
+        }
     }
 }
 
@@ -72,22 +91,43 @@ pub fn pick<T: Blank + Clone>(candidates: &[(Source, &Option<T>)]) -> Option<(T,
         .find_map(|(source, value)| non_blank(value).map(|value| (value, *source)))
 }
 
-/// Like [`pick`], recording "is required" against the canonical (first) name when nothing is set.
+/// Like [`pick`], recording "is required" when nothing is set, against the name [`unset_name`] gives.
 pub fn require<T: Blank + Clone>(
     candidates: &[(Source, &Option<T>)],
     provider: &str,
+    compat_in_use: bool,
     problems: &mut ConfigProblems,
 ) -> Option<(T, Source)> {
     let picked = pick(candidates);
-    if picked.is_none()
-        && let Some((canonical, _)) = candidates.first()
-    {
+    if picked.is_none() {
+        let sources: Vec<Source> = candidates.iter().map(|(source, _)| *source).collect();
         problems.add(
-            canonical,
+            unset_name(&sources, compat_in_use),
             format!("is required when the {provider} provider is configured"),
         );
     }
     picked
+}
+
+/// How a problem names a setting that is not set: the canonical name first (`sources[0]`), followed by
+/// its compatible names when the provider is configured through compatible names, so that a user of
+/// upmc's or imagepullsecret-patcher's variables reads the name they know:
+/// `REGCREDS_STATIC_USER (DOCKER_PRIVATE_REGISTRY_USER)`. Otherwise the canonical variable and flag.
+pub fn unset_name(sources: &[Source], compat_in_use: bool) -> String {
+    let Some(canonical) = sources.first() else {
+        return String::new();
+    };
+    let compat: Vec<&str> = sources.iter().filter(|s| s.compat).map(|s| s.env).collect();
+    if compat_in_use && !compat.is_empty() {
+        format!("{} ({})", canonical.env, compat.join(", "))
+    } else {
+        canonical.to_string()
+    }
+}
+
+/// Whether any compatible name among the settings that are set is in use.
+pub fn uses_compat(set: &[(Source, bool)]) -> bool {
+    set.iter().any(|(source, on)| *on && source.compat)
 }
 
 /// The environment name of the first candidate that is set: why a provider counts as configured.

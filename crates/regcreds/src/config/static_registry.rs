@@ -9,15 +9,15 @@ use regcreds_static::{DEFAULT_STATIC_SECRET, StaticProvider};
 
 use super::{
     ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, given, require},
+    setting::{Source, first_set, given, require, uses_compat},
 };
 
 const SERVER: Source = Source::new("REGCREDS_STATIC_SERVER", "static-server");
-const DPR_SERVER: Source = Source::new("DOCKER_PRIVATE_REGISTRY_SERVER", "dpr-server");
+const DPR_SERVER: Source = Source::compat("DOCKER_PRIVATE_REGISTRY_SERVER", "dpr-server");
 const USER: Source = Source::new("REGCREDS_STATIC_USER", "static-user");
-const DPR_USER: Source = Source::new("DOCKER_PRIVATE_REGISTRY_USER", "dpr-user");
+const DPR_USER: Source = Source::compat("DOCKER_PRIVATE_REGISTRY_USER", "dpr-user");
 const PASSWORD: Source = Source::new("REGCREDS_STATIC_PASSWORD", "static-password");
-const DPR_PASSWORD: Source = Source::new("DOCKER_PRIVATE_REGISTRY_PASSWORD", "dpr-password");
+const DPR_PASSWORD: Source = Source::compat("DOCKER_PRIVATE_REGISTRY_PASSWORD", "dpr-password");
 const SCHEDULE: Source = Source::new("REGCREDS_STATIC_SCHEDULE", "static-schedule");
 
 /// `static` provider: a fixed user and password for one registry (enabled when any of them is set).
@@ -78,17 +78,20 @@ impl StaticArgs {
             return Enablement::Disabled(format!("set {} or {}", SERVER.env, DPR_SERVER.env));
         };
         let schedule = Schedule::parse(&self.static_schedule, SCHEDULE, problems);
+        let compat = uses_compat(&set);
         let server = require(
             &[
                 (SERVER, &self.static_server),
                 (DPR_SERVER, &self.static_dpr_server),
             ],
             "static",
+            compat,
             problems,
         );
         let user = require(
             &[(USER, &self.static_user), (DPR_USER, &self.static_dpr_user)],
             "static",
+            compat,
             problems,
         );
         let password = require(
@@ -97,6 +100,7 @@ impl StaticArgs {
                 (DPR_PASSWORD, &self.static_dpr_password),
             ],
             "static",
+            compat,
             problems,
         );
         // The server is checked on its own so that its problem is reported even when others are missing.

@@ -55,6 +55,11 @@ app.kubernetes.io/part-of: regcreds
 {{- if kindIs "slice" . }}{{ join "," . }}{{ else }}{{ . }}{{ end }}
 {{- end }}
 
+{{/* A numeric ID as written: YAML numbers reach templates as float64 (12345678 would print 1.2345678e+07). */}}
+{{- define "regcreds.id" -}}
+{{- if kindIs "float64" . }}{{ printf "%.0f" . }}{{ else }}{{ . }}{{ end }}
+{{- end }}
+
 {{/* env entry reading key .key of Secret .secret. */}}
 {{- define "regcreds.secretEnv" -}}
 - name: {{ .name }}
@@ -71,8 +76,8 @@ app.kubernetes.io/part-of: regcreds
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled=true: replicas would otherwise write concurrently" }}
 {{- end }}
-{{- if not (or $p.static.enabled $p.dockerconfigjson.enabled $p.dockerhub.enabled $p.ecr.enabled $p.gcr.enabled $p.acr.enabled) }}
-{{- fail "enable at least one provider: providers.<static|dockerconfigjson|dockerhub|ecr|gcr|acr>.enabled=true" }}
+{{- if not (or $p.static.enabled $p.dockerconfigjson.enabled $p.dockerhub.enabled $p.ecr.enabled $p.gcr.enabled $p.acr.enabled $p.ghcr.enabled $p.quay.enabled) }}
+{{- fail "enable at least one provider: providers.<static|dockerconfigjson|dockerhub|ecr|gcr|acr|ghcr|quay>.enabled=true" }}
 {{- end }}
 {{- if $p.static.enabled }}
 {{- if not $p.static.server }}{{ fail "providers.static.server is required" }}{{ end }}
@@ -104,5 +109,12 @@ app.kubernetes.io/part-of: regcreds
 {{- if and (eq $p.acr.auth "client-secret") (or (not $p.acr.tenantId) (not $p.acr.clientId)) }}
 {{- fail "providers.acr.tenantId and providers.acr.clientId are required with auth=client-secret" }}
 {{- end }}
+{{- end }}
+{{- if $p.ghcr.enabled }}
+{{- if or (not $p.ghcr.appId) (not $p.ghcr.installationId) }}{{ fail "providers.ghcr.appId and providers.ghcr.installationId are required" }}{{ end }}
+{{- if not $p.ghcr.existingSecret }}{{ fail "providers.ghcr.existingSecret is required (Secret with the GitHub App's private key .pem)" }}{{ end }}
+{{- end }}
+{{- if and $p.quay.enabled (not $p.quay.robot) }}
+{{- fail "providers.quay.robot is required (<organization>+<robot>, federated with this cluster's ServiceAccount issuer)" }}
 {{- end }}
 {{- end }}

@@ -1,0 +1,39 @@
+//! Pod healing: no pod left behind by the race between a namespace's first pods and its credential.
+//!
+//! Admission copies a ServiceAccount's `imagePullSecrets` into a pod only when the pod is created. A
+//! namespace and a Deployment applied together race regcreds: the first pods can be created before the
+//! reference exists, and then fail to pull forever (kubernetes/kubernetes#88456, imagepullsecret-patcher
+//! #10). With `REGCREDS_HEAL_PODS=true`, the leader deletes such pods so that their controller recreates
+//! them with the reference; and, after a Secret's content changes, pods listing it that wait out
+//! kubelet's pull back-off (up to 5 minutes) are recreated at once.
+//!
+//! ```text
+//!  pods (status.phase=Pending) ──┐                                   ┌─▶ delete (uid + resourceVersion
+//!  ServiceAccounts ──────────────┼─▶ State (mirrors, guard, buckets) ─┤        preconditions)
+//!  own Secrets (digests) ────────┤        │ verdict::assess           ├─▶ Event on pod and controller
+//!  Desired (registries) ─────────┘        ▼                           └─▶ INFO line, pods_healed_total
+//!                                  rate-limited? → retried when a token is due
+//! ```
+//!
+//! * `verdict` holds every rule (never a bare pod, never a pod that ever started a container, only
+//!   pull failures on a registry the missing or changed Secret covers).
+//! * `guard` stops recreating a controller's pods when a replacement comes back without the Secret.
+//! * `rate_limit` bounds deletions per namespace and cluster-wide.
+//! * Provider-agnostic: the registries come from the minted `.dockerconfigjson` in [`Desired`](crate::Desired).
+
+mod delete;
+mod guard;
+mod healer;
+mod metrics;
+mod mirror;
+mod pod;
+mod rate_limit;
+mod registries;
+mod settings;
+mod state;
+mod verdict;
+
+pub use healer::Healer;
+pub use metrics::HealMetrics;
+pub use rate_limit::RateLimit;
+pub use settings::HealSettings;

@@ -1,0 +1,468 @@
+//! A real node: the control plane plus kube-scheduler, containerd, kubelet and kube-proxy, with two
+//! registries, all inside namespaces the test run creates. Pods really pull and really run.
+//!
+//! ```text
+//!  host                          node world (own network, mount and PID namespaces; see launcher)
+//!  ────                          ──────────────────────────────────────────────────────────────────
+//!  cargo test --test node ─► harness: outside? ─► run_in_world(self) ─► harness again, inside:
+//!                                 hermetic::prepare: /etc /opt /var /run overlaid, kubelet's sysctls
+//!                                 private, lo up + node address 10.254.77.1, cgroup root /<name>
+//!                                 NodeWorld::shared() (first test), then every test on it:
+//!                                   registry         TLS + htpasswd (user `puller`): demo/busybox:v1
+//!                                   public_registry  TLS, anonymous: sandbox (pause) and regcreds image
+//!                                   ControlPlane     apiserver on 0.0.0.0 (advertises the node address)
+//!                                                    KCM + workload and node-lifecycle controllers
+//!                                   kube-scheduler · containerd (+ runc, CNI bridge 10.244.0.0/24)
+//!                                   kubelet (system:node:regcreds-node) · kube-proxy (iptables)
+//!  launcher cleanup ◄── world ends (last test done, a panic, or SIGKILL): the kernel kills every
+//!  (cgroups, world dir)  process in it; mounts, links and rules vanish with the namespaces
+//! ```
+//!
+//! Adding a node test: write `async fn my_test(world: &NodeWorld) -> anyhow::Result<()>` in a test
+//! binary whose `main` is [`harness`] (see `tests/tests/node.rs`) and add its name to the
+//! [`node_tests!`](crate::node_tests) list. Tests share the world and run one after the other (each
+//! in its own namespaces; a test that installs regcreds removes it again).
+
+mod components;
+mod containerd;
+mod harness;
+mod hermetic;
+mod images;
+mod install;
+mod kubelet;
+mod launcher;
+mod pods;
+mod regcreds_image;
+mod tools;
+
+pub mod host_state;
+
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
+use rand::distr::{Alphanumeric, SampleString};
+use tokio::{sync::OnceCell, time::Instant};
+
+pub use harness::{NodeTest, harness};
+pub use hermetic::KUBELET_SYSCTLS;
+pub use install::{Installed, repo_root};
+pub use launcher::{KEEP_ENV, inside_world, run_in_world, run_in_world_with};
+pub use pods::Workload;
+pub use tools::{http_get, scratch_dir};
+
+use crate::{
+    ControlPlane, ControlPlaneOptions,
+    binaries::NodeBinaries,
+    child::Child,
+    registry::{RegistryOptions, TestRegistry},
+    versions::K8S_VERSION,
+};
+use containerd::{ContainerdPaths, TrustedRegistry};
+
+/// The node's name (`kubectl get nodes`), resolvable inside the world through its `/etc/hosts`.
+pub const NODE_NAME: &str = "regcreds-node";
+/// The node's address, on `lo` inside the world's network namespace (kubelet refuses loopback).
+pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 254, 77, 1);
+/// The private registry's user that may pull everything.
+pub const PULL_USER: &str = "puller";
+/// The workload image in the private registry: busybox (`sleep`, `sh`, `httpd`, …).
+pub const WORKLOAD_REPOSITORY: &str = "demo/busybox";
+/// Tag of [`WORKLOAD_REPOSITORY`].
+pub const WORKLOAD_TAG: &str = "v1";
+
+/// From the first process started to a Ready, untainted node with kube-proxy synced.
+const NODE_READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Per process, between SIGTERM and SIGKILL when a node process is stopped on purpose.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The node's processes, in stop order (consumers before what they consume).
+#[derive(Debug)]
+struct NodeProcesses {
+    kube_proxy: Child,
+    scheduler: Child,
+    kubelet: Child,
+    containerd: Child,
+}
+
+impl NodeProcesses {
+    fn all_mut(&mut self) -> [&mut Child; 4] {
+        [
+            &mut self.kube_proxy,
+            &mut self.scheduler,
+            &mut self.kubelet,
+            &mut self.containerd,
+        ]
+    }
+}
+
+/// A running node world: see the module docs. Create it with [`NodeWorld::shared`] inside a
+/// [`harness`] binary (or [`NodeWorld::start`] inside [`run_in_world`]).
+#[derive(Debug)]
+pub struct NodeWorld {
+    // Field order is drop order: the node before the control plane and the registries it uses.
+    procs: Mutex<NodeProcesses>,
+    cp: ControlPlane,
+    // Behind a lock: changing a password needs `&mut`; tests read it through [`Self::registry`].
+    registry: tokio::sync::RwLock<TestRegistry>,
+    registry_host: String,
+    public_registry: TestRegistry,
+    pull_password: Mutex<String>,
+    workload_image: String,
+    regcreds_image: OnceCell<String>,
+    bins: NodeBinaries,
+    containerd: ContainerdPaths,
+    dir: PathBuf,
+}
+
+impl NodeWorld {
+    /// The world shared by every test of this process, started by the first test that asks.
+    ///
+    /// Panics with the start-up error (the same one for every test) if it cannot start.
+    pub async fn shared() -> &'static NodeWorld {
+        static SHARED: OnceCell<Result<NodeWorld, String>> = OnceCell::const_new();
+        let started = SHARED
+            .get_or_init(|| async { NodeWorld::start().await.map_err(|e| format!("{e:#}")) })
+            .await;
+        match started {
+            Ok(world) => world,
+            Err(e) => panic!("the node world did not start: {e}"),
+        }
+    }
+
+    /// Starts registries, control plane and node; returns once the node is Ready and untainted and
+    /// kube-proxy has synced its rules. Only inside a world ([`inside_world`]).
+    pub async fn start() -> Result<NodeWorld> {
+        let started = Instant::now();
+        let prepared = hermetic::prepare(NODE_IP, NODE_NAME)?;
+        let bins = NodeBinaries::locate()?;
+        let dir = prepared.dir.clone();
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs)?;
+
+        let pull_password = Alphanumeric.sample_string(&mut rand::rng(), 20);
+        let users = [(PULL_USER, pull_password.as_str())];
+        let (registry, public_registry) = tokio::join!(
+            TestRegistry::start(RegistryOptions {
+                tls: true,
+                users: &users,
+                token_auth: false,
+            }),
+            TestRegistry::start(RegistryOptions {
+                tls: true,
+                users: &[],
+                token_auth: false,
+            }),
+        );
+        let images = dir.join("images");
+        let busybox = images::write_busybox(&images.join("busybox"), WORKLOAD_TAG)?;
+        registry.push_layout(&busybox, &format!("{WORKLOAD_REPOSITORY}:{WORKLOAD_TAG}"))?;
+        let workload_image = format!("{}/{WORKLOAD_REPOSITORY}:{WORKLOAD_TAG}", registry.host());
+        let pause = images::write_pause(&bins.pause, &images.join("pause"), &format!("v{K8S_VERSION}"))?;
+        let sandbox_repository = format!("regcreds-test/pause:v{K8S_VERSION}");
+        public_registry.push_layout(&pause, &sandbox_repository)?;
+        let sandbox_image = format!("{}/{sandbox_repository}", public_registry.host());
+
+        let cp = ControlPlane::start_with(ControlPlaneOptions {
+            node_ip: Some(NODE_IP),
+            ..Default::default()
+        })
+        .await?;
+        let containerd_paths = ContainerdPaths::new(&dir);
+        let trusted = [
+            TrustedRegistry {
+                host: registry.host(),
+                ca_pem: registry.ca_pem(),
+            },
+            TrustedRegistry {
+                host: public_registry.host(),
+                ca_pem: public_registry.ca_pem(),
+            },
+        ];
+        let containerd = containerd::start(
+            &bins,
+            &containerd_paths,
+            &sandbox_image,
+            &trusted,
+            &logs.join("containerd.log"),
+        )
+        .await?;
+        let node_kubeconfig = cp
+            .kubeconfig_as(&format!("system:node:{NODE_NAME}"), &["system:nodes"])
+            .await?;
+        let kubelet_cmd = kubelet::command(
+            &bins,
+            &dir,
+            &containerd_paths,
+            &node_kubeconfig,
+            NODE_NAME,
+            NODE_IP,
+            &prepared.cgroup,
+        )?;
+        let kubelet = Child::spawn("kubelet", kubelet_cmd, &logs.join("kubelet.log"))?;
+        let scheduler_cmd =
+            components::scheduler(&bins, &cp.kubeconfig_as("system:kube-scheduler", &[]).await?);
+        let scheduler = Child::spawn("kube-scheduler", scheduler_cmd, &logs.join("kube-scheduler.log"))?;
+        let proxy_cmd = components::proxy(
+            &bins,
+            &dir,
+            &cp.kubeconfig_as("system:kube-proxy", &[]).await?,
+            NODE_NAME,
+            NODE_IP,
+            containerd::POD_CIDR,
+        )?;
+        let kube_proxy = Child::spawn("kube-proxy", proxy_cmd, &logs.join("kube-proxy.log"))?;
+
+        let registry_host = registry.host().to_string();
+        let world = NodeWorld {
+            procs: Mutex::new(NodeProcesses {
+                kube_proxy,
+                scheduler,
+                kubelet,
+                containerd,
+            }),
+            cp,
+            registry: tokio::sync::RwLock::new(registry),
+            registry_host,
+            public_registry,
+            pull_password: Mutex::new(pull_password),
+            workload_image,
+            regcreds_image: OnceCell::new(),
+            bins,
+            containerd: containerd_paths,
+            dir,
+        };
+        if let Err(e) = world.wait_node_ready().await {
+            return Err(e.context(format!("the node did not get ready\n{}", world.log_tails(40))));
+        }
+        eprintln!(
+            "regcreds-testkit: node {NODE_NAME} ({NODE_IP}) Ready in {:.1?}; world dir {}",
+            started.elapsed(),
+            world.dir.display()
+        );
+        Ok(world)
+    }
+
+    /// The control plane (admin client, kubeconfigs for other users, request counts, …).
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.cp
+    }
+
+    /// A new admin client; cheap, bound to the calling test's runtime.
+    pub fn client(&self) -> kube::Client {
+        self.cp.client()
+    }
+
+    /// The admin kubeconfig file.
+    pub fn kubeconfig(&self) -> &Path {
+        self.cp.kubeconfig_path()
+    }
+
+    /// The private registry (TLS, htpasswd): user [`PULL_USER`] with [`Self::pull_password`].
+    pub async fn registry(&self) -> tokio::sync::RwLockReadGuard<'_, TestRegistry> {
+        self.registry.read().await
+    }
+
+    /// The private registry's `127.0.0.1:PORT`, as image names and dockerconfigjson keys use it.
+    pub fn registry_host(&self) -> &str {
+        &self.registry_host
+    }
+
+    /// The anonymous registry (TLS) holding the images anyone may pull: the sandbox image and
+    /// regcreds' own image, as a public registry like ghcr.io would.
+    pub fn public_registry(&self) -> &TestRegistry {
+        &self.public_registry
+    }
+
+    /// The current password of [`PULL_USER`].
+    pub fn pull_password(&self) -> String {
+        self.lock(&self.pull_password).clone()
+    }
+
+    /// Changes [`PULL_USER`]'s password in the private registry; returns once the registry takes it.
+    pub async fn change_pull_password(&self, new_password: &str) {
+        self.registry
+            .write()
+            .await
+            .set_user(PULL_USER, new_password)
+            .await;
+        *self.lock(&self.pull_password) = new_password.to_string();
+    }
+
+    /// `127.0.0.1:PORT/demo/busybox:v1`: a private image only [`PULL_USER`] may pull.
+    pub fn workload_image(&self) -> &str {
+        &self.workload_image
+    }
+
+    /// Pushes the workload image again as `<repository>:<tag>` in the private registry (e.g. a name no
+    /// pod pulled before); returns its full name.
+    pub async fn push_workload_image(&self, repository: &str, tag: &str) -> Result<String> {
+        let layout = crate::image::OciLayout::open(&self.dir.join("images/busybox"), WORKLOAD_TAG)?;
+        self.registry()
+            .await
+            .push_layout(&layout, &format!("{repository}:{tag}"))?;
+        Ok(format!("{}/{repository}:{tag}", self.registry_host))
+    }
+
+    /// regcreds' image in [`Self::public_registry`], built and pushed on first use: the image
+    /// `cargo xtask image` builds ([`crate::image::regcreds::build`]), around the binary under test.
+    pub async fn regcreds_image(&self) -> Result<&str> {
+        self.regcreds_image
+            .get_or_try_init(|| async { regcreds_image::build_and_push(&self.public_registry, &self.dir) })
+            .await
+            .map(String::as_str)
+    }
+
+    /// `kubectl --kubeconfig <admin>` (the test venv's kubectl), with a private cache directory.
+    pub fn kubectl(&self) -> Command {
+        tools::kubectl(self.kubeconfig(), &self.home())
+    }
+
+    /// `helm` with `KUBECONFIG` = the admin kubeconfig and private cache/config/data directories.
+    pub fn helm(&self) -> Command {
+        tools::helm(self.kubeconfig(), &self.home())
+    }
+
+    /// `ctr` against the node's containerd, namespace `k8s.io` (e.g. `ctr images ls`).
+    pub fn ctr(&self) -> Command {
+        containerd::ctr(&self.bins, &self.containerd)
+    }
+
+    /// The world directory (logs under `logs/`, the control plane's under `tmp/regcreds-cp-*/logs`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last `lines` lines of each node process's log and the control plane's, for failure messages.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut procs = self.lock(&self.procs);
+        let tails = procs.all_mut().map(|c| {
+            format!(
+                "--- {} ({}) ---\n{}",
+                c.name(),
+                c.log().display(),
+                c.log_tail(lines)
+            )
+        });
+        tails.join("\n")
+    }
+
+    /// An error naming the first node process that has exited, with its log tail.
+    pub fn check_running(&self) -> Result<()> {
+        for child in self.lock(&self.procs).all_mut() {
+            if let Some(status) = child.exited() {
+                bail!(
+                    "{} exited ({status}); last log lines:\n{}",
+                    child.name(),
+                    child.log_tail(30)
+                );
+            }
+        }
+        self.cp.check_running()
+    }
+
+    /// Stops the node's processes (SIGTERM, then SIGKILL), e.g. to check what a world leaves behind.
+    pub fn stop_node(&self) {
+        for child in self.lock(&self.procs).all_mut() {
+            child.stop(STOP_GRACE);
+        }
+    }
+
+    async fn wait_node_ready(&self) -> Result<()> {
+        let nodes = Api::<Node>::all(self.client());
+        let deadline = Instant::now() + NODE_READY_TIMEOUT;
+        loop {
+            self.check_running()?;
+            let node = nodes.get_opt(NODE_NAME).await.ok().flatten();
+            if node.as_ref().is_some_and(is_ready_and_untainted) && tools::kube_proxy_synced().await {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {NODE_NAME} not Ready and untainted with kube-proxy synced after \
+                     {NODE_READY_TIMEOUT:?}; node: {}",
+                    serde_json::to_string(&node.map(|n| (n.spec, n.status.map(|s| s.conditions))))
+                        .unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.join("home")
+    }
+
+    fn lock<'a, T>(&self, mutex: &'a Mutex<T>) -> MutexGuard<'a, T> {
+        // A panicking test must not make the world unusable for the others.
+        mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Ready condition True and no taints (the node-lifecycle controller removes `not-ready`).
+fn is_ready_and_untainted(node: &Node) -> bool {
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+    let tainted = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| !t.is_empty());
+    ready && !tainted
+}
+
+/// Runs `cmd` with `stdin` as its standard input (e.g. `kubectl apply -f -`): its stdout, or an error.
+pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Result<String> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    child
+        .stdin
+        .take()
+        .context("piped stdin")?
+        .write_all(stdin.as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "{cmd:?} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Runs `cmd`: its stdout, or an error with the command line and its stderr.
+pub fn run(cmd: &mut Command) -> Result<String> {
+    let output = cmd
+        .output()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    if !output.status.success() {
+        bail!(
+            "{cmd:?} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
