@@ -35,7 +35,8 @@ pub mod versions;
 mod wait;
 
 pub use controlplane::{ControlPlane, ControlPlaneOptions};
-pub use counting::{RequestCounter, counting_client};
+pub use counting::{Recorded, RequestCounter, counting_client};
+pub use metrics::sum_requests;
 pub use namespace::{TEMP_NAMESPACE_LABEL, temp_namespace};
 pub use regcreds_bin::{REGCREDS_BINARY_ENV, regcreds_binary};
 pub use wait::wait_for;

@@ -7,7 +7,7 @@
 const METRIC: &str = "apiserver_request_total";
 
 /// Sum of the counter over series whose `verb` is in `verbs` and, if given, whose `resource` matches.
-pub(crate) fn sum_requests(exposition: &str, verbs: &[&str], resource: Option<&str>) -> u64 {
+pub fn sum_requests(exposition: &str, verbs: &[&str], resource: Option<&str>) -> u64 {
     exposition
         .lines()
         .filter_map(|line| line.strip_prefix(METRIC)?.strip_prefix('{'))

@@ -434,7 +434,8 @@ async fn a_forbidden_namespace_does_not_stop_the_others_and_is_reported_with_the
     let env = provider_env(test);
     let regcreds = Regcreds::spawn(&kubeconfig, &support::env_refs(&env), dir.path().join("log"));
     wait_converged(&admin, allowed, Duration::from_secs(60)).await;
-    let hint = format!("missing permission: patch secrets in namespace {forbidden}");
+    // The first write to a namespace is the Secret's create (regcreds has not seen one there).
+    let hint = format!("missing permission: create secrets in namespace {forbidden}");
     regcreds.wait_log(&hint, Duration::from_secs(60)).await;
     let logs = regcreds.logs();
     let failure = logs

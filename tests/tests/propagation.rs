@@ -343,7 +343,32 @@ async fn excluded_namespaces_get_nothing_and_excluding_later_withdraws_what_was_
         );
     }
 
-    // Excluding a namespace later withdraws the Secret and the reference regcreds added.
+    // A reference this instance recorded on an account it no longer targets (written under an earlier
+    // `all` configuration); the watch holds only `default` accounts, yet withdrawal must find it.
+    let builder = ServiceAccount {
+        metadata: kube::api::ObjectMeta {
+            name: Some("builder".into()),
+            annotations: Some(BTreeMap::from([(
+                InstanceId::default().refs_annotation(),
+                SECRET.to_string(),
+            )])),
+            ..Default::default()
+        },
+        image_pull_secrets: Some(
+            ["theirs", SECRET]
+                .iter()
+                .map(|n| LocalObjectReference { name: n.to_string() })
+                .collect(),
+        ),
+        ..Default::default()
+    };
+    Api::<ServiceAccount>::namespaced(client.clone(), &later)
+        .create(&PostParams::default(), &builder)
+        .await
+        .expect("builder account");
+
+    // Excluding a namespace later withdraws the Secret and the references regcreds added, on every
+    // account; others' entries stay.
     let patch = serde_json::json!({"metadata": {"annotations": {"registry-creds/ignore": "true"}}});
     Api::<Namespace>::all(client.clone())
         .patch(&later, &PatchParams::default(), &Patch::Merge(&patch))
@@ -354,6 +379,13 @@ async fn excluded_namespaces_get_nothing_and_excluding_later_withdraws_what_was_
         pull_secret_refs(&client, &later, "default")
             .await
             .filter(|r| !r.contains(&SECRET.to_string()))
+            .map(drop)
+    })
+    .await;
+    wait_for("reference withdrawn from builder", TIMEOUT, || async {
+        pull_secret_refs(&client, &later, "builder")
+            .await
+            .filter(|r| r == &["theirs".to_string()])
             .map(drop)
     })
     .await;

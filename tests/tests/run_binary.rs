@@ -172,6 +172,12 @@ async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_witho
     })
     .await;
 
+    // A few more ticks with nothing new: they must not be logged at INFO (checked below).
+    wait_for("five mints", TIMEOUT, || async {
+        let (_, metrics) = http_get(port, "/metrics")?;
+        (mint_count(&metrics)? >= 5.0).then_some(())
+    })
+    .await;
     let (status, metrics) = http_get(port, "/metrics").expect("metrics");
     assert_eq!(status, 200);
     assert!(
@@ -220,6 +226,17 @@ async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_witho
             .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
         "JSON log lines"
     );
+    // Quiet at rest: the schedule fired every second, but only the two real changes are INFO lines.
+    let provider_info: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains(r#""level":"INFO""#) && l.contains(r#""provider":"dockerconfigjson""#))
+        .collect();
+    assert_eq!(
+        provider_info.len(),
+        2,
+        "INFO lines about the provider: one per new credential, none per unchanged tick:\n{}",
+        provider_info.join("\n")
+    );
     for secret in [PASSWORD_1, PASSWORD_2] {
         assert!(!logs.contains(secret), "password in logs");
         assert!(!metrics.contains(secret), "password in metrics");
@@ -228,6 +245,14 @@ async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_witho
         .delete(ns, &Default::default())
         .await
         .expect("delete namespace");
+}
+
+/// `regcreds_provider_mints_total` of the dockerconfigjson provider.
+fn mint_count(metrics: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("regcreds_provider_mints_total{provider=\"dockerconfigjson\"} "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn log_has(path: &Path, needle: &str) -> bool {

@@ -1,6 +1,6 @@
 //! Assembling the kube-runtime `Controller` and running it until shutdown.
 
-use std::{future::Future, hash::Hash, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
@@ -16,12 +16,14 @@ use kube::{
     },
 };
 use tokio::sync::watch;
-use tokio_stream::wrappers::WatchStream;
+use tokio_stream::wrappers::{IntervalStream, WatchStream};
 use tracing::{debug, warn};
 
 use crate::{
-    Desired, Error, PropagatorMetrics, Result, Settings, WatchMode,
-    labels::managed_selector,
+    Desired, Error, NamespaceScope, PropagatorMetrics, Result, ServiceAccountMode, Settings, WatchMode,
+    cached::{AccountState, SecretState},
+    index::{self, Cached, IndexWriter},
+    labels::{IGNORE_ANNOTATIONS, managed_selector},
     reconcile::{Context, reconcile},
     view::View,
 };
@@ -99,18 +101,28 @@ impl Propagator {
             };
             return crate::polling::run(Arc::new(context), interval, shutdown).await;
         }
-        let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
         let config = Config::default().concurrency(settings.concurrency);
-        let mut controller = Controller::new(namespaces, watcher::Config::default()).with_config(config);
+        let (namespaces, namespace_wakes) = watch_namespaces(&client, settings.scope.clone());
+        // NB: every trigger is an `ObjectRef` stream (`reconcile_on`): the namespace watch only feeds the
+        // store and says which namespaces to wake, so no object is cloned to trigger a reconcile.
+        let mut controller = Controller::for_stream(stream::pending(), namespaces)
+            .with_config(config)
+            .reconcile_on(namespace_wakes);
         let view = match settings.watch_mode {
             WatchMode::Watch => {
-                let (with_watches, view) = watch_dependents(controller, &client);
-                controller = with_watches;
+                let (wakes, view) = watch_dependents(&client, &settings.service_accounts);
+                controller = controller.reconcile_on(wakes);
                 view
             }
             WatchMode::Poll => View::Direct,
         };
         let changes = WatchStream::from_changes(desired.clone()).map(|_| ());
+        let every = settings.resync.max(Duration::from_secs(1));
+        let resync = IntervalStream::new(tokio::time::interval_at(
+            tokio::time::Instant::now() + every,
+            every,
+        ))
+        .map(|_| ());
         let context = Arc::new(Context {
             client,
             settings,
@@ -120,7 +132,7 @@ impl Propagator {
             metrics,
         });
         controller
-            .reconcile_all_on(changes)
+            .reconcile_all_on(stream::select(changes, resync))
             .graceful_shutdown_on(shutdown)
             .run(reconcile, error_policy, context)
             .for_each(|result| async move {
@@ -134,74 +146,143 @@ impl Propagator {
     }
 }
 
-/// Watches managed Secrets and ServiceAccounts into caches, and wakes a namespace when one of its objects
-/// changes.
+/// A reference that wakes the reconcile of one namespace.
+type Wake = ObjectRef<PartialObjectMeta<Namespace>>;
+
+/// Watches namespaces (metadata only) into the controller's store, keeping only what deciding the scope
+/// needs, and says which to reconcile: each one added or changed, and every one after a (re)list.
 ///
-/// NB: the trigger streams are the reflected streams themselves (`watches_stream`, behind kube's
-/// `unstable-runtime` feature). With the stable `.watches`, a second, independent watch would wake the
-/// reconcile, which could then read a cache that has not seen the deletion yet and skip a repair.
-fn watch_dependents(
-    controller: Controller<PartialObjectMeta<Namespace>>,
+/// NB: not on `InitApply`. During a (re)list the store swaps the listed objects in only at `InitDone`;
+/// a namespace created while the watch was down is not in the store before that, and its reconcile
+/// would be dropped as "object not found".
+fn watch_namespaces(
     client: &Client,
-) -> (Controller<PartialObjectMeta<Namespace>>, View) {
-    let (secrets, secret_writer) = reflector::store();
-    let secret_config = watcher::Config::default().labels(&managed_selector());
-    let secret_events = watcher(Api::<Secret>::all(client.clone()), secret_config)
+    scope: NamespaceScope,
+) -> (
+    Store<PartialObjectMeta<Namespace>>,
+    impl Stream<Item = Wake> + Send + 'static,
+) {
+    let (store, writer) = reflector::store();
+    let reader = store.clone();
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+    let wakes = watcher(api, watcher::Config::default())
         .default_backoff()
-        .reflect(secret_writer);
-    let secret_events = cached_changes(secret_events, secrets.clone());
-    let (accounts, account_writer) = reflector::store();
-    let account_events = watcher(
-        Api::<ServiceAccount>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(account_writer);
-    let account_events = cached_changes(account_events, accounts.clone());
-    let controller = controller
-        .watches_stream(secret_events, |secret: Secret| namespace_of(&secret))
-        .watches_stream(account_events, |account: ServiceAccount| namespace_of(&account));
-    (controller, View::Cached { secrets, accounts })
+        .modify(move |namespace| strip_namespace(namespace, &scope))
+        .reflect(writer)
+        .flat_map(move |event| {
+            let woken: Vec<Wake> = match event {
+                Ok(watcher::Event::Apply(namespace)) => vec![ObjectRef::new(&namespace.name_any())],
+                Ok(watcher::Event::InitDone) => reader
+                    .state()
+                    .iter()
+                    .map(|namespace| ObjectRef::new(&namespace.name_any()))
+                    .collect(),
+                Ok(_) => Vec::new(),
+                Err(error) => {
+                    debug!(%error, "namespace watch failed; retrying");
+                    Vec::new()
+                }
+            };
+            stream::iter(woken)
+        });
+    (store, wakes)
 }
 
-/// The objects whose namespaces must be reconciled, once the cache shows the change.
+/// Drops from a namespace everything [`NamespaceScope::decide`] does not read: managed fields, owner
+/// references, finalizers, timestamps other than the deletion's, annotations other than the opt-out
+/// ones, and labels other than those the label selector reads.
+fn strip_namespace(namespace: &mut PartialObjectMeta<Namespace>, scope: &NamespaceScope) {
+    namespace.types = None;
+    let meta = &mut namespace.metadata;
+    meta.managed_fields = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.creation_timestamp = None;
+    meta.uid = None;
+    meta.generate_name = None;
+    meta.self_link = None;
+    if let Some(labels) = &mut meta.labels {
+        labels.retain(|key, _| scope.reads_label(key));
+        if labels.is_empty() {
+            meta.labels = None;
+        }
+    }
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.retain(|key, _| IGNORE_ANNOTATIONS.contains(&key.as_str()));
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
+/// Watches managed Secrets and ServiceAccounts into indexes, and says which namespaces to wake when
+/// what regcreds knows about them changed.
 ///
-/// NB: not `touched_objects()`. During a (re)list — at start and whenever a watch must start over, e.g.
-/// after an apiserver restart — the store buffers `InitApply` objects and swaps them in only at
-/// `InitDone`. Waking a namespace on `InitApply` reads a cache without the object, and nothing wakes it
-/// again: a ServiceAccount created while the watch was down never got its reference (until the hourly
-/// resync). So a relist wakes every namespace that had or has an object, after the swap.
-fn cached_changes<K>(
+/// When exactly one ServiceAccount name is targeted (the default, `default`), only accounts of that name
+/// are watched: in a real cluster most accounts are never looked at. Withdrawing from a namespace that
+/// left the scope then lists its accounts directly (references added to other accounts under an earlier
+/// configuration must go too); that is not on the hot path.
+fn watch_dependents(
+    client: &Client,
+    targets: &ServiceAccountMode,
+) -> (impl Stream<Item = Wake> + Send + 'static, View) {
+    let (secrets, secret_writer) = index::index::<SecretState>();
+    let secret_config = watcher::Config::default().labels(&managed_selector());
+    let secret_wakes = indexed(
+        watcher(Api::<Secret>::all(client.clone()), secret_config),
+        secret_writer,
+        SecretState::from,
+    );
+    let (accounts, account_writer) = index::index::<AccountState>();
+    let only_account = match targets {
+        ServiceAccountMode::Named(names) if names.len() == 1 => Some(names[0].clone()),
+        _ => None,
+    };
+    let account_config = match &only_account {
+        Some(name) => watcher::Config::default().fields(&format!("metadata.name={name}")),
+        None => watcher::Config::default(),
+    };
+    let account_wakes = indexed(
+        watcher(Api::<ServiceAccount>::all(client.clone()), account_config),
+        account_writer,
+        AccountState::from,
+    );
+    let wakes = stream::select(secret_wakes, account_wakes);
+    let view = View::Cached {
+        secrets,
+        accounts,
+        only_account,
+    };
+    (wakes, view)
+}
+
+/// Feeds a watch into an index (as compact `T`s) and yields the namespaces whose state changed.
+fn indexed<K, T>(
     events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    store: Store<K>,
-) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+    mut writer: IndexWriter<T>,
+    compact: fn(K) -> T,
+) -> impl Stream<Item = Wake> + Send + 'static
 where
-    K: Resource + Clone + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone,
+    K: Resource + Clone + std::fmt::Debug + Send + 'static,
+    T: Cached + Send + Sync + 'static,
 {
-    let mut before_relist: Vec<Arc<K>> = Vec::new();
-    events.flat_map(move |event| {
-        let woken: Vec<Result<K, watcher::Error>> = match event {
-            Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => vec![Ok(object)],
-            Ok(watcher::Event::Init) => {
-                // Objects deleted while the watch was down are missing from the relist: remember them.
-                before_relist = store.state();
+    let entry = move |object: K| (object.namespace().unwrap_or_default(), compact(object));
+    events.default_backoff().flat_map(move |event| {
+        let woken = match event {
+            Ok(event) => writer.apply(match event {
+                watcher::Event::Apply(object) => watcher::Event::Apply(entry(object)),
+                watcher::Event::Delete(object) => watcher::Event::Delete(entry(object)),
+                watcher::Event::Init => watcher::Event::Init,
+                watcher::Event::InitApply(object) => watcher::Event::InitApply(entry(object)),
+                watcher::Event::InitDone => watcher::Event::InitDone,
+            }),
+            Err(error) => {
+                debug!(%error, "watch failed; retrying");
                 Vec::new()
             }
-            Ok(watcher::Event::InitApply(_)) => Vec::new(),
-            Ok(watcher::Event::InitDone) => std::mem::take(&mut before_relist)
-                .into_iter()
-                .chain(store.state())
-                .map(|object| Ok(K::clone(&object)))
-                .collect(),
-            Err(error) => vec![Err(error)],
         };
-        stream::iter(woken)
+        stream::iter(woken.into_iter().map(|namespace| ObjectRef::new(&namespace)))
     })
-}
-
-fn namespace_of<K: ResourceExt>(object: &K) -> Option<ObjectRef<PartialObjectMeta<Namespace>>> {
-    object.namespace().map(|ns| ObjectRef::new(&ns))
 }
 
 /// Logs a failed reconcile and retries it later; Forbidden waits longer (only an RBAC change helps).

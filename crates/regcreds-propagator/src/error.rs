@@ -19,14 +19,17 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
-    /// A ServiceAccount kept changing under us.
-    #[error("serviceaccount {name} in namespace {namespace}: still conflicting after {attempts} attempts")]
+    /// An object kept changing under us (a ServiceAccount being written by others, a Secret deleted
+    /// and re-created while regcreds creates it).
+    #[error("{kind} {name} in namespace {namespace}: still conflicting after {attempts} attempts")]
     Conflict {
-        /// ServiceAccount name.
+        /// Object kind.
+        kind: &'static str,
+        /// Object name.
         name: String,
         /// Namespace.
         namespace: String,
-        /// How many read-modify-write rounds were tried.
+        /// How many rounds were tried.
         attempts: u32,
     },
     /// Several errors in one namespace (one per Secret or ServiceAccount).

@@ -81,10 +81,17 @@ impl InstanceId {
 
     /// Who `secret` (a managed one) belongs to; `writes` says whether this instance writes a name.
     pub fn claim(&self, secret: &impl ResourceExt, writes: impl Fn(&str) -> bool) -> Claim {
-        match secret.labels().get(INSTANCE_LABEL) {
-            Some(id) if *id == self.0 => Claim::Ours,
-            Some(other) => Claim::Others(other.clone()),
-            None if writes(&secret.name_any()) => Claim::Adopted,
+        let label = secret.labels().get(INSTANCE_LABEL).map(String::as_str);
+        self.claim_named(&secret.name_any(), label, writes)
+    }
+
+    /// [`Self::claim`] from what decides it: the Secret's name and its instance label, if any (for the
+    /// compact state regcreds caches instead of whole Secrets).
+    pub fn claim_named(&self, name: &str, label: Option<&str>, writes: impl Fn(&str) -> bool) -> Claim {
+        match label {
+            Some(id) if id == self.0 => Claim::Ours,
+            Some(other) => Claim::Others(other.to_string()),
+            None if writes(name) => Claim::Adopted,
             None => Claim::Unknown,
         }
     }

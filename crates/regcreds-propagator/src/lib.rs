@@ -3,27 +3,32 @@
 //! ```text
 //!  binary ──watch::Sender<Desired>──┐ (a provider minted new bytes)
 //!                                   ▼
-//!   Namespaces (metadata-only) ──▶ Controller ──reconcile(ns)──▶ SSA Secret   (skip if cache says identical)
-//!   managed Secrets (label) ─┐        ▲  ▲                      RMW ServiceAccount.imagePullSecrets
-//!   ServiceAccounts ─────────┴─reflect┘  └── reconcile_all_on(Desired changed)
+//!   Namespaces (metadata-only) ──▶ Controller ──reconcile(ns)──▶ Secret: create if unknown, apply if it differs
+//!   managed Secrets (label) ─┐        ▲  ▲                      ServiceAccount: patch guarded by the cached
+//!   ServiceAccounts ─────────┴─index──┘  └── reconcile_all_on    resourceVersion (re-read only after a 409)
+//!            (compact, per namespace; our own writes written through)   (Desired changed, resync tick)
 //! ```
 //!
 //! * Input is a [`Desired`] set of Secrets (name → dockerconfigjson bytes + provider). The propagator knows
 //!   nothing about providers.
-//! * Managed Secrets and ServiceAccounts are mirrored in reflector stores; the same reflected streams trigger
-//!   the namespace's reconcile, so the cache is always at least as new as the event that woke us. A
-//!   reconcile writes only what differs from the cache: a steady state costs no writes.
-//! * Ownership: a Secret without our `managed-by` label is never touched unless `force` is set.
+//! * Managed Secrets and ServiceAccounts are mirrored in per-namespace indexes of compact state
+//!   (`cached.rs`, `index.rs`); their watches wake the namespace whose state changed. A reconcile reads
+//!   only the indexes and writes only what differs: converging costs one Secret write and at most one
+//!   ServiceAccount write per namespace, and a steady state costs nothing.
+//! * Ownership: a Secret without our `managed-by` label is never touched unless `force` is set — a
+//!   Secret regcreds does not know is *created*, which fails if one exists; only then is it read.
 //!   ServiceAccount references we add are recorded in an annotation, so cleanup removes exactly those.
 //!   Both are per [`InstanceId`]: instances side by side never withdraw each other's objects.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod cached;
 mod cleanup;
 mod controller;
 mod desired;
 mod error;
 pub mod heal;
+mod index;
 mod instance;
 mod labels;
 mod metrics;

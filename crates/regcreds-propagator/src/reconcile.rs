@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Secret};
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use kube::{
-    Client, Resource, ResourceExt,
+    Client, ResourceExt,
     core::PartialObjectMeta,
     runtime::{
         controller::Action,
@@ -16,11 +16,12 @@ use tracing::{info, warn};
 
 use crate::{
     Desired, DesiredSecret, Error, PropagatorMetrics, Result, Settings,
+    cached::{AccountState, SecretState},
     instance::Claim,
     labels::REFS_ANNOTATION,
     scope::Decision,
-    secrets::{self, SecretOutcome},
-    service_accounts::{self, RefChange},
+    secrets::{self, Ensured},
+    service_accounts::{self, RefChange, parse_refs_annotation},
     view::View,
 };
 
@@ -42,6 +43,8 @@ pub struct Context {
 
 /// Reconciles one namespace.
 pub async fn reconcile(namespace: Arc<PartialObjectMeta<Namespace>>, ctx: Arc<Context>) -> Result<Action> {
+    // Until the caches hold their first list, "not in the cache" would not mean "absent".
+    ctx.view.synced().await;
     let name = namespace.name_any();
     match ctx.settings.scope.decide(&namespace.metadata) {
         Decision::Terminating => {
@@ -57,12 +60,14 @@ pub async fn reconcile(namespace: Arc<PartialObjectMeta<Namespace>>, ctx: Arc<Co
             ctx.metrics.scope(&name, true);
             let complete = propagate(&ctx, &name).await?;
             // NB: a named ServiceAccount that does not exist yet normally arrives through the watch; the
-            // short requeue is a safety net for an event lost while the apiserver was away.
-            Ok(Action::requeue(if complete {
-                ctx.settings.resync
+            // short requeue is a safety net for an event lost while the apiserver was away. The periodic
+            // resync of complete namespaces is one `reconcile_all_on` tick (controller.rs), not a timer
+            // per namespace: the controller would keep one scheduler entry for each of them.
+            Ok(if complete {
+                Action::await_change()
             } else {
-                MISSING_ACCOUNT_RECHECK
-            }))
+                Action::requeue(MISSING_ACCOUNT_RECHECK)
+            })
         }
     }
 }
@@ -85,10 +90,7 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
     }
     for managed in ctx.view.managed_secrets(&ctx.client, namespace).await? {
         let name = managed.name_any();
-        let claim = ctx
-            .settings
-            .instance_id
-            .claim(managed.as_ref(), |n| desired.expects(n));
+        let claim = managed.claim(&ctx.settings.instance_id, |n| desired.expects(n));
         if matches!(claim, Claim::Others(_) | Claim::Unknown) {
             // Another instance's Secret (or one from before instances existed that we do not write).
             continue;
@@ -130,7 +132,7 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
 /// Makes one Secret current. `Ok(true)` when it is ours and present (so ServiceAccounts may use it).
 async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -> Result<bool> {
     let existing = ctx.view.secret(&ctx.client, namespace, &secret.name).await?;
-    let outcome = secrets::ensure(
+    let ensured = secrets::ensure(
         &ctx.client,
         namespace,
         secret,
@@ -140,24 +142,24 @@ async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -
     )
     .await?;
     let name = &secret.name;
-    match outcome {
-        SecretOutcome::Unchanged => {}
-        SecretOutcome::Created => {
+    match ensured {
+        Ensured::Unchanged => {}
+        Ensured::Created(written) => {
+            ctx.view.remember_secret(namespace, written);
             ctx.metrics.secret_written("created");
             info!(%namespace, secret = %name, "created secret {name} in namespace {namespace}")
         }
-        SecretOutcome::Updated => {
+        Ensured::Updated(written) => {
+            ctx.view.remember_secret(namespace, written);
             ctx.metrics.secret_written("updated");
             info!(%namespace, secret = %name, "updated secret {name} in namespace {namespace}")
         }
-        SecretOutcome::Foreign => {
+        Ensured::Foreign(found) => {
             ctx.metrics.foreign_secret();
-            if let Some(existing) = existing.as_deref() {
-                report_foreign(ctx, existing).await;
-            }
+            report_foreign(ctx, namespace, &found).await;
             return Ok(false);
         }
-        SecretOutcome::OtherInstance(other) => {
+        Ensured::OtherInstance(other) => {
             ctx.metrics.foreign_secret();
             warn!(%namespace, secret = %name, instance = %other, "secret {name} in namespace {namespace} is written by regcreds instance {other}, not by this one ({}); leaving it untouched. Give each instance its own Secret names, or run `regcreds cleanup --instance {other}` if that instance is gone", ctx.settings.instance_id);
             return Ok(false);
@@ -172,8 +174,8 @@ fn ref_change(ctx: &Context, desired: &Desired) -> RefChange {
 }
 
 /// Leaves a Secret regcreds did not create alone, and says so in the log and as an Event on it.
-async fn report_foreign(ctx: &Context, secret: &Secret) {
-    let (name, namespace) = (secret.name_any(), secret.namespace().unwrap_or_default());
+async fn report_foreign(ctx: &Context, namespace: &str, secret: &SecretState) {
+    let name = &secret.name;
     warn!(%namespace, secret = %name, "secret {name} in namespace {namespace} exists and is not managed by regcreds; leaving it untouched (set REGCREDS_FORCE=true to take it over)");
     let event = Event {
         type_: EventType::Warning,
@@ -184,7 +186,7 @@ async fn report_foreign(ctx: &Context, secret: &Secret) {
         action: "Skip".into(),
         secondary: None,
     };
-    let reference: ObjectReference = secret.object_ref(&());
+    let reference: ObjectReference = secret.object_reference(namespace);
     if let Err(error) = ctx.recorder.publish(&event, &reference).await {
         warn!(%error, "could not publish event");
     }
@@ -197,26 +199,40 @@ async fn update_accounts(ctx: &Context, namespace: &str, change: &RefChange) -> 
         .view
         .target_accounts(&ctx.client, namespace, &ctx.settings.service_accounts)
         .await?;
+    let result = patch_accounts(ctx, namespace, &accounts, change, "patched serviceaccount").await;
+    let complete = match &ctx.settings.service_accounts {
+        crate::ServiceAccountMode::Named(names) => accounts.len() >= names.len(),
+        _ => true,
+    };
+    result.map(|()| complete)
+}
+
+/// Patches each of `accounts` that does not satisfy `change` yet, from its cached state (no read), and
+/// remembers what the apiserver answered.
+async fn patch_accounts(
+    ctx: &Context,
+    namespace: &str,
+    accounts: &[Arc<AccountState>],
+    change: &RefChange,
+    done: &str,
+) -> Result<()> {
     let mut errors = Vec::new();
     for account in accounts
         .iter()
         .filter(|sa| !service_accounts::is_satisfied(sa, change))
     {
-        let name = account.name_any();
-        match service_accounts::update(&ctx.client, namespace, &name, change).await {
-            Ok(true) => {
+        let name = &account.name;
+        match service_accounts::update_known(&ctx.client, namespace, account, change).await {
+            Ok(Some(written)) => {
+                ctx.view.remember_account(namespace, written);
                 ctx.metrics.account_written();
-                info!(%namespace, serviceaccount = %name, "patched serviceaccount {name} in namespace {namespace}")
+                info!(%namespace, serviceaccount = %name, "{done} {name} in namespace {namespace}")
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(error) => errors.push(error),
         }
     }
-    let complete = match &ctx.settings.service_accounts {
-        crate::ServiceAccountMode::Named(names) => accounts.len() >= names.len(),
-        _ => true,
-    };
-    into_result(namespace, errors).map(|()| complete)
+    into_result(namespace, errors)
 }
 
 /// Removes what this instance wrote in a namespace that is out of its scope.
@@ -226,11 +242,7 @@ async fn withdraw(ctx: &Context, namespace: &str, reason: &str) -> Result<()> {
     let mut change = ref_change(ctx, &desired);
     for managed in ctx.view.managed_secrets(&ctx.client, namespace).await? {
         let name = managed.name_any();
-        match ctx
-            .settings
-            .instance_id
-            .claim(managed.as_ref(), |n| desired.expects(n))
-        {
+        match managed.claim(&ctx.settings.instance_id, |n| desired.expects(n)) {
             Claim::Ours | Claim::Adopted => {}
             Claim::Others(_) | Claim::Unknown => continue,
         }
@@ -243,28 +255,39 @@ async fn withdraw(ctx: &Context, namespace: &str, reason: &str) -> Result<()> {
         }
         change.remove.insert(name);
     }
-    change.remove.extend(
-        ctx.view
-            .accounts_with_annotation(namespace, &ctx.settings.instance_id.refs_annotation())
-            .into_iter()
-            .flatten(),
-    );
-    change.remove.extend(
-        ctx.view
-            .accounts_with_annotation(namespace, REFS_ANNOTATION)
-            .into_iter()
-            .flatten()
-            .filter(|name| desired.expects(name)),
-    );
+    change.remove.extend(recorded_refs(ctx, namespace, &desired));
     if !change.remove.is_empty()
-        && let Err(error) = withdraw_refs(ctx, namespace, &change).await
+        && let Err(error) = withdraw_refs(ctx, namespace, &desired, &mut change).await
     {
         errors.push(error);
     }
     into_result(namespace, errors)
 }
 
-async fn withdraw_refs(ctx: &Context, namespace: &str, change: &RefChange) -> Result<()> {
+/// The references this instance recorded on the ServiceAccounts the cache holds: in its own annotation,
+/// and those of the shared annotation of earlier versions that it writes.
+fn recorded_refs(ctx: &Context, namespace: &str, desired: &Desired) -> Vec<String> {
+    let own = ctx
+        .view
+        .accounts_with_annotation(namespace, &ctx.settings.instance_id.refs_annotation());
+    let legacy = ctx.view.accounts_with_annotation(namespace, REFS_ANNOTATION);
+    own.into_iter()
+        .flatten()
+        .chain(legacy.into_iter().flatten().filter(|name| desired.expects(name)))
+        .collect()
+}
+
+/// Removes `change.remove` from every ServiceAccount of the namespace that has them.
+///
+/// NB: every account, not only the targeted ones: the configuration may have targeted others before.
+/// While the cache holds only the targeted account, this lists them (one request, only in a namespace
+/// where this instance left something).
+async fn withdraw_refs(
+    ctx: &Context,
+    namespace: &str,
+    desired: &Desired,
+    change: &mut RefChange,
+) -> Result<()> {
     let accounts = ctx
         .view
         .target_accounts(&ctx.client, namespace, &crate::ServiceAccountMode::All)
@@ -278,22 +301,30 @@ async fn withdraw_refs(ctx: &Context, namespace: &str, change: &RefChange) -> Re
                 .await?
         }
     };
-    let mut errors = Vec::new();
-    for account in accounts
-        .iter()
-        .filter(|sa| !service_accounts::is_satisfied(sa, change))
-    {
-        let name = account.name_any();
-        match service_accounts::update(&ctx.client, namespace, &name, change).await {
-            Ok(true) => {
-                ctx.metrics.account_written();
-                info!(%namespace, serviceaccount = %name, "removed regcreds' image pull secrets from serviceaccount {name} in namespace {namespace}")
-            }
-            Ok(false) => {}
-            Err(error) => errors.push(error),
-        }
+    // What this instance recorded on accounts the cache does not hold.
+    let own = ctx.settings.instance_id.refs_annotation();
+    for account in &accounts {
+        let recorded = |key: &str| {
+            account
+                .annotation(key)
+                .map(parse_refs_annotation)
+                .unwrap_or_default()
+        };
+        change.remove.extend(recorded(&own));
+        change.remove.extend(
+            recorded(REFS_ANNOTATION)
+                .into_iter()
+                .filter(|name| desired.expects(name)),
+        );
     }
-    into_result(namespace, errors)
+    patch_accounts(
+        ctx,
+        namespace,
+        &accounts,
+        change,
+        "removed regcreds' image pull secrets from serviceaccount",
+    )
+    .await
 }
 
 fn into_result(namespace: &str, mut errors: Vec<Error>) -> Result<()> {

@@ -26,6 +26,8 @@ pub struct NamespaceScope {
     exclude_patterns: Vec<String>,
     exclude: GlobSet,
     selector: Option<Selector>,
+    /// The label keys `selector` reads: the only labels worth keeping of a namespace.
+    selector_keys: Vec<String>,
 }
 
 impl NamespaceScope {
@@ -40,12 +42,32 @@ impl NamespaceScope {
         for pattern in exclude_patterns {
             builder.add(Glob::new(pattern)?);
         }
+        let mut selector_keys: Vec<String> = selector
+            .iter()
+            .flat_map(|selector| selector.clone().into_iter())
+            .map(|expression| match expression {
+                Expression::In(key, _)
+                | Expression::NotIn(key, _)
+                | Expression::Equal(key, _)
+                | Expression::NotEqual(key, _)
+                | Expression::Exists(key)
+                | Expression::DoesNotExist(key) => key,
+            })
+            .collect();
+        selector_keys.sort_unstable();
+        selector_keys.dedup();
         Ok(Self {
             own_namespace,
             exclude_patterns: exclude_patterns.to_vec(),
             exclude: builder.build()?,
             selector,
+            selector_keys,
         })
+    }
+
+    /// Whether [`Self::decide`] reads the label `key` (only a label selector reads labels).
+    pub fn reads_label(&self, key: &str) -> bool {
+        self.selector_keys.iter().any(|k| k == key)
     }
 
     /// Decides for one namespace from its metadata.
@@ -236,6 +258,16 @@ mod tests {
             )),
             Decision::Include
         );
+    }
+
+    #[test]
+    fn only_the_selector_s_label_keys_are_read() {
+        let selector = parse_label_selector("team in (a,b),!legacy,env=prod").expect("valid");
+        let scope = NamespaceScope::new(&[], Some(selector), None).expect("valid");
+        assert!(scope.reads_label("team") && scope.reads_label("legacy") && scope.reads_label("env"));
+        assert!(!scope.reads_label("kubernetes.io/metadata.name"));
+        let unselected = NamespaceScope::new(&[], None, None).expect("valid");
+        assert!(!unselected.reads_label("team"));
     }
 
     #[test]

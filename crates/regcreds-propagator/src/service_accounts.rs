@@ -1,24 +1,26 @@
 //! Adding and removing `imagePullSecrets` entries on ServiceAccounts.
 //!
 //! The list is `atomic` under server-side apply, so applying it would take ownership of the whole list
-//! (erasing others' entries when forced). Instead: read, modify, write with the read `resourceVersion`,
-//! and retry on conflict. Entries regcreds did not add are never removed or reordered; the ones it added
-//! are listed in an annotation per instance (`image-pull-secrets.regcreds.dev/<instance>`) so withdrawal
-//! and cleanup remove exactly those, and two instances never remove each other's entries. Names in the
-//! annotation of earlier versions (`regcreds.dev/image-pull-secrets`, shared) move to the annotation of
-//! the instance that writes them; the others stay where they are.
+//! (erasing others' entries when forced). Instead: modify the cached account, write with its
+//! `resourceVersion` as a precondition, and only after a conflict read it again and retry. Entries
+//! regcreds did not add are never removed or reordered; the ones it added are listed in an annotation per
+//! instance (`image-pull-secrets.regcreds.dev/<instance>`) so withdrawal and cleanup remove exactly those,
+//! and two instances never remove each other's entries. Names in the annotation of earlier versions
+//! (`regcreds.dev/image-pull-secrets`, shared) move to the annotation of the instance that writes them;
+//! the others stay where they are.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{LocalObjectReference, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::{
-    Api, Client, ResourceExt,
+    Api, Client,
     api::{Patch, PatchParams},
 };
 use serde_json::{Value, json};
 
 use crate::{
     Error, InstanceId, Result,
+    cached::AccountState,
     error::api_error,
     labels::{REFS_ANNOTATION, REFS_ANNOTATION_PREFIX},
 };
@@ -85,23 +87,24 @@ pub fn parse_refs_annotation(value: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Whether `key` is an annotation in which some regcreds records the references it added.
+fn is_refs_annotation(key: &str) -> bool {
+    key == REFS_ANNOTATION || key.starts_with(REFS_ANNOTATION_PREFIX)
+}
+
 /// The names recorded in each annotation `owner` may rewrite (absent annotations as empty sets).
-fn recorded(sa: &ServiceAccount, owner: &RefOwner) -> BTreeMap<String, BTreeSet<String>> {
-    let annotation = |key: &str| {
-        sa.annotations()
-            .get(key)
-            .map(|v| parse_refs_annotation(v))
-            .unwrap_or_default()
-    };
+fn recorded(sa: &AccountState, owner: &RefOwner) -> BTreeMap<String, BTreeSet<String>> {
+    let annotation = |key: &str| sa.annotation(key).map(parse_refs_annotation).unwrap_or_default();
     match owner {
         RefOwner::Instance { annotation: own, .. } => BTreeMap::from([
             (own.clone(), annotation(own)),
             (REFS_ANNOTATION.to_string(), annotation(REFS_ANNOTATION)),
         ]),
         RefOwner::Everyone => sa
-            .annotations()
+            .refs
+            .annotations
             .keys()
-            .filter(|k| *k == REFS_ANNOTATION || k.starts_with(REFS_ANNOTATION_PREFIX))
+            .filter(|k| is_refs_annotation(k))
             .map(|k| (k.clone(), annotation(k)))
             .collect(),
     }
@@ -148,17 +151,20 @@ fn rewritten(
     }
 }
 
-fn referenced(sa: &ServiceAccount) -> Vec<String> {
-    sa.image_pull_secrets
-        .iter()
-        .flatten()
-        .map(|r| r.name.clone())
-        .collect()
+/// The references and annotations after a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Updated {
+    /// The whole new `imagePullSecrets` list.
+    refs: Vec<String>,
+    /// Only the annotations whose value changes; `None` removes one. Another instance's annotation is
+    /// never among them.
+    annotations: BTreeMap<String, Option<String>>,
 }
 
-/// The ServiceAccount after applying `change`, or `None` if nothing needs to change.
-fn apply_change(sa: &ServiceAccount, change: &RefChange) -> Option<ServiceAccount> {
-    let current = referenced(sa);
+/// The account's new references and annotations after applying `change`, or `None` if nothing needs to
+/// change.
+fn apply_change(sa: &AccountState, change: &RefChange) -> Option<Updated> {
+    let current = &sa.refs.image_pull_secrets;
     let before = recorded(sa, &change.owner);
     let mut ours = owned(&before, &change.owner);
     let drop: BTreeSet<&String> = change.remove.iter().filter(|n| ours.contains(*n)).collect();
@@ -171,78 +177,84 @@ fn apply_change(sa: &ServiceAccount, change: &RefChange) -> Option<ServiceAccoun
     }
     ours.retain(|n| !drop.contains(n) && refs.contains(n));
     let after = rewritten(&before, &change.owner, &ours, &drop);
-    if refs == current && after == before {
+    if &refs == current && after == before {
         return None;
     }
-    let mut updated = sa.clone();
-    updated.image_pull_secrets = Some(
-        refs.into_iter()
-            .map(|name| LocalObjectReference { name })
-            .collect(),
-    );
-    let annotations = updated.annotations_mut();
-    for (key, names) in after {
-        if names.is_empty() {
-            annotations.remove(&key);
-        } else {
-            annotations.insert(key, names.into_iter().collect::<Vec<_>>().join(","));
-        }
-    }
-    Some(updated)
+    let annotations = after
+        .into_iter()
+        .map(|(key, names)| {
+            let value = (!names.is_empty()).then(|| names.into_iter().collect::<Vec<_>>().join(","));
+            (key, value)
+        })
+        .filter(|(key, value)| sa.annotation(key) != value.as_deref())
+        .collect();
+    Some(Updated { refs, annotations })
 }
 
 /// Whether `cached` (possibly stale) already satisfies `change`: if so no request is needed at all.
-pub fn is_satisfied(cached: &ServiceAccount, change: &RefChange) -> bool {
+pub fn is_satisfied(cached: &AccountState, change: &RefChange) -> bool {
     apply_change(cached, change).is_none()
 }
 
-/// A merge patch carrying the whole new list, our annotations, and the `resourceVersion` we read.
+/// A merge patch carrying the whole new list, the annotations this change rewrote, and the
+/// `resourceVersion` it was computed from.
 ///
-/// NB: a `resourceVersion` in a patch is a precondition: if someone wrote in between, the apiserver answers
-/// 409 and we retry on a fresh read, so their entries survive. A patch (not an update) needs only the
-/// `patch` verb, which is all imagepullsecret-patcher's ClusterRole grants on ServiceAccounts.
-fn guarded_patch(current: &ServiceAccount, updated: &ServiceAccount) -> Value {
-    // NB: only the annotations this change rewrote; another instance's stays out of the patch.
-    let is_ours = |key: &String| key == REFS_ANNOTATION || key.starts_with(REFS_ANNOTATION_PREFIX);
-    let keys: BTreeSet<&String> = current
-        .annotations()
-        .keys()
-        .chain(updated.annotations().keys())
-        .filter(|k| is_ours(k) && current.annotations().get(*k) != updated.annotations().get(*k))
-        .collect();
-    let annotations: serde_json::Map<String, Value> = keys
-        .into_iter()
-        .map(|key| {
-            let value = updated
-                .annotations()
-                .get(key)
-                .map_or(Value::Null, |v| Value::String(v.clone()));
-            (key.clone(), value)
-        })
-        .collect();
+/// NB: a `resourceVersion` in a patch is a precondition: if someone wrote in between (or the cache was
+/// stale), the apiserver answers 409 and we retry on a fresh read, so their entries survive. A patch (not
+/// an update) needs only the `patch` verb, which is all imagepullsecret-patcher's ClusterRole grants on
+/// ServiceAccounts.
+fn guarded_patch(current: &AccountState, updated: &Updated) -> Value {
     json!({
         "metadata": {
-            "resourceVersion": current.resource_version(),
-            "annotations": annotations,
+            "resourceVersion": current.resource_version,
+            "annotations": updated.annotations,
         },
-        "imagePullSecrets": updated.image_pull_secrets.iter().flatten().map(|r| json!({"name": r.name})).collect::<Vec<_>>(),
+        "imagePullSecrets": updated.refs.iter().map(|name| json!({"name": name})).collect::<Vec<_>>(),
     })
 }
 
 /// Applies `change` to ServiceAccount `name` by read-modify-write with conflict retry.
 /// Returns whether a write happened.
 pub async fn update(client: &Client, namespace: &str, name: &str, change: &RefChange) -> Result<bool> {
+    Ok(commit(client, namespace, name, change, None).await?.is_some())
+}
+
+/// Applies `change` starting from `known` (the cached account; no read), re-reading only after a
+/// conflict. Returns the account as written, or `None` if no write was needed (or it is gone).
+pub async fn update_known(
+    client: &Client,
+    namespace: &str,
+    known: &AccountState,
+    change: &RefChange,
+) -> Result<Option<ServiceAccount>> {
+    commit(client, namespace, &known.name, change, Some(known.clone())).await
+}
+
+/// The guarded-patch loop: compute from `known` (or a fresh read), patch, and on 409 read and retry.
+async fn commit(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    change: &RefChange,
+    mut known: Option<AccountState>,
+) -> Result<Option<ServiceAccount>> {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     for _ in 0..MAX_ATTEMPTS {
-        let Some(current) =
-            api.get_opt(name)
-                .await
-                .map_err(api_error("get", "serviceaccount", name, namespace))?
-        else {
-            return Ok(false);
+        let current = match known.take() {
+            Some(current) => current,
+            None => {
+                match api
+                    .get_opt(name)
+                    .await
+                    .map_err(api_error("get", "serviceaccount", name, namespace))?
+                {
+                    Some(fresh) => AccountState::from(fresh),
+                    None => return Ok(None),
+                }
+            }
         };
         let Some(updated) = apply_change(&current, change) else {
-            return Ok(false);
+            return Ok(None);
         };
         match api
             .patch(
@@ -252,13 +264,14 @@ pub async fn update(client: &Client, namespace: &str, name: &str, change: &RefCh
             )
             .await
         {
-            Ok(_) => return Ok(true),
+            Ok(written) => return Ok(Some(written)),
             Err(kube::Error::Api(status)) if status.code == 409 => continue,
-            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
             Err(source) => return Err(api_error("patch", "serviceaccount", name, namespace)(source)),
         }
     }
     Err(Error::Conflict {
+        kind: "serviceaccount",
         name: name.to_string(),
         namespace: namespace.to_string(),
         attempts: MAX_ATTEMPTS,
@@ -269,14 +282,15 @@ pub async fn update(client: &Client, namespace: &str, name: &str, change: &RefCh
 mod tests {
     use std::collections::BTreeMap;
 
+    use k8s_openapi::api::core::v1::LocalObjectReference;
     use kube::api::ObjectMeta;
 
     use super::*;
 
     const OURS: &str = "image-pull-secrets.regcreds.dev/hub";
 
-    fn sa(refs: &[&str], annotations: &[(&str, &str)]) -> ServiceAccount {
-        ServiceAccount {
+    fn sa(refs: &[&str], annotations: &[(&str, &str)]) -> AccountState {
+        AccountState::from(ServiceAccount {
             metadata: ObjectMeta {
                 name: Some("default".into()),
                 annotations: Some(
@@ -293,7 +307,24 @@ mod tests {
                     .collect(),
             ),
             ..Default::default()
+        })
+    }
+
+    /// The account as it looks after `updated` was written onto `current` (a merge patch).
+    fn written(current: &AccountState, updated: &Updated) -> AccountState {
+        let mut annotations = current.refs.annotations.clone();
+        for (key, value) in &updated.annotations {
+            match value {
+                Some(value) => annotations.insert(key.clone(), value.clone()),
+                None => annotations.remove(key),
+            };
         }
+        let refs: Vec<&str> = updated.refs.iter().map(String::as_str).collect();
+        let annotations: Vec<(&str, &str)> = annotations
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        sa(&refs, &annotations)
     }
 
     /// A change by instance `hub`, which writes the Secrets `writes`.
@@ -309,28 +340,23 @@ mod tests {
 
     #[test]
     fn appends_after_existing_entries_without_reordering_or_duplicating() {
-        let updated = apply_change(
-            &sa(&["theirs-b", "theirs-a"], &[]),
-            &change(&["ours"], &[], &["ours"]),
-        )
-        .expect("change");
-        assert_eq!(referenced(&updated), ["theirs-b", "theirs-a", "ours"]);
-        assert_eq!(updated.annotations()[OURS], "ours");
+        let account = sa(&["theirs-b", "theirs-a"], &[]);
+        let updated = apply_change(&account, &change(&["ours"], &[], &["ours"])).expect("change");
+        assert_eq!(updated.refs, ["theirs-b", "theirs-a", "ours"]);
+        assert_eq!(updated.annotations[OURS].as_deref(), Some("ours"));
         assert!(
-            apply_change(&updated, &change(&["ours"], &[], &["ours"])).is_none(),
+            apply_change(&written(&account, &updated), &change(&["ours"], &[], &["ours"])).is_none(),
             "second pass is a no-op"
         );
     }
 
     #[test]
     fn removes_only_entries_this_instance_added() {
-        let updated = apply_change(
-            &sa(&["theirs", "ours"], &[(OURS, "ours")]),
-            &change(&[], &["ours", "theirs"], &[]),
-        );
-        let updated = updated.expect("change");
-        assert_eq!(referenced(&updated), ["theirs"]);
-        assert!(!updated.annotations().contains_key(OURS));
+        let account = sa(&["theirs", "ours"], &[(OURS, "ours")]);
+        let updated = apply_change(&account, &change(&[], &["ours", "theirs"], &[])).expect("change");
+        assert_eq!(updated.refs, ["theirs"]);
+        assert_eq!(updated.annotations, BTreeMap::from([(OURS.to_string(), None)]));
+        assert!(written(&account, &updated).annotation(OURS).is_none());
     }
 
     #[test]
@@ -347,9 +373,10 @@ mod tests {
             &change(&["hub-secret"], &["ecr-secret"], &["hub-secret"]),
         )
         .expect("change");
-        assert_eq!(referenced(&updated), ["ecr-secret", "hub-secret"]);
-        assert_eq!(updated.annotations()[other], "ecr-secret");
-        assert_eq!(updated.annotations()[OURS], "hub-secret");
+        assert_eq!(updated.refs, ["ecr-secret", "hub-secret"]);
+        let after = written(&account, &updated);
+        assert_eq!(after.annotation(other), Some("ecr-secret"));
+        assert_eq!(after.annotation(OURS), Some("hub-secret"));
         assert!(
             !guarded_patch(&account, &updated)["metadata"]["annotations"]
                 .as_object()
@@ -365,18 +392,22 @@ mod tests {
             &[(REFS_ANNOTATION, "ecr-secret,hub-secret")],
         );
         let updated = apply_change(&account, &change(&["hub-secret"], &[], &["hub-secret"])).expect("moved");
-        assert_eq!(referenced(&updated), ["hub-secret", "ecr-secret"]);
-        assert_eq!(updated.annotations()[OURS], "hub-secret");
-        assert_eq!(updated.annotations()[REFS_ANNOTATION], "ecr-secret");
-        assert!(apply_change(&updated, &change(&["hub-secret"], &[], &["hub-secret"])).is_none());
+        assert_eq!(updated.refs, ["hub-secret", "ecr-secret"]);
+        let after = written(&account, &updated);
+        assert_eq!(after.annotation(OURS), Some("hub-secret"));
+        assert_eq!(after.annotation(REFS_ANNOTATION), Some("ecr-secret"));
+        assert!(apply_change(&after, &change(&["hub-secret"], &[], &["hub-secret"])).is_none());
         // Withdrawing removes the adopted name, never the other one.
         let withdrawn = apply_change(
             &account,
             &change(&[], &["hub-secret", "ecr-secret"], &["hub-secret"]),
         )
         .expect("withdrawn");
-        assert_eq!(referenced(&withdrawn), ["ecr-secret"]);
-        assert_eq!(withdrawn.annotations()[REFS_ANNOTATION], "ecr-secret");
+        assert_eq!(withdrawn.refs, ["ecr-secret"]);
+        assert_eq!(
+            written(&account, &withdrawn).annotation(REFS_ANNOTATION),
+            Some("ecr-secret")
+        );
     }
 
     #[test]
@@ -392,7 +423,22 @@ mod tests {
         let mut all = RefChange::everyone();
         all.remove = ["a", "b", "c", "theirs"].iter().map(|s| s.to_string()).collect();
         let updated = apply_change(&account, &all).expect("change");
-        assert_eq!(referenced(&updated), ["theirs"]);
-        assert!(updated.annotations().is_empty(), "{:?}", updated.annotations());
+        assert_eq!(updated.refs, ["theirs"]);
+        let after = written(&account, &updated);
+        assert!(after.refs.annotations.is_empty(), "{:?}", after.refs.annotations);
+    }
+
+    #[test]
+    fn the_patch_is_guarded_by_the_resource_version_it_was_computed_from() {
+        let mut current = sa(&["theirs"], &[]);
+        current.resource_version = Some("41".into());
+        let updated = apply_change(&current, &change(&["ours"], &[], &["ours"])).expect("change");
+        assert_eq!(
+            guarded_patch(&current, &updated),
+            json!({
+                "metadata": {"resourceVersion": "41", "annotations": {OURS: "ours"}},
+                "imagePullSecrets": [{"name": "theirs"}, {"name": "ours"}],
+            })
+        );
     }
 }

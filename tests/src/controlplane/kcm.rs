@@ -59,5 +59,13 @@ pub(super) fn command(bins: &Binaries, dir: &Workdir, options: &ControlPlaneOpti
             dir.pki("sa.key").display()
         ))
         .arg(format!("--root-ca-file={}", dir.pki("ca.crt").display()));
+    // Its client-side rate limit (defaults 20 QPS, burst 30) paces how fast namespaces get their
+    // `default` ServiceAccount; only a benchmark creating thousands of namespaces raises it.
+    if let Some(qps) = options.kcm_api_qps {
+        cmd.arg(format!("--kube-api-qps={qps}"));
+    }
+    if let Some(burst) = options.kcm_api_burst {
+        cmd.arg(format!("--kube-api-burst={burst}"));
+    }
     cmd
 }

@@ -51,6 +51,10 @@ struct Ports {
 pub struct ControlPlaneOptions {
     /// Serve a node at this (non-loopback) address: see the module docs. `None`: loopback only.
     pub node_ip: Option<Ipv4Addr>,
+    /// kube-controller-manager's `--kube-api-qps` (its default is 20), e.g. for a benchmark.
+    pub kcm_api_qps: Option<u32>,
+    /// kube-controller-manager's `--kube-api-burst` (its default is 30).
+    pub kcm_api_burst: Option<u32>,
 }
 
 /// The three running processes.
@@ -186,13 +190,18 @@ impl ControlPlane {
     /// apply), `DELETE`, `DELETECOLLECTION`. Counts include the controller manager's and other tests'
     /// requests since start, so compare deltas around the code under test.
     pub async fn request_count(&self, verbs: &[&str], resource: Option<&str>) -> Result<u64> {
+        Ok(metrics::sum_requests(
+            &self.metrics_text().await?,
+            verbs,
+            resource,
+        ))
+    }
+
+    /// The apiserver's `/metrics` exposition, for several [`crate::sum_requests`] over one snapshot
+    /// (it is megabytes long: fetch it once, not once per count).
+    pub async fn metrics_text(&self) -> Result<String> {
         let request = http::Request::get("/metrics").body(Vec::new())?;
-        let text = self
-            .client()
-            .request_text(request)
-            .await
-            .context("GET /metrics")?;
-        Ok(metrics::sum_requests(&text, verbs, resource))
+        self.client().request_text(request).await.context("GET /metrics")
     }
 
     /// Kills kube-apiserver (SIGKILL, like a crash) and starts it again on the same port and etcd.

@@ -172,6 +172,7 @@ impl NodeWorld {
 
         let cp = ControlPlane::start_with(ControlPlaneOptions {
             node_ip: Some(NODE_IP),
+            ..Default::default()
         })
         .await?;
         let containerd_paths = ContainerdPaths::new(&dir);

@@ -10,7 +10,7 @@ use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
 };
-use regcreds_testkit::ControlPlane;
+use regcreds_testkit::{ControlPlane, sum_requests};
 use tokio::time::Instant;
 
 use super::progress;
@@ -86,10 +86,11 @@ pub struct Requests {
 impl Requests {
     /// Counts since the apiserver started.
     pub async fn now(cp: &ControlPlane) -> Result<Self> {
+        let text = cp.metrics_text().await?;
         let mut counts = BTreeMap::new();
         for &resource in REGCREDS_RESOURCES {
             for &verb in READ_VERBS.iter().chain(WRITE_VERBS) {
-                let count = cp.request_count(&[verb], Some(resource)).await?;
+                let count = sum_requests(&text, &[verb], Some(resource));
                 counts.insert((verb, resource), count as f64);
             }
         }
@@ -171,11 +172,11 @@ impl Rate {
 
 /// Writes on [`STEADY_RESOURCES`] since the apiserver started, by anyone.
 pub async fn steady_writes(cp: &ControlPlane) -> Result<u64> {
-    let mut total = 0;
-    for resource in STEADY_RESOURCES {
-        total += cp.request_count(WRITE_VERBS, Some(resource)).await?;
-    }
-    Ok(total)
+    let text = cp.metrics_text().await?;
+    Ok(STEADY_RESOURCES
+        .iter()
+        .map(|resource| sum_requests(&text, WRITE_VERBS, Some(resource)))
+        .sum())
 }
 
 #[cfg(test)]

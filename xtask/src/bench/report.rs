@@ -15,6 +15,8 @@ use super::{
 #[derive(Debug, Clone)]
 pub struct Results {
     pub namespaces: usize,
+    /// Creating the N namespaces and waiting for their `default` ServiceAccounts (not measured).
+    pub setup: Duration,
     pub initial: Initial,
     pub steady: Steady,
     pub rotation: Rotation,
@@ -43,6 +45,8 @@ pub struct Initial {
     pub own_writes: f64,
     /// CPU time from process start to convergence.
     pub cpu: Duration,
+    /// CPU time of the control plane's processes over the same span.
+    pub control_plane: Duration,
 }
 
 /// The quiet window after convergence.
@@ -60,12 +64,16 @@ pub struct Steady {
 }
 
 /// A rewrite of the dockerconfigjson file, fanned out to every namespace.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Rotation {
     /// Rewrite → the last Secret holds the new bytes.
     pub total: Duration,
     /// Rewrite → regcreds logged the new mint (`None` if the log line was not found).
     pub detection: Option<Duration>,
+    /// apiserver requests per namespace, background subtracted.
+    pub requests: Requests,
+    /// CPU time of the control plane's processes from the rewrite to the last Secret.
+    pub control_plane: Duration,
     pub cpu: Duration,
 }
 
@@ -88,12 +96,22 @@ pub struct Latency {
 }
 
 /// The same writes by a bare client.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Floor {
+    /// Creating its N namespaces and waiting for their `default` ServiceAccounts (not measured).
+    pub setup: Duration,
     pub initial: Duration,
     pub rotation: Duration,
     /// Requests per namespace for the initial writes, counted by the client itself.
     pub requests: ReadsWrites,
+    /// The same, as the apiserver counted them (background subtracted).
+    pub apiserver: Requests,
+    /// apiserver requests per namespace for the rotation.
+    pub rotation_requests: Requests,
+    /// CPU time of the control plane's processes during the initial writes.
+    pub control_plane: Duration,
+    /// The same during the rotation.
+    pub rotation_control_plane: Duration,
     /// CPU time of the bench process during both floor phases.
     pub client_cpu: Duration,
 }
@@ -123,29 +141,46 @@ fn table(results: &[Results]) -> String {
     out.push('\n');
     for (label, cell) in ROWS {
         let _ = write!(out, "| {label} |");
+        let mut previous = None;
         for r in results {
-            let _ = write!(out, " {} |", cell(r));
+            let _ = write!(out, " {} |", cell(r, previous));
+            previous = Some(r);
         }
         out.push('\n');
     }
     out
 }
 
-type Cell = fn(&Results) -> String;
+/// A cell from its column's results and the previous column's (for growth between counts).
+type Cell = fn(&Results, Option<&Results>) -> String;
 
 /// Row labels and how each cell is computed.
 const ROWS: &[(&str, Cell)] = &[
     (
-        "**Initial convergence**, regcreds (process start → last namespace ready)",
-        |r| dur(r.initial.total),
+        "Setup, not measured: N namespaces + their `default` SAs (regcreds' set / the floor's)",
+        |r, _| format!("{} / {}", dur(r.setup), dur(r.floor.setup)),
     ),
-    ("  of which start-up (process start → first Secret)", |r| {
+    (
+        "**Initial convergence**, regcreds (process start → last namespace ready)",
+        |r, _| dur(r.initial.total),
+    ),
+    ("  of which start-up (process start → first Secret)", |r, _| {
         dur(r.initial.startup)
     }),
-    ("Initial convergence, floor (bare client, same writes)", |r| {
+    ("Initial convergence, floor (bare client, same writes)", |r, _| {
         dur(r.floor.initial)
     }),
-    ("  **regcreds / floor** (without start-up)", |r| {
+    (
+        "  control plane CPU (apiserver + etcd + controller manager) meanwhile, regcreds / floor",
+        |r, _| {
+            format!(
+                "{:.2} / {:.2} s",
+                r.initial.control_plane.as_secs_f64(),
+                r.floor.control_plane.as_secs_f64()
+            )
+        },
+    ),
+    ("  **regcreds / floor** (without start-up)", |r, _| {
         if r.initial.incomplete.is_some() {
             return "n/a".to_string();
         }
@@ -154,49 +189,75 @@ const ROWS: &[(&str, Cell)] = &[
         let work = total - r.initial.startup.as_secs_f64();
         format!("**{}** ({})", ratio(total, floor), ratio(work, floor))
     }),
-    ("API requests / namespace, regcreds: reads + writes ¹", |r| {
+    ("API requests / namespace, regcreds: reads + writes ¹", |r, _| {
         requests(r.initial.requests.totals())
     }),
-    ("  by verb and resource", |r| r.initial.requests.breakdown(0.005)),
+    ("  by verb and resource", |r, _| {
+        r.initial.requests.breakdown(0.005)
+    }),
     (
         "  background subtracted (reads + writes per second, before regcreds)",
-        |r| requests(r.initial.background),
+        |r, _| requests(r.initial.background),
     ),
-    ("  writes / namespace by regcreds' own counters", |r| {
+    ("  writes / namespace by regcreds' own counters", |r, _| {
         format!("{:.2}", r.initial.own_writes)
     }),
-    ("API requests / namespace, floor: reads + writes ²", |r| {
+    ("API requests / namespace, floor: reads + writes ²", |r, _| {
         requests(r.floor.requests)
     }),
     (
+        "  by verb and resource (apiserver, background subtracted)",
+        |r, _| r.floor.apiserver.breakdown(0.005),
+    ),
+    (
         "**New namespace** → Secret + `default` reference, p50 / p90 / p99 ³",
-        |r| r.latency.ready.display(),
+        |r, _| r.latency.ready.display(),
     ),
     (
         "  new namespace → `default` SA created by kube-controller-manager",
-        |r| r.latency.account.display(),
+        |r, _| r.latency.account.display(),
     ),
-    ("  samples (timed out)", |r| {
+    ("  samples (timed out)", |r, _| {
         format!("{} ({})", r.latency.ready.count, r.latency.timeouts)
     }),
-    ("**Rotation**: file rewrite → last Secret updated", |r| {
+    ("**Rotation**: file rewrite → last Secret updated", |r, _| {
         dur(r.rotation.total)
     }),
     (
         "  of which detection (rewrite → mint; schedule every 1 s)",
-        |r| r.rotation.detection.map_or("n/a".into(), dur),
+        |r, _| r.rotation.detection.map_or("n/a".into(), dur),
     ),
-    ("  fan-out (mint → last Secret updated)", |r| {
+    ("  fan-out (mint → last Secret updated)", |r, _| {
         dur(r.rotation.fan_out())
     }),
-    ("Rotation, floor (bare client)", |r| dur(r.floor.rotation)),
-    ("  **regcreds fan-out / floor**", |r| {
+    ("Rotation, floor (bare client)", |r, _| dur(r.floor.rotation)),
+    ("  **regcreds fan-out / floor**", |r, _| {
         let fan_out = r.rotation.fan_out().as_secs_f64();
         format!("**{}**", ratio(fan_out, r.floor.rotation.as_secs_f64()))
     }),
     (
+        "  API requests / namespace in the rotation, regcreds / floor ¹",
+        |r, _| {
+            format!(
+                "{} / {}",
+                requests(r.rotation.requests.totals()),
+                requests(r.floor.rotation_requests.totals())
+            )
+        },
+    ),
+    ("  by verb and resource, regcreds", |r, _| {
+        r.rotation.requests.breakdown(0.005)
+    }),
+    ("  control plane CPU meanwhile, regcreds / floor", |r, _| {
+        format!(
+            "{:.2} / {:.2} s",
+            r.rotation.control_plane.as_secs_f64(),
+            r.floor.rotation_control_plane.as_secs_f64()
+        )
+    }),
+    (
         "**Steady state**: writes in the window, regcreds' counters / apiserver ⁴",
-        |r| {
+        |r, _| {
             let s = &r.steady;
             format!(
                 "{:.0} / {} in {:.0} s",
@@ -206,7 +267,7 @@ const ROWS: &[(&str, Cell)] = &[
             )
         },
     ),
-    ("Provider mints per refresh (mints / schedule ticks)", |r| {
+    ("Provider mints per refresh (mints / schedule ticks)", |r, _| {
         let s = &r.steady;
         let per = if s.ticks > 0 {
             s.mints / s.ticks as f64
@@ -215,12 +276,23 @@ const ROWS: &[(&str, Cell)] = &[
         };
         format!("{per:.2} ({:.0} / {})", s.mints, s.ticks)
     }),
-    ("regcreds peak RSS (VmHWM)", |r| {
+    ("regcreds peak RSS (VmHWM)", |r, _| {
         format!("{:.1} MiB", r.usage.peak_rss_kib as f64 / 1024.0)
     }),
     (
+        "  growth per 1,000 namespaces (from the previous column)",
+        |r, previous| {
+            let Some(p) = previous.filter(|p| p.namespaces < r.namespaces) else {
+                return "–".to_string();
+            };
+            let kib = r.usage.peak_rss_kib as f64 - p.usage.peak_rss_kib as f64;
+            let per_thousand = kib / 1024.0 / (r.namespaces - p.namespaces) as f64 * 1000.0;
+            format!("{per_thousand:.2} MiB")
+        },
+    ),
+    (
         "regcreds CPU: convergence / steady window / rotation / whole run",
-        |r| {
+        |r, _| {
             format!(
                 "{:.2} / {:.2} / {:.2} / {:.2} s",
                 r.initial.cpu.as_secs_f64(),
@@ -230,16 +302,16 @@ const ROWS: &[(&str, Cell)] = &[
             )
         },
     ),
-    ("Floor client CPU (bench process, both floor phases)", |r| {
+    ("Floor client CPU (bench process, both floor phases)", |r, _| {
         format!("{:.2} s", r.floor.client_cpu.as_secs_f64())
     }),
-    ("Machine load (1-min load average at start / end)", |r| {
+    ("Machine load (1-min load average at start / end)", |r, _| {
         format!("{:.2} / {:.2}", r.load.0, r.load.1)
     }),
 ];
 
 fn requests(r: ReadsWrites) -> String {
-    format!("{:.2} + {:.2}", r.reads, r.writes)
+    format!("{:.2} + {:.2} = {:.2}", r.reads, r.writes, r.reads + r.writes)
 }
 
 const FOOTNOTES: &str = "
@@ -248,11 +320,13 @@ ServiceAccount lists it in `imagePullSecrets`. Times come from watch events rece
 (Secrets labelled `app.kubernetes.io/managed-by=regcreds`, ServiceAccounts named `default`).
 
 1. Delta of `apiserver_request_total` on namespaces, secrets, serviceaccounts, leases and events from
-   regcreds' start until 5 s after convergence, minus the background rate (kube-controller-manager and
-   the bench's own watches) measured over 10 s just before regcreds started. Reads are GET, LIST and
-   WATCH (a watch is counted when it ends); writes are POST, PUT, PATCH, APPLY and DELETE. Lease
-   renewals (leader election) are included.
-2. Counted by the floor client itself: one apply, one get, one update per namespace.
+   regcreds' start until 5 s after convergence (for the rotation: from the rewrite until 5 s after the
+   last Secret), minus the background rate (kube-controller-manager and the bench's own watches)
+   measured over 10 s just before regcreds started. Reads are GET, LIST and WATCH (a watch is counted
+   when it ends); writes are POST, PUT, PATCH, APPLY and DELETE. Start-up lists and Lease renewals
+   (leader election) are included.
+2. Counted by the floor client itself: one apply, one get, one update per namespace (a naive client
+   reads the ServiceAccount before updating it). The apiserver's count of the same phase follows.
 3. Namespaces created one at a time while regcreds runs (N + samples namespaces exist by the end).
    regcreds cannot be faster than the `default` ServiceAccount's creation: it only references it.
 4. After convergence and 5 s of settling, nothing changes for the window: regcreds' own

@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use kube::Client;
-use regcreds_testkit::{ControlPlane, counting_client};
+use regcreds_testkit::{ControlPlane, ControlPlaneOptions, counting_client};
 use tokio::time::Instant;
 
 use super::{
@@ -54,6 +54,8 @@ pub struct Settings {
     pub steady: Duration,
     /// `target/bench`; each count gets `n<N>/` with regcreds' log and config file.
     pub out_dir: PathBuf,
+    /// How the control plane is started (a controller manager fast enough for thousands of namespaces).
+    pub control_plane: ControlPlaneOptions,
 }
 
 /// Runs every phase for `n` namespaces; fills in `machine.kubernetes` from the control plane.
@@ -62,7 +64,7 @@ pub async fn run(n: usize, settings: &Settings, machine: &mut Machine) -> Result
     let dir = settings.out_dir.join(format!("n{n}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     progress(&format!("N={n}: starting a fresh control plane"));
-    let cp = ControlPlane::start().await?;
+    let cp = ControlPlane::start_with(settings.control_plane).await?;
     let client = cp.client();
     machine.kubernetes = client.apiserver_version().await?.git_version;
     let observer = Observer::start(&client).await?;
@@ -95,22 +97,27 @@ struct Bench<'a> {
 impl Bench<'_> {
     async fn run(&self) -> Result<Results> {
         cluster::create_namespace(&self.client, SYSTEM_NAMESPACE, "system").await?;
-        let set = self.namespaces("bench-r", "regcreds").await?;
+        let (set, setup) = self.namespaces("bench-r", "regcreds").await?;
         self.say("measuring the background request rate for 10 s");
         let background = Rate::measure(self.cp, BACKGROUND_WINDOW).await?;
-        let (mut regcreds, initial) = self.converge(&set, background).await?;
+        let (mut regcreds, initial) = self.converge(&set, &background).await?;
         let steady = self.steady(&regcreds).await?;
         let cpu_before = regcreds.usage()?.cpu;
-        let rotation = guard(&mut regcreds, self.rotate(&set, &regcreds_log(&self.dir))).await?;
+        let rotation = guard(
+            &mut regcreds,
+            self.rotate(&set, &regcreds_log(&self.dir), &background),
+        )
+        .await?;
         let rotation = Rotation {
             cpu: regcreds.usage()?.cpu.saturating_sub(cpu_before),
             ..rotation
         };
         let latency = guard(&mut regcreds, self.latency()).await?;
         let usage = regcreds.stop()?;
-        let floor = self.floor().await?;
+        let floor = self.floor(&background).await?;
         Ok(Results {
             namespaces: self.n,
+            setup,
             initial,
             steady,
             rotation,
@@ -126,7 +133,9 @@ impl Bench<'_> {
     }
 
     /// Creates `n` namespaces in `set` and waits until kube-controller-manager gave each its `default`.
-    async fn namespaces(&self, prefix: &str, set: &str) -> Result<Vec<String>> {
+    /// Returns them and how long that took (setup, not part of any measurement).
+    async fn namespaces(&self, prefix: &str, set: &str) -> Result<(Vec<String>, Duration)> {
+        let started = Instant::now();
         let names = cluster::names(prefix, self.n);
         let label = format!("N={} ({set})", self.n);
         cluster::create_namespaces(&self.client, &names, set, &label).await?;
@@ -137,15 +146,18 @@ impl Bench<'_> {
                 count(t, &names, |tl| tl.account)
             })
             .await?;
-        Ok(names)
+        let setup = started.elapsed();
+        self.say(&format!("setup ({set}): {}", super::stats::dur(setup)));
+        Ok((names, setup))
     }
 
     /// Starts regcreds over the existing `set` and waits until every namespace is ready.
-    async fn converge(&self, set: &[String], background: Rate) -> Result<(Regcreds, Initial)> {
+    async fn converge(&self, set: &[String], background: &Rate) -> Result<(Regcreds, Initial)> {
         let config = self.dir.join("dockerconfig.json");
         write_dockerconfig(&config, REGCREDS_V1)?;
         let before = Requests::now(self.cp).await?;
         let counted_from = Instant::now();
+        let control_plane_before = control_plane_cpu(self.cp);
         let selector = format!("{SET_LABEL}=regcreds");
         let mut regcreds = Regcreds::spawn(&Launch {
             binary: &self.settings.binary,
@@ -172,6 +184,7 @@ impl Bench<'_> {
             ));
         }
         let cpu = regcreds.usage()?.cpu;
+        let control_plane = control_plane_cpu(self.cp).saturating_sub(control_plane_before);
         let (total, startup) = self.observer.read(|t| {
             let last = latest(t, set, |tl| tl.ready(REGCREDS_V1));
             let first = earliest(t, set, Timeline::first_secret);
@@ -185,7 +198,7 @@ impl Bench<'_> {
         let requests = Requests::now(self.cp)
             .await?
             .since(&before)
-            .minus(&background, counted_from.elapsed())
+            .minus(background, counted_from.elapsed())
             .per(self.n as f64);
         let own_writes = regcreds.counters().await?.writes() / self.n as f64;
         let initial = Initial {
@@ -196,6 +209,7 @@ impl Bench<'_> {
             background: background.0.totals(),
             own_writes,
             cpu,
+            control_plane,
         };
         Ok((regcreds, initial))
     }
@@ -230,8 +244,10 @@ impl Bench<'_> {
     }
 
     /// Rewrites the file (as kubelet updates a mounted Secret) and waits for every Secret to follow.
-    async fn rotate(&self, set: &[String], log: &Path) -> Result<Rotation> {
+    async fn rotate(&self, set: &[String], log: &Path, background: &Rate) -> Result<Rotation> {
         self.say("rotating: rewriting the dockerconfigjson");
+        let before = Requests::now(self.cp).await?;
+        let control_plane_before = control_plane_cpu(self.cp);
         let (rewritten, rewritten_wall) = (Instant::now(), SystemTime::now());
         write_dockerconfig(&self.dir.join("dockerconfig.json"), REGCREDS_V2)?;
         let label = format!("N={}: rotation", self.n);
@@ -246,10 +262,19 @@ impl Bench<'_> {
         let detection = mint_logged_after(log, rewritten_wall)
             .and_then(|minted| minted.duration_since(rewritten_wall).ok());
         self.say(&format!("rotated in {}", super::stats::dur(total)));
+        let control_plane = control_plane_cpu(self.cp).saturating_sub(control_plane_before);
+        tokio::time::sleep(SETTLE).await;
+        let requests = Requests::now(self.cp)
+            .await?
+            .since(&before)
+            .minus(background, rewritten.elapsed())
+            .per(self.n as f64);
         // CPU is filled in by the caller, which owns the process.
         Ok(Rotation {
             total,
             detection,
+            requests,
+            control_plane,
             cpu: Duration::ZERO,
         })
     }
@@ -291,13 +316,15 @@ impl Bench<'_> {
     }
 
     /// The same writes by a bare client on a fresh set of namespaces.
-    async fn floor(&self) -> Result<Floor> {
-        let set = self.namespaces("bench-f", "floor").await?;
+    async fn floor(&self, background: &Rate) -> Result<Floor> {
+        let (set, setup) = self.namespaces("bench-f", "floor").await?;
         let (client, counter) = counting_client(self.cp.kubeconfig_path()).await?;
         let concurrency = usize::from(self.settings.concurrency);
         let cpu_before = proc_usage(std::process::id())?.cpu;
         self.say("floor: applying Secrets and updating ServiceAccounts");
         let (v1, v2) = (document(FLOOR_V1), document(FLOOR_V2));
+        let before = Requests::now(self.cp).await?;
+        let control_plane_before = control_plane_cpu(self.cp);
         let started = Instant::now();
         let writes = floor::propagate(&client, &set, v1.as_bytes(), concurrency);
         bounded(self.n, writes).await?;
@@ -308,18 +335,43 @@ impl Bench<'_> {
         let initial = self
             .wait_floor(&set, started, FLOOR_V1, |tl| tl.ready(FLOOR_V1))
             .await?;
+        let control_plane = control_plane_cpu(self.cp).saturating_sub(control_plane_before);
+        let apiserver = self.requests_since(&before, background, started).await?;
         self.say("floor: rotating");
+        let before = Requests::now(self.cp).await?;
+        let rotation_control_plane_before = control_plane_cpu(self.cp);
         let started = Instant::now();
         bounded(self.n, floor::rotate(&client, &set, v2.as_bytes(), concurrency)).await?;
         let rotation = self
             .wait_floor(&set, started, FLOOR_V2, |tl| tl.secret_with(FLOOR_V2))
             .await?;
+        let rotation_control_plane = control_plane_cpu(self.cp).saturating_sub(rotation_control_plane_before);
+        let rotation_requests = self.requests_since(&before, background, started).await?;
         Ok(Floor {
+            setup,
             initial,
             rotation,
             requests,
+            apiserver,
+            rotation_requests,
+            control_plane,
+            rotation_control_plane,
             client_cpu: proc_usage(std::process::id())?.cpu.saturating_sub(cpu_before),
         })
+    }
+
+    /// apiserver requests per namespace since `before` (taken at `started`), background subtracted.
+    async fn requests_since(
+        &self,
+        before: &Requests,
+        background: &Rate,
+        started: Instant,
+    ) -> Result<Requests> {
+        Ok(Requests::now(self.cp)
+            .await?
+            .since(before)
+            .minus(background, started.elapsed())
+            .per(self.n as f64))
     }
 
     /// Waits until the observer saw `done` in every namespace of `set`; the time from `started`.
@@ -336,6 +388,15 @@ impl Bench<'_> {
             .await?;
         Ok(self.observer.read(|t| since(started, latest(t, set, done))))
     }
+}
+
+/// CPU time used so far by the control plane's processes (kube-apiserver, etcd, controller manager).
+fn control_plane_cpu(cp: &ControlPlane) -> Duration {
+    cp.processes()
+        .iter()
+        .filter_map(|(_, pid, _)| proc_usage(*pid).ok())
+        .map(|usage| usage.cpu)
+        .sum()
 }
 
 /// Runs `work`, failing early (with regcreds' log tail) if regcreds exits meanwhile.
