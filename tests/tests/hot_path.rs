@@ -1,10 +1,13 @@
 //! The propagator's hot path against a real control plane, counted request by request (issue 15):
 //!
 //! * initial convergence sends, per namespace, one Secret create and one ServiceAccount patch, and a
-//!   rotation one Secret apply — and neither sends a single read (the watch caches know everything);
+//!   rotation one guarded Secret patch — and neither sends a single read (the watch caches know
+//!   everything);
 //! * a same-named Secret the label-selected cache cannot see is found by the create that conflicts,
 //!   read once, and left untouched;
-//! * a stale cached ServiceAccount costs one conflict and one re-read, and loses no one's entry.
+//! * a stale cached ServiceAccount costs one conflict and one re-read, and loses no one's entry;
+//! * a Secret someone changed since regcreds last saw it is not overwritten by a rotation: the guarded
+//!   patch conflicts, the Secret is read, and decided on as it is now (here: foreign, left untouched).
 //!
 //! Request counts are deterministic, so asserting them is a behaviour test, not a timing test. Tests
 //! share one control plane and run one at a time; each scopes its propagator with its own label.
@@ -237,7 +240,7 @@ async fn convergence_and_rotation_send_one_write_per_object_per_namespace_and_no
     for ns in &names {
         assert_eq!(
             in_namespace(rotation, ns),
-            ["APPLY secrets 200"],
+            ["PATCH secrets 200"],
             "rotation requests about namespace {ns}"
         );
     }
@@ -348,6 +351,80 @@ async fn a_stale_cached_service_account_costs_one_conflict_and_one_read_and_lose
             "PATCH serviceaccounts 200"
         ],
         "the cached resourceVersion was tried first, read again only after the conflict"
+    );
+    counter.release_watches();
+    running.stop().await;
+    delete_namespaces(&client, &names).await;
+}
+
+#[tokio::test]
+async fn a_rotation_never_overwrites_a_secret_changed_since_regcreds_saw_it() {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    let test = "disowned";
+    let names = namespaces(&client, test, 1).await;
+    let ns = &names[0];
+
+    // The propagator writes the Secret, then hears of no change: it still believes the Secret is its own.
+    let (counted, counter) = counting_client(cp.kubeconfig_path()).await.expect("client");
+    counter.hold_watches();
+    let running = Running::start(counted, settings(test), desired("pw"));
+    wait_ref(&client, ns, SECRET).await;
+    wait_secret(&client, ns, SECRET, "pw").await;
+    // Someone takes the Secret over: removes regcreds' label and keeps the content.
+    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
+    let mut theirs = secrets.get(SECRET).await.expect("get secret");
+    let labels = theirs.metadata.labels.get_or_insert_with(BTreeMap::new);
+    labels.remove("app.kubernetes.io/managed-by");
+    labels.insert("owner".into(), "someone-else".into());
+    secrets
+        .replace(SECRET, &PostParams::default(), &theirs)
+        .await
+        .expect("their update");
+
+    let before = counter.requests().len();
+    running.desired.send_modify(|d| {
+        d.set(desired_secret(SECRET, "pw-2"));
+    });
+    let requests = wait_for("the rotation's read of the Secret", TIMEOUT, || {
+        let requests = in_namespace(&counter.requests()[before..], ns);
+        async move {
+            requests
+                .iter()
+                .any(|r| r.starts_with("GET secrets"))
+                .then_some(requests)
+        }
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(
+        secret_data(&client, ns, SECRET).await.as_deref(),
+        Some(&*config("pw")),
+        "their Secret keeps its content"
+    );
+    let now = secrets.get(SECRET).await.expect("get secret");
+    assert_eq!(
+        now.metadata
+            .labels
+            .unwrap_or_default()
+            .get("owner")
+            .map(String::as_str),
+        Some("someone-else"),
+        "their labels kept"
+    );
+    assert_eq!(
+        &requests[..2],
+        ["PATCH secrets 409", "GET secrets 200"],
+        "the cached resourceVersion was tried first, read again only after the conflict"
+    );
+    assert_eq!(
+        in_namespace(&counter.requests()[before..], ns)
+            .iter()
+            .filter(|r| r.starts_with("PATCH secrets") || r.starts_with("APPLY secrets"))
+            .count(),
+        1,
+        "no write after the conflict"
     );
     counter.release_watches();
     running.stop().await;

@@ -2,9 +2,15 @@
 //!
 //! A Secret not known to exist is created (POST): that cannot take over a Secret regcreds did not make.
 //! Only if the create conflicts is the Secret read, and then decided on like a known one: a known
-//! Secret of this instance (or one it adopts) that differs is updated with server-side apply; one
-//! without our label is foreign (left alone unless forced; imagepullsecret-patcher's are taken over);
-//! another instance's is never touched, forced or not.
+//! Secret of this instance (or one it adopts) that differs is updated; one without our label is foreign
+//! (left alone unless forced; imagepullsecret-patcher's are taken over); another instance's is never
+//! touched, forced or not.
+//!
+//! An update is one of two writes. A rotation — our own Secret, right in every way but the credential —
+//! is a JSON merge patch of `.dockerconfigjson` alone, guarded by the `resourceVersion` regcreds saw: the
+//! smallest request, cheaper for the apiserver than an apply, and refused (409) if anyone touched the
+//! Secret since, in which case it is read and decided on again. Everything else (a repair of labels or
+//! type, a takeover) is a forced server-side apply of the whole object under regcreds' field manager.
 
 use std::collections::BTreeMap;
 
@@ -119,20 +125,78 @@ impl Target<'_> {
     }
 
     /// Brings a Secret known to exist up to date: nothing if current, nothing if another instance's or
-    /// foreign (unless forced), otherwise a server-side apply.
+    /// foreign (unless forced); a guarded patch of the data if only the credential differs, otherwise a
+    /// server-side apply.
     async fn update(&self, existing: &SecretState) -> Result<Ensured> {
+        if let Some(decided) = self.leave_alone(existing) {
+            return Ok(decided);
+        }
+        if !only_credential_differs(existing, self.desired, self.instance) {
+            return self.apply(existing).await;
+        }
+        match self.patch_credential(existing).await? {
+            Some(written) => Ok(Ensured::Updated(written)),
+            // Changed since regcreds saw it (or deleted): decide on what is there now.
+            None => self.reread().await,
+        }
+    }
+
+    /// Reads the Secret after a guarded write was refused, and decides on it with a full apply.
+    async fn reread(&self) -> Result<Ensured> {
+        let (namespace, name) = (self.namespace, &self.desired.name);
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let found = api
+            .get_opt(name)
+            .await
+            .map_err(api_error("get", "secret", name, namespace))?;
+        let Some(found) = found else {
+            // NB: boxed, as `create` may come back here through `update`.
+            return Box::pin(self.create()).await;
+        };
+        let found = SecretState::from(found);
+        match self.leave_alone(&found) {
+            Some(decided) => Ok(decided),
+            None => self.apply(&found).await,
+        }
+    }
+
+    /// The outcome when `existing` must not be written: current already, another instance's, or foreign
+    /// with force off.
+    fn leave_alone(&self, existing: &SecretState) -> Option<Ensured> {
         // NB: never forced: two instances that both force would overwrite each other forever.
         if existing.is_managed()
             && let Claim::Others(other) = existing.claim(self.instance, |_| true)
         {
-            return Ok(Ensured::OtherInstance(other));
+            return Some(Ensured::OtherInstance(other));
         }
         if is_current(existing, self.desired, self.instance) {
-            return Ok(Ensured::Unchanged);
+            return Some(Ensured::Unchanged);
         }
         if !existing.is_managed() && !existing.is_patchers() && !self.force {
-            return Ok(Ensured::Foreign(existing.clone()));
+            return Some(Ensured::Foreign(existing.clone()));
         }
+        None
+    }
+
+    /// Replaces only the credential, if the Secret is still at the `resourceVersion` regcreds saw.
+    /// `None` when it is not (409) or is gone (404).
+    async fn patch_credential(&self, existing: &SecretState) -> Result<Option<Secret>> {
+        let (namespace, name) = (self.namespace, &self.desired.name);
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..Default::default()
+        };
+        let patch = credential_patch(existing.resource_version.as_deref(), &self.desired.data);
+        match api.patch(name, &params, &Patch::Merge(patch)).await {
+            Ok(written) => Ok(Some(written)),
+            Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => Ok(None),
+            Err(source) => Err(api_error("patch", "secret", name, namespace)(source)),
+        }
+    }
+
+    /// Writes the whole object with a forced server-side apply (deleting it first if its type differs).
+    async fn apply(&self, existing: &SecretState) -> Result<Ensured> {
         let (namespace, name) = (self.namespace, &self.desired.name);
         let replace = existing.content.type_.as_deref() != Some(SECRET_TYPE);
         if replace {
@@ -156,6 +220,25 @@ impl Target<'_> {
     fn manifest(&self) -> Secret {
         manifest(self.namespace, self.desired, self.instance)
     }
+}
+
+/// Whether `existing` is this instance's Secret, right in every way but the credential: a rotation.
+fn only_credential_differs(existing: &SecretState, desired: &DesiredSecret, instance: &InstanceId) -> bool {
+    existing.resource_version.is_some()
+        && existing.is_managed()
+        && existing.label(INSTANCE_LABEL) == Some(instance.as_str())
+        && existing.content.type_.as_deref() == Some(SECRET_TYPE)
+        && existing.label(PROVIDER_LABEL) == Some(desired.provider.as_str())
+        && existing.content.data.as_deref() != Some(&*desired.data)
+}
+
+/// A merge patch setting `.dockerconfigjson` to `data`, refused by the apiserver unless the Secret is
+/// still at `resource_version`.
+fn credential_patch(resource_version: Option<&str>, data: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": { "resourceVersion": resource_version },
+        "data": { DATA_KEY: ByteString(data.to_vec()) },
+    })
 }
 
 /// The full object we own, as sent with server-side apply.
@@ -188,5 +271,22 @@ pub async fn delete(client: &Client, namespace: &str, name: &str) -> Result<()> 
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(source) => Err(api_error("delete", "secret", name, namespace)(source)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credential_patch_carries_the_guard_and_only_the_credential() {
+        let patch = credential_patch(Some("42"), b"{}");
+        assert_eq!(
+            patch,
+            serde_json::json!({
+                "metadata": { "resourceVersion": "42" },
+                "data": { ".dockerconfigjson": "e30=" },
+            })
+        );
     }
 }
