@@ -25,7 +25,7 @@ use super::{
     cluster::{self, Rate, ReadsWrites, Requests, SET_LABEL},
     floor,
     machine::Machine,
-    observer::{Observer, Timeline, Timelines},
+    observer::{FLOOR_V1, FLOOR_V2, Observer, REGCREDS_V1, REGCREDS_V2, Timeline, Timelines},
     process::{Launch, Regcreds, proc_usage},
     progress,
     report::{Floor, Initial, Latency, Results, Rotation, Steady},
@@ -40,12 +40,6 @@ const SETTLE: Duration = Duration::from_secs(5);
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// regcreds' own namespace (its Lease lives there; it never writes pull secrets into it).
 const SYSTEM_NAMESPACE: &str = "regcreds-bench-system";
-/// Passwords inside the dockerconfigjson: the observer tells versions apart by them.
-const REGCREDS_V1: &str = "regcreds-bench-v1";
-const REGCREDS_V2: &str = "regcreds-bench-v2";
-const FLOOR_V1: &str = "floor-bench-v1";
-const FLOOR_V2: &str = "floor-bench-v2";
-
 /// What every namespace count shares.
 pub struct Settings {
     pub binary: PathBuf,
