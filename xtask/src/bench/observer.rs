@@ -35,16 +35,29 @@ use super::progress;
 pub const SECRET_NAME: &str = "image-pull-secret";
 /// Label selector of the Secrets to watch: regcreds' own, and the floor's (which copies them exactly).
 const SECRET_SELECTOR: &str = "app.kubernetes.io/managed-by=regcreds";
-/// The marker strings the bench puts into the credentials it rotates through, one per phase.
-pub const MARKERS: [&str; 4] = [REGCREDS_V1, REGCREDS_V2, FLOOR_V1, FLOOR_V2];
-/// In regcreds' credentials before the rotation.
+/// How many times each side rotates: one rotation at N = 100 lasts a few etcd commits, so a single
+/// sample is mostly noise; the report takes the median.
+pub const ROTATIONS: usize = 3;
+/// In regcreds' credentials before the rotations.
 pub const REGCREDS_V1: &str = "regcreds-bench-v1";
-/// In regcreds' credentials after the rotation.
-pub const REGCREDS_V2: &str = "regcreds-bench-v2";
-/// In the floor's credentials before its rotation.
+/// In regcreds' credentials after each rotation.
+pub const REGCREDS_ROTATED: [&str; ROTATIONS] =
+    ["regcreds-bench-v2", "regcreds-bench-v3", "regcreds-bench-v4"];
+/// In the floor's credentials before its rotations.
 pub const FLOOR_V1: &str = "floor-bench-v1";
-/// In the floor's credentials after its rotation.
-pub const FLOOR_V2: &str = "floor-bench-v2";
+/// In the floor's credentials after each rotation.
+pub const FLOOR_ROTATED: [&str; ROTATIONS] = ["floor-bench-v2", "floor-bench-v3", "floor-bench-v4"];
+/// Every marker the bench puts into a credential.
+const MARKERS: [&str; 2 + 2 * ROTATIONS] = [
+    REGCREDS_V1,
+    REGCREDS_ROTATED[0],
+    REGCREDS_ROTATED[1],
+    REGCREDS_ROTATED[2],
+    FLOOR_V1,
+    FLOOR_ROTATED[0],
+    FLOOR_ROTATED[1],
+    FLOOR_ROTATED[2],
+];
 /// How long the watches may take to list what exists.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often [`Observer::wait_count`] scans the timelines (cheap: memory only).

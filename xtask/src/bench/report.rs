@@ -63,25 +63,68 @@ pub struct Steady {
     pub cpu: Duration,
 }
 
-/// A rewrite of the dockerconfigjson file, fanned out to every namespace.
+/// [`ROTATIONS`] rewrites of the dockerconfigjson file, each fanned out to every namespace.
 #[derive(Debug, Clone)]
 pub struct Rotation {
+    /// Each rotation, in order.
+    pub samples: Vec<RotationSample>,
+    /// apiserver requests per namespace and rotation, background subtracted.
+    pub requests: Requests,
+    /// CPU time of the control plane's processes from a rewrite to its last Secret, per rotation.
+    pub control_plane: Duration,
+    /// regcreds' CPU time per rotation (from the first rewrite to the end of the last settle).
+    pub cpu: Duration,
+}
+
+/// One rewrite of the dockerconfigjson file.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationSample {
     /// Rewrite → the last Secret holds the new bytes.
     pub total: Duration,
     /// Rewrite → regcreds logged the new mint (`None` if the log line was not found).
     pub detection: Option<Duration>,
-    /// apiserver requests per namespace, background subtracted.
-    pub requests: Requests,
-    /// CPU time of the control plane's processes from the rewrite to the last Secret.
-    pub control_plane: Duration,
-    pub cpu: Duration,
 }
 
-impl Rotation {
+impl RotationSample {
     /// Mint → last Secret: the part of a rotation the floor is comparable with.
     pub fn fan_out(&self) -> Duration {
         self.total.saturating_sub(self.detection.unwrap_or_default())
     }
+}
+
+impl Rotation {
+    /// The sample with the median fan-out.
+    pub fn median(&self) -> RotationSample {
+        let mut samples = self.samples.clone();
+        samples.sort_by_key(RotationSample::fan_out);
+        samples[samples.len() / 2]
+    }
+
+    /// The median fan-out.
+    pub fn fan_out(&self) -> Duration {
+        self.median().fan_out()
+    }
+
+    /// Every fan-out.
+    pub fn fan_outs(&self) -> Vec<Duration> {
+        self.samples.iter().map(RotationSample::fan_out).collect()
+    }
+}
+
+/// The median of `samples` (which must not be empty).
+pub fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+/// `median (min–max)` of `samples`.
+fn spread(samples: &[Duration]) -> String {
+    let (min, max) = (
+        samples.iter().min().copied().unwrap_or_default(),
+        samples.iter().max().copied().unwrap_or_default(),
+    );
+    format!("{} ({}–{})", dur(median(samples)), dur(min), dur(max))
 }
 
 /// New namespaces created one at a time while regcreds runs.
@@ -101,16 +144,17 @@ pub struct Floor {
     /// Creating its N namespaces and waiting for their `default` ServiceAccounts (not measured).
     pub setup: Duration,
     pub initial: Duration,
-    pub rotation: Duration,
+    /// Each rotation, in order.
+    pub rotations: Vec<Duration>,
     /// Requests per namespace for the initial writes, counted by the client itself.
     pub requests: ReadsWrites,
     /// The same, as the apiserver counted them (background subtracted).
     pub apiserver: Requests,
-    /// apiserver requests per namespace for the rotation.
+    /// apiserver requests per namespace and rotation.
     pub rotation_requests: Requests,
     /// CPU time of the control plane's processes during the initial writes.
     pub control_plane: Duration,
-    /// The same during the rotation.
+    /// The same during a rotation (mean).
     pub rotation_control_plane: Duration,
     /// CPU time of the bench process during both floor phases.
     pub client_cpu: Duration,
@@ -220,23 +264,28 @@ const ROWS: &[(&str, Cell)] = &[
     ("  samples (timed out)", |r, _| {
         format!("{} ({})", r.latency.ready.count, r.latency.timeouts)
     }),
-    ("**Rotation**: file rewrite → last Secret updated", |r, _| {
-        dur(r.rotation.total)
-    }),
+    (
+        "**Rotation** (median of 3): file rewrite → last Secret updated",
+        |r, _| dur(r.rotation.median().total),
+    ),
     (
         "  of which detection (rewrite → mint; schedule every 1 s)",
-        |r, _| r.rotation.detection.map_or("n/a".into(), dur),
+        |r, _| r.rotation.median().detection.map_or("n/a".into(), dur),
     ),
-    ("  fan-out (mint → last Secret updated)", |r, _| {
-        dur(r.rotation.fan_out())
+    (
+        "  fan-out (mint → last Secret updated), median (min–max)",
+        |r, _| spread(&r.rotation.fan_outs()),
+    ),
+    ("Rotation, floor (bare client), median (min–max)", |r, _| {
+        spread(&r.floor.rotations)
     }),
-    ("Rotation, floor (bare client)", |r, _| dur(r.floor.rotation)),
-    ("  **regcreds fan-out / floor**", |r, _| {
+    ("  **regcreds fan-out / floor** (medians)", |r, _| {
         let fan_out = r.rotation.fan_out().as_secs_f64();
-        format!("**{}**", ratio(fan_out, r.floor.rotation.as_secs_f64()))
+        let floor = median(&r.floor.rotations).as_secs_f64();
+        format!("**{}**", ratio(fan_out, floor))
     }),
     (
-        "  API requests / namespace in the rotation, regcreds / floor ¹",
+        "  API requests / namespace per rotation, regcreds / floor ¹",
         |r, _| {
             format!(
                 "{} / {}",
@@ -248,7 +297,7 @@ const ROWS: &[(&str, Cell)] = &[
     ("  by verb and resource, regcreds", |r, _| {
         r.rotation.requests.breakdown(0.005)
     }),
-    ("  control plane CPU meanwhile, regcreds / floor", |r, _| {
+    ("  control plane CPU per rotation, regcreds / floor", |r, _| {
         format!(
             "{:.2} / {:.2} s",
             r.rotation.control_plane.as_secs_f64(),
@@ -291,7 +340,7 @@ const ROWS: &[(&str, Cell)] = &[
         },
     ),
     (
-        "regcreds CPU: convergence / steady window / rotation / whole run",
+        "regcreds CPU: convergence / steady window / per rotation / whole run",
         |r, _| {
             format!(
                 "{:.2} / {:.2} / {:.2} / {:.2} s",
@@ -320,9 +369,9 @@ ServiceAccount lists it in `imagePullSecrets`. Times come from watch events rece
 (Secrets labelled `app.kubernetes.io/managed-by=regcreds`, ServiceAccounts named `default`).
 
 1. Delta of `apiserver_request_total` on namespaces, secrets, serviceaccounts, leases and events from
-   regcreds' start until 5 s after convergence (for the rotation: from the rewrite until 5 s after the
-   last Secret), minus the background rate (kube-controller-manager and the bench's own watches)
-   measured over 10 s just before regcreds started. Reads are GET, LIST and WATCH (a watch is counted
+   regcreds' start until 5 s after convergence (for the rotations: from the first rewrite until 5 s after
+   the last one's last Secret, divided by their number), minus the background rate
+   (kube-controller-manager and the bench's own watches) measured over 10 s just before regcreds started. Reads are GET, LIST and WATCH (a watch is counted
    when it ends); writes are POST, PUT, PATCH, APPLY and DELETE. Start-up lists and Lease renewals
    (leader election) are included.
 2. Counted by the floor client itself: one apply, one get, one update per namespace (a naive client
@@ -333,3 +382,34 @@ ServiceAccount lists it in `imagePullSecrets`. Times come from watch events rece
    `regcreds_secrets_written_total` + `regcreds_serviceaccounts_written_total`, and the apiserver's
    writes on secrets and serviceaccounts by anyone. Both should be 0.
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(total_ms: u64, detection_ms: u64) -> RotationSample {
+        RotationSample {
+            total: Duration::from_millis(total_ms),
+            detection: Some(Duration::from_millis(detection_ms)),
+        }
+    }
+
+    #[test]
+    fn the_median_rotation_is_the_one_with_the_median_fan_out_not_the_median_total() {
+        let rotation = Rotation {
+            // Fan-outs 100, 300, 200 ms; totals 900, 400, 600 ms.
+            samples: vec![sample(900, 800), sample(400, 100), sample(600, 400)],
+            requests: Requests::default(),
+            control_plane: Duration::ZERO,
+            cpu: Duration::ZERO,
+        };
+        assert_eq!(rotation.fan_out(), Duration::from_millis(200));
+        assert_eq!(rotation.median().total, Duration::from_millis(600));
+    }
+
+    #[test]
+    fn spread_shows_median_then_range() {
+        let samples = [90, 70, 80].map(Duration::from_millis);
+        assert_eq!(spread(&samples), "80 ms (70 ms–90 ms)");
+    }
+}

@@ -25,10 +25,12 @@ use super::{
     cluster::{self, Rate, ReadsWrites, Requests, SET_LABEL},
     floor,
     machine::Machine,
-    observer::{FLOOR_V1, FLOOR_V2, Observer, REGCREDS_V1, REGCREDS_V2, Timeline, Timelines},
+    observer::{
+        FLOOR_ROTATED, FLOOR_V1, Observer, REGCREDS_ROTATED, REGCREDS_V1, ROTATIONS, Timeline, Timelines,
+    },
     process::{Launch, Regcreds, proc_usage},
     progress,
-    report::{Floor, Initial, Latency, Results, Rotation, Steady},
+    report::{Floor, Initial, Latency, Results, Rotation, RotationSample, Steady},
     stats::Percentiles,
 };
 
@@ -40,6 +42,9 @@ const SETTLE: Duration = Duration::from_secs(5);
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// regcreds' own namespace (its Lease lives there; it never writes pull secrets into it).
 const SYSTEM_NAMESPACE: &str = "regcreds-bench-system";
+/// regcreds' credentials after the last rotation (new namespaces get these).
+const REGCREDS_CURRENT: &str = REGCREDS_ROTATED[ROTATIONS - 1];
+
 /// What every namespace count shares.
 pub struct Settings {
     pub binary: PathBuf,
@@ -237,40 +242,50 @@ impl Bench<'_> {
         })
     }
 
-    /// Rewrites the file (as kubelet updates a mounted Secret) and waits for every Secret to follow.
+    /// Rewrites the file (as kubelet updates a mounted Secret) [`ROTATIONS`] times, each time waiting for
+    /// every Secret to follow and then settling.
     async fn rotate(&self, set: &[String], log: &Path, background: &Rate) -> Result<Rotation> {
-        self.say("rotating: rewriting the dockerconfigjson");
         let before = Requests::now(self.cp).await?;
-        let control_plane_before = control_plane_cpu(self.cp);
+        let started = Instant::now();
+        let (mut samples, mut control_plane) = (Vec::new(), Duration::ZERO);
+        for marker in REGCREDS_ROTATED {
+            let control_plane_before = control_plane_cpu(self.cp);
+            samples.push(self.rotate_once(set, log, marker).await?);
+            control_plane += control_plane_cpu(self.cp).saturating_sub(control_plane_before);
+            tokio::time::sleep(SETTLE).await;
+        }
+        let requests = Requests::now(self.cp)
+            .await?
+            .since(&before)
+            .minus(background, started.elapsed())
+            .per((self.n * ROTATIONS) as f64);
+        // CPU is filled in by the caller, which owns the process.
+        Ok(Rotation {
+            samples,
+            requests,
+            control_plane: control_plane / ROTATIONS as u32,
+            cpu: Duration::ZERO,
+        })
+    }
+
+    /// One rewrite, to credentials holding `marker`, until every Secret holds them.
+    async fn rotate_once(&self, set: &[String], log: &Path, marker: &str) -> Result<RotationSample> {
+        self.say(&format!("rotating: rewriting the dockerconfigjson ({marker})"));
         let (rewritten, rewritten_wall) = (Instant::now(), SystemTime::now());
-        write_dockerconfig(&self.dir.join("dockerconfig.json"), REGCREDS_V2)?;
-        let label = format!("N={}: rotation", self.n);
+        write_dockerconfig(&self.dir.join("dockerconfig.json"), marker)?;
+        let label = format!("N={}: rotation to {marker}", self.n);
         self.observer
             .wait_count(&label, set.len(), bound(self.n, 120, 100), |t| {
-                count(t, set, |tl| tl.secret_with(REGCREDS_V2))
+                count(t, set, |tl| tl.secret_with(marker))
             })
             .await?;
         let total = self
             .observer
-            .read(|t| since(rewritten, latest(t, set, |tl| tl.secret_with(REGCREDS_V2))));
+            .read(|t| since(rewritten, latest(t, set, |tl| tl.secret_with(marker))));
         let detection = mint_logged_after(log, rewritten_wall)
             .and_then(|minted| minted.duration_since(rewritten_wall).ok());
         self.say(&format!("rotated in {}", super::stats::dur(total)));
-        let control_plane = control_plane_cpu(self.cp).saturating_sub(control_plane_before);
-        tokio::time::sleep(SETTLE).await;
-        let requests = Requests::now(self.cp)
-            .await?
-            .since(&before)
-            .minus(background, rewritten.elapsed())
-            .per(self.n as f64);
-        // CPU is filled in by the caller, which owns the process.
-        Ok(Rotation {
-            total,
-            detection,
-            requests,
-            control_plane,
-            cpu: Duration::ZERO,
-        })
+        Ok(RotationSample { total, detection })
     }
 
     /// Creates namespaces one at a time and times each until it is ready.
@@ -283,7 +298,7 @@ impl Bench<'_> {
             let label = format!("N={}: new namespace {name}", self.n);
             let names = std::slice::from_ref(&name);
             let waiting = self.observer.wait_count(&label, 1, SAMPLE_TIMEOUT, |t| {
-                count(t, names, |tl| tl.account.and(tl.ready(REGCREDS_V2)))
+                count(t, names, |tl| tl.account.and(tl.ready(REGCREDS_CURRENT)))
             });
             if waiting.await.is_err() {
                 timeouts += 1;
@@ -291,7 +306,7 @@ impl Bench<'_> {
             }
             self.observer.read(|t| {
                 let tl = &t[&name];
-                ready.extend(tl.ready(REGCREDS_V2).map(|at| at - created));
+                ready.extend(tl.ready(REGCREDS_CURRENT).map(|at| at - created));
                 account.extend(tl.account.map(|at| at - created));
             });
             if (i + 1) % 50 == 0 {
@@ -316,7 +331,7 @@ impl Bench<'_> {
         let concurrency = usize::from(self.settings.concurrency);
         let cpu_before = proc_usage(std::process::id())?.cpu;
         self.say("floor: applying Secrets and updating ServiceAccounts");
-        let (v1, v2) = (document(FLOOR_V1), document(FLOOR_V2));
+        let v1 = document(FLOOR_V1);
         let before = Requests::now(self.cp).await?;
         let control_plane_before = control_plane_cpu(self.cp);
         let started = Instant::now();
@@ -331,20 +346,36 @@ impl Bench<'_> {
             .await?;
         let control_plane = control_plane_cpu(self.cp).saturating_sub(control_plane_before);
         let apiserver = self.requests_since(&before, background, started).await?;
-        self.say("floor: rotating");
         let before = Requests::now(self.cp).await?;
-        let rotation_control_plane_before = control_plane_cpu(self.cp);
-        let started = Instant::now();
-        bounded(self.n, floor::rotate(&client, &set, v2.as_bytes(), concurrency)).await?;
-        let rotation = self
-            .wait_floor(&set, started, FLOOR_V2, |tl| tl.secret_with(FLOOR_V2))
+        let first_rotation = Instant::now();
+        let (mut rotations, mut rotation_control_plane) = (Vec::new(), Duration::ZERO);
+        for marker in FLOOR_ROTATED {
+            self.say(&format!("floor: rotating ({marker})"));
+            let control_plane_before = control_plane_cpu(self.cp);
+            let started = Instant::now();
+            let document = document(marker);
+            bounded(
+                self.n,
+                floor::rotate(&client, &set, document.as_bytes(), concurrency),
+            )
             .await?;
-        let rotation_control_plane = control_plane_cpu(self.cp).saturating_sub(rotation_control_plane_before);
-        let rotation_requests = self.requests_since(&before, background, started).await?;
+            rotations.push(
+                self.wait_floor(&set, started, marker, |tl| tl.secret_with(marker))
+                    .await?,
+            );
+            rotation_control_plane += control_plane_cpu(self.cp).saturating_sub(control_plane_before);
+            tokio::time::sleep(SETTLE).await;
+        }
+        let rotation_requests = Requests::now(self.cp)
+            .await?
+            .since(&before)
+            .minus(background, first_rotation.elapsed())
+            .per((self.n * ROTATIONS) as f64);
+        let rotation_control_plane = rotation_control_plane / ROTATIONS as u32;
         Ok(Floor {
             setup,
             initial,
-            rotation,
+            rotations,
             requests,
             apiserver,
             rotation_requests,
