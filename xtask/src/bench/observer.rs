@@ -35,28 +35,44 @@ use super::progress;
 pub const SECRET_NAME: &str = "image-pull-secret";
 /// Label selector of the Secrets to watch: regcreds' own, and the floor's (which copies them exactly).
 const SECRET_SELECTOR: &str = "app.kubernetes.io/managed-by=regcreds";
-/// How many times each side rotates: one rotation at N = 100 lasts a few etcd commits, so a single
-/// sample is mostly noise; the report takes the median.
-pub const ROTATIONS: usize = 3;
+/// How many times each side rotates: one rotation at N = 100 lasts a few etcd commits (~70 ms), and
+/// one slow apiserver moment doubles it, so a single sample is mostly noise; the report takes the
+/// median.
+pub const ROTATIONS: usize = 5;
 /// In regcreds' credentials before the rotations.
 pub const REGCREDS_V1: &str = "regcreds-bench-v1";
 /// In regcreds' credentials after each rotation.
-pub const REGCREDS_ROTATED: [&str; ROTATIONS] =
-    ["regcreds-bench-v2", "regcreds-bench-v3", "regcreds-bench-v4"];
+pub const REGCREDS_ROTATED: [&str; ROTATIONS] = [
+    "regcreds-bench-v2",
+    "regcreds-bench-v3",
+    "regcreds-bench-v4",
+    "regcreds-bench-v5",
+    "regcreds-bench-v6",
+];
 /// In the floor's credentials before its rotations.
 pub const FLOOR_V1: &str = "floor-bench-v1";
 /// In the floor's credentials after each rotation.
-pub const FLOOR_ROTATED: [&str; ROTATIONS] = ["floor-bench-v2", "floor-bench-v3", "floor-bench-v4"];
+pub const FLOOR_ROTATED: [&str; ROTATIONS] = [
+    "floor-bench-v2",
+    "floor-bench-v3",
+    "floor-bench-v4",
+    "floor-bench-v5",
+    "floor-bench-v6",
+];
 /// Every marker the bench puts into a credential.
 const MARKERS: [&str; 2 + 2 * ROTATIONS] = [
     REGCREDS_V1,
     REGCREDS_ROTATED[0],
     REGCREDS_ROTATED[1],
     REGCREDS_ROTATED[2],
+    REGCREDS_ROTATED[3],
+    REGCREDS_ROTATED[4],
     FLOOR_V1,
     FLOOR_ROTATED[0],
     FLOOR_ROTATED[1],
     FLOOR_ROTATED[2],
+    FLOOR_ROTATED[3],
+    FLOOR_ROTATED[4],
 ];
 /// How long the watches may take to list what exists.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);

@@ -265,7 +265,7 @@ const ROWS: &[(&str, Cell)] = &[
         format!("{} ({})", r.latency.ready.count, r.latency.timeouts)
     }),
     (
-        "**Rotation** (median of 3): file rewrite → last Secret updated",
+        "**Rotation** (median of 5): file rewrite → last Secret updated",
         |r, _| dur(r.rotation.median().total),
     ),
     (

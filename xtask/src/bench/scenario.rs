@@ -108,7 +108,7 @@ impl Bench<'_> {
         )
         .await?;
         let rotation = Rotation {
-            cpu: regcreds.usage()?.cpu.saturating_sub(cpu_before),
+            cpu: regcreds.usage()?.cpu.saturating_sub(cpu_before) / ROTATIONS as u32,
             ..rotation
         };
         let latency = guard(&mut regcreds, self.latency()).await?;
