@@ -12,13 +12,12 @@
 //! Request counts are deterministic, so asserting them is a behaviour test, not a timing test. Tests
 //! share one control plane and run one at a time; each scopes its propagator with its own label.
 
+mod support;
+
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::future::join_all;
-use k8s_openapi::{
-    ByteString,
-    api::core::v1::{LocalObjectReference, Namespace, Secret, ServiceAccount},
-};
+use k8s_openapi::api::core::v1::{LocalObjectReference, Namespace, Secret, ServiceAccount};
 use kube::{
     Api, Client,
     api::{DeleteParams, PostParams},
@@ -27,12 +26,12 @@ use regcreds_propagator::{
     Desired, DesiredSecret, NamespaceScope, Propagator, Settings, parse_label_selector,
 };
 use regcreds_testkit::{ControlPlane, Recorded, counting_client, wait_for};
+use support::{TEST_LABEL, pull_secret_refs, secret_data};
 use tokio::sync::{Mutex, oneshot, watch};
 
 const SECRET: &str = "hot-path-pull";
 const SECOND: &str = "hot-path-second";
 const TIMEOUT: Duration = Duration::from_secs(60);
-const TEST_LABEL: &str = "regcreds-e2e/test";
 /// After the last expected change: long enough for the watch echoes of regcreds' own writes to arrive
 /// and wake their namespaces (which must then send nothing).
 const SETTLE: Duration = Duration::from_secs(3);
@@ -106,7 +105,7 @@ async fn namespaces(client: &Client, test: &str, count: usize) -> Vec<String> {
     .await;
     for name in &names {
         wait_for(&format!("default serviceaccount in {name}"), TIMEOUT, || async {
-            refs(client, name, "default").await.map(drop)
+            pull_secret_refs(client, name, "default").await.map(drop)
         })
         .await;
     }
@@ -117,29 +116,6 @@ async fn delete_namespaces(client: &Client, names: &[String]) {
     let api = Api::<Namespace>::all(client.clone());
     let params = DeleteParams::default();
     join_all(names.iter().map(|n| api.delete(n, &params))).await;
-}
-
-async fn secret_data(client: &Client, ns: &str, name: &str) -> Option<Vec<u8>> {
-    let secret = Api::<Secret>::namespaced(client.clone(), ns)
-        .get_opt(name)
-        .await
-        .ok()??;
-    secret.data?.get(".dockerconfigjson").map(|b| b.0.clone())
-}
-
-async fn refs(client: &Client, ns: &str, account: &str) -> Option<Vec<String>> {
-    let account = Api::<ServiceAccount>::namespaced(client.clone(), ns)
-        .get_opt(account)
-        .await
-        .ok()??;
-    Some(
-        account
-            .image_pull_secrets
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| r.name)
-            .collect(),
-    )
 }
 
 async fn wait_secret(client: &Client, ns: &str, name: &str, password: &str) {
@@ -155,7 +131,7 @@ async fn wait_ref(client: &Client, ns: &str, name: &str) {
         &format!("default in {ns} referencing {name}"),
         TIMEOUT,
         || async {
-            refs(client, ns, "default")
+            pull_secret_refs(client, ns, "default")
                 .await
                 .filter(|refs| refs.iter().any(|r| r == name))
                 .map(drop)
@@ -257,18 +233,7 @@ async fn a_foreign_secret_the_cache_cannot_see_is_found_by_the_conflicting_creat
     let test = "unseen";
     let names = namespaces(&client, test, 2).await;
     let (ns, witness) = (&names[0], &names[1]);
-    let theirs = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(SECRET.into()),
-            ..Default::default()
-        },
-        type_: Some("Opaque".into()),
-        data: Some(BTreeMap::from([(
-            "token".to_string(),
-            ByteString(b"user-owned".to_vec()),
-        )])),
-        ..Default::default()
-    };
+    let theirs = support::users_opaque_secret(SECRET);
     let secrets = Api::<Secret>::namespaced(client.clone(), ns);
     let created = secrets
         .create(&PostParams::default(), &theirs)
@@ -287,7 +252,7 @@ async fn a_foreign_secret_the_cache_cannot_see_is_found_by_the_conflicting_creat
         "not written"
     );
     assert_eq!(after.data, created.data);
-    let ours = refs(&client, ns, "default").await.unwrap_or_default();
+    let ours = pull_secret_refs(&client, ns, "default").await.unwrap_or_default();
     assert!(!ours.contains(&SECRET.to_string()), "not referenced: {ours:?}");
     let requests = in_namespace(&counter.requests(), ns);
     assert_eq!(
@@ -334,7 +299,7 @@ async fn a_stale_cached_service_account_costs_one_conflict_and_one_read_and_lose
     wait_ref(&client, ns, SECOND).await;
     tokio::time::sleep(SETTLE).await;
     assert_eq!(
-        refs(&client, ns, "default").await.expect("default"),
+        pull_secret_refs(&client, ns, "default").await.expect("default"),
         ["theirs-1", SECRET, "theirs-2", SECOND],
         "their entries kept, in order; ours appended once each"
     );

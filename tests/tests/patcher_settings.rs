@@ -180,23 +180,7 @@ async fn config_managedonly_leaves_foreign_secrets_alone_even_with_config_force(
     for ns in [foreign_ns, patchers_ns, empty_ns] {
         support::ensure_namespace(&client, ns, &[(TEST_LABEL, test)]).await;
     }
-    let foreign = create_secret(
-        &client,
-        foreign_ns,
-        Secret {
-            metadata: ObjectMeta {
-                name: Some(SECRET_NAME.into()),
-                ..Default::default()
-            },
-            type_: Some("Opaque".into()),
-            data: Some(BTreeMap::from([(
-                "token".to_string(),
-                ByteString(b"user-owned".to_vec()),
-            )])),
-            ..Default::default()
-        },
-    )
-    .await;
+    let foreign = create_secret(&client, foreign_ns, support::users_opaque_secret(SECRET_NAME)).await;
     // What imagepullsecret-patcher itself created (its ownership annotation), with an old credential.
     create_secret(
         &client,

@@ -73,6 +73,18 @@ struct Shared<T> {
     synced: watch::Sender<bool>,
 }
 
+impl<T> Shared<T> {
+    // NB: a panic while holding the lock cannot leave the map half-updated (every update is one insert,
+    // replace or remove), so a poisoned lock is used as is.
+    fn read(&self) -> RwLockReadGuard<'_, Objects<T>> {
+        self.objects.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Objects<T>> {
+        self.objects.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Write side, owned by the watch stream that feeds the index.
 pub struct IndexWriter<T> {
     shared: Arc<Shared<T>>,
@@ -97,7 +109,8 @@ pub fn index<T: Cached>() -> (Index<T>, IndexWriter<T>) {
 impl<T: Cached> Index<T> {
     /// The object `name` in `namespace`.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
-        self.read()
+        self.shared
+            .read()
             .get(namespace)?
             .iter()
             .find(|object| object.name() == name)
@@ -106,7 +119,7 @@ impl<T: Cached> Index<T> {
 
     /// Every object in `namespace`.
     pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<T>> {
-        self.read().get(namespace).cloned().unwrap_or_default()
+        self.shared.read().get(namespace).cloned().unwrap_or_default()
     }
 
     /// Resolves once the first list has been stored (at once if it has been).
@@ -119,18 +132,7 @@ impl<T: Cached> Index<T> {
     /// Records an object regcreds just wrote, as the apiserver returned it, unless the index already
     /// holds a newer version.
     pub fn remember(&self, namespace: &str, object: T) {
-        upsert(&mut self.write(), namespace, object);
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Objects<T>> {
-        self.shared.objects.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Objects<T>> {
-        self.shared
-            .objects
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        upsert(&mut self.shared.write(), namespace, object);
     }
 }
 
@@ -144,7 +146,7 @@ impl<T: Cached> IndexWriter<T> {
     pub fn apply(&mut self, event: Event<(String, T)>) -> Vec<String> {
         match event {
             Event::Apply((namespace, object)) => {
-                let mut objects = self.write();
+                let mut objects = self.shared.write();
                 if upsert(&mut objects, &namespace, object) {
                     vec![namespace]
                 } else {
@@ -152,7 +154,7 @@ impl<T: Cached> IndexWriter<T> {
                 }
             }
             Event::Delete((namespace, object)) => {
-                let mut objects = self.write();
+                let mut objects = self.shared.write();
                 if remove(&mut objects, &namespace, &object) {
                     vec![namespace]
                 } else {
@@ -171,29 +173,18 @@ impl<T: Cached> IndexWriter<T> {
             Event::InitDone => {
                 let listed = self.relist.take().unwrap_or_default();
                 let first = !*self.shared.synced.borrow();
-                let before = std::mem::replace(&mut *self.write(), listed);
+                let before = std::mem::replace(&mut *self.shared.write(), listed);
                 self.shared.synced.send_replace(true);
                 if first {
                     return Vec::new();
                 }
                 let mut woken: Vec<String> = before.into_keys().collect();
-                woken.extend(self.read().keys().cloned());
+                woken.extend(self.shared.read().keys().cloned());
                 woken.sort_unstable();
                 woken.dedup();
                 woken
             }
         }
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Objects<T>> {
-        self.shared.objects.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Objects<T>> {
-        self.shared
-            .objects
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -50,11 +50,27 @@ pub enum Ensured {
 
 /// Whether `existing` already is exactly what we would apply.
 fn is_current(existing: &SecretState, desired: &DesiredSecret, instance: &InstanceId) -> bool {
+    is_ours_as_written(existing, desired, instance) && holds(existing, desired)
+}
+
+/// Whether `existing` is this instance's Secret, right in every way but the credential: a rotation.
+fn only_credential_differs(existing: &SecretState, desired: &DesiredSecret, instance: &InstanceId) -> bool {
+    existing.resource_version.is_some()
+        && is_ours_as_written(existing, desired, instance)
+        && !holds(existing, desired)
+}
+
+/// Whether `existing` carries this instance's labels and the pull-secret type, as regcreds writes them.
+fn is_ours_as_written(existing: &SecretState, desired: &DesiredSecret, instance: &InstanceId) -> bool {
     existing.is_managed()
         && existing.label(INSTANCE_LABEL) == Some(instance.as_str())
         && existing.content.type_.as_deref() == Some(SECRET_TYPE)
         && existing.label(PROVIDER_LABEL) == Some(desired.provider.as_str())
-        && existing.content.data.as_deref() == Some(&*desired.data)
+}
+
+/// Whether `existing` holds `desired`'s credential.
+fn holds(existing: &SecretState, desired: &DesiredSecret) -> bool {
+    existing.content.data.as_deref() == Some(&*desired.data)
 }
 
 /// Makes `desired` present in `namespace` for `instance`, given what is known to exist there.
@@ -220,16 +236,6 @@ impl Target<'_> {
     fn manifest(&self) -> Secret {
         manifest(self.namespace, self.desired, self.instance)
     }
-}
-
-/// Whether `existing` is this instance's Secret, right in every way but the credential: a rotation.
-fn only_credential_differs(existing: &SecretState, desired: &DesiredSecret, instance: &InstanceId) -> bool {
-    existing.resource_version.is_some()
-        && existing.is_managed()
-        && existing.label(INSTANCE_LABEL) == Some(instance.as_str())
-        && existing.content.type_.as_deref() == Some(SECRET_TYPE)
-        && existing.label(PROVIDER_LABEL) == Some(desired.provider.as_str())
-        && existing.content.data.as_deref() != Some(&*desired.data)
 }
 
 /// A merge patch setting `.dockerconfigjson` to `data`, refused by the apiserver unless the Secret is

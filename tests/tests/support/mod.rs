@@ -264,6 +264,23 @@ pub async fn secret(client: &Client, ns: &str, name: &str) -> Option<Secret> {
         .flatten()
 }
 
+/// A Secret `name` that a user made by hand (no regcreds label, type `Opaque`): what regcreds must
+/// leave alone.
+pub fn users_opaque_secret(name: &str) -> Secret {
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            "token".to_string(),
+            k8s_openapi::ByteString(b"user-owned".to_vec()),
+        )])),
+        ..Default::default()
+    }
+}
+
 /// The `.dockerconfigjson` bytes of Secret `name` in `ns`.
 pub async fn secret_data(client: &Client, ns: &str, name: &str) -> Option<Vec<u8>> {
     let secret = secret(client, ns, name).await?;
