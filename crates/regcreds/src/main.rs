@@ -22,12 +22,14 @@ use clap::Parser;
 /// Exit code for invalid configuration (nothing was written anywhere).
 const EXIT_CONFIG: u8 = 2;
 
-// NB: one runtime worker. regcreds needs a fraction of a core even while fanning a rotation out to
-// 10,000 namespaces, and with a worker per core every HTTP response crossed threads: on 2 cores,
-// futex and scheduler work in the kernel was 37% of regcreds' CPU during a rotation (perf). One worker
-// cut its CPU per 2,000-namespace rotation from 0.38 s to 0.25 s (`cargo xtask bench`), CPU the
+// NB: one thread. regcreds needs a fraction of a core even while fanning a rotation out to 10,000
+// namespaces. With a worker per core every HTTP response crossed threads: on 2 cores, futex and
+// scheduler work in the kernel was 37% of regcreds' CPU during a rotation (perf). One worker still left
+// the controller and the watches on the main thread and the reconciles and connections on the worker,
+// handing every response and watch event across. Same build, back to back (`cargo xtask bench
+// --namespaces 2000`): regcreds' CPU per rotation 0.33 s with one worker, 0.22 s on one thread; CPU the
 // apiserver gets instead. Blocking work (DNS, file reads) still goes to tokio's blocking pool.
-#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let log_problems = cli.log.problems();
