@@ -9,7 +9,7 @@
 //!
 //! Timestamps are taken when an event arrives, so their precision does not depend on how often the
 //! bench looks; looking is an in-memory scan, not an API request. Which credential a Secret holds is
-//! decided once, when its event arrives (one of [`MARKERS`]), so that a scan costs a lookup per
+//! decided once, when its event arrives (its [`Marker`]), so that a scan costs a comparison per
 //! namespace: the bench scans while regcreds works, and must not take the CPU regcreds and the
 //! apiserver compete for (with a substring search per namespace per scan, it took 8% of the machine at
 //! 10,000 namespaces, and only while regcreds — not the floor — was being measured).
@@ -35,45 +35,68 @@ use super::progress;
 pub const SECRET_NAME: &str = "image-pull-secret";
 /// Label selector of the Secrets to watch: regcreds' own, and the floor's (which copies them exactly).
 const SECRET_SELECTOR: &str = "app.kubernetes.io/managed-by=regcreds";
-/// How many times each side rotates: one rotation at N = 100 lasts a few etcd commits (~70 ms), and
-/// one slow apiserver moment doubles it, so a single sample is mostly noise; the report takes the
-/// median.
-pub const ROTATIONS: usize = 5;
-/// In regcreds' credentials before the rotations.
-pub const REGCREDS_V1: &str = "regcreds-bench-v1";
-/// In regcreds' credentials after each rotation.
-pub const REGCREDS_ROTATED: [&str; ROTATIONS] = [
-    "regcreds-bench-v2",
-    "regcreds-bench-v3",
-    "regcreds-bench-v4",
-    "regcreds-bench-v5",
-    "regcreds-bench-v6",
-];
-/// In the floor's credentials before its rotations.
-pub const FLOOR_V1: &str = "floor-bench-v1";
-/// In the floor's credentials after each rotation.
-pub const FLOOR_ROTATED: [&str; ROTATIONS] = [
-    "floor-bench-v2",
-    "floor-bench-v3",
-    "floor-bench-v4",
-    "floor-bench-v5",
-    "floor-bench-v6",
-];
-/// Every marker the bench puts into a credential.
-const MARKERS: [&str; 2 + 2 * ROTATIONS] = [
-    REGCREDS_V1,
-    REGCREDS_ROTATED[0],
-    REGCREDS_ROTATED[1],
-    REGCREDS_ROTATED[2],
-    REGCREDS_ROTATED[3],
-    REGCREDS_ROTATED[4],
-    FLOOR_V1,
-    FLOOR_ROTATED[0],
-    FLOOR_ROTATED[1],
-    FLOOR_ROTATED[2],
-    FLOOR_ROTATED[3],
-    FLOOR_ROTATED[4],
-];
+/// Who wrote a credential: regcreds or the floor client (their markers differ so that one watch tells
+/// them apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Regcreds,
+    Floor,
+}
+
+impl Side {
+    fn prefix(self) -> &'static str {
+        match self {
+            Side::Regcreds => "regcreds-bench-v",
+            Side::Floor => "floor-bench-v",
+        }
+    }
+}
+
+/// What the bench puts into a credential (as its password) to recognise it in a watched Secret:
+/// version 1 before the rotations, 2, 3, ... after each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    pub side: Side,
+    pub version: u16,
+}
+
+impl Marker {
+    /// The credential each side starts from.
+    pub const fn initial(side: Side) -> Self {
+        Self { side, version: 1 }
+    }
+
+    /// The credential after rotation `index` (0-based).
+    pub fn rotated(side: Side, index: usize) -> Self {
+        let version = u16::try_from(index + 2).expect("fewer than 65,534 rotations");
+        Self { side, version }
+    }
+
+    /// The marker `bytes` contain, if any: a prefix and the digits after it.
+    fn find_in(bytes: &[u8]) -> Option<Self> {
+        [Side::Regcreds, Side::Floor].into_iter().find_map(|side| {
+            let prefix = side.prefix().as_bytes();
+            let at = bytes.windows(prefix.len()).position(|w| w == prefix)? + prefix.len();
+            let digits = bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+            let version = std::str::from_utf8(&bytes[at..at + digits]).ok()?.parse().ok()?;
+            Some(Self { side, version })
+        })
+    }
+}
+
+impl std::fmt::Display for Marker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.side.prefix(), self.version)
+    }
+}
+
+/// How many times each side rotates at `n` namespaces. A rotation at N = 100 lasts a few etcd commit
+/// rounds (60–100 ms), and an apiserver garbage collection in that window makes it half as long again:
+/// the samples come out in two groups, and only many of them give a stable median. From a few thousand
+/// namespaces on a rotation lasts seconds and averages such moments out by itself.
+pub fn rotations(n: usize) -> usize {
+    if n <= 500 { 15 } else { 5 }
+}
 /// How long the watches may take to list what exists.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often [`Observer::wait_count`] scans the timelines (cheap: memory only).
@@ -92,12 +115,12 @@ pub struct Timeline {
     pub referenced: Option<Instant>,
     /// Each distinct content of [`SECRET_NAME`] (by the marker it held, if any), with when it was first
     /// seen.
-    contents: Vec<(Instant, Option<&'static str>)>,
+    contents: Vec<(Instant, Option<Marker>)>,
 }
 
 impl Timeline {
     /// When the pull secret first held bytes containing `marker`.
-    pub fn secret_with(&self, marker: &str) -> Option<Instant> {
+    pub fn secret_with(&self, marker: Marker) -> Option<Instant> {
         self.contents
             .iter()
             .find(|(_, held)| *held == Some(marker))
@@ -106,7 +129,7 @@ impl Timeline {
 
     /// When the namespace could first pull with `marker`'s credentials: the Secret holds them and the
     /// `default` ServiceAccount references it.
-    pub fn ready(&self, marker: &str) -> Option<Instant> {
+    pub fn ready(&self, marker: Marker) -> Option<Instant> {
         Some(self.secret_with(marker)?.max(self.referenced?))
     }
 
@@ -282,19 +305,11 @@ fn record_secret(timelines: &mut Timelines, secret: Secret, at: Instant) {
         .and_then(|mut data| data.remove(".dockerconfigjson"))
         .map(|b| b.0)
         .unwrap_or_default();
-    let held = marker_in(&bytes);
+    let held = Marker::find_in(&bytes);
     let timeline = timelines.entry(namespace).or_default();
     if !timeline.contents.iter().any(|(_, seen)| *seen == held) {
         timeline.contents.push((at, held));
     }
-}
-
-/// Which of [`MARKERS`] `bytes` contain.
-fn marker_in(bytes: &[u8]) -> Option<&'static str> {
-    MARKERS.into_iter().find(|marker| {
-        let marker = marker.as_bytes();
-        bytes.windows(marker.len()).any(|w| w == marker)
-    })
 }
 
 fn record_account(timelines: &mut Timelines, account: ServiceAccount, at: Instant) {
@@ -310,5 +325,24 @@ fn record_account(timelines: &mut Timelines, account: ServiceAccount, at: Instan
     timeline.account.get_or_insert(at);
     if references {
         timeline.referenced.get_or_insert(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_is_found_again_in_the_document_that_carries_it() {
+        for marker in [
+            Marker::initial(Side::Regcreds),
+            Marker::rotated(Side::Regcreds, 13),
+            Marker::rotated(Side::Floor, 0),
+        ] {
+            let document = format!(r#"{{"auths":{{"h":{{"password":"{marker}"}}}}}}"#);
+            assert_eq!(Marker::find_in(document.as_bytes()), Some(marker));
+        }
+        assert_eq!(Marker::rotated(Side::Floor, 9).to_string(), "floor-bench-v11");
+        assert_eq!(Marker::find_in(b"no marker here"), None);
     }
 }

@@ -63,7 +63,7 @@ pub struct Steady {
     pub cpu: Duration,
 }
 
-/// [`ROTATIONS`] rewrites of the dockerconfigjson file, each fanned out to every namespace.
+/// Rewrites of the dockerconfigjson file ([`super::observer::rotations`] of them), each fanned out to every namespace.
 #[derive(Debug, Clone)]
 pub struct Rotation {
     /// Each rotation, in order.
@@ -264,10 +264,12 @@ const ROWS: &[(&str, Cell)] = &[
     ("  samples (timed out)", |r, _| {
         format!("{} ({})", r.latency.ready.count, r.latency.timeouts)
     }),
-    (
-        "**Rotation** (median of 5): file rewrite → last Secret updated",
-        |r, _| dur(r.rotation.median().total),
-    ),
+    ("**Rotation**: rotations per side (each timed alone)", |r, _| {
+        format!("{} / {}", r.rotation.samples.len(), r.floor.rotations.len())
+    }),
+    ("  file rewrite → last Secret updated (median)", |r, _| {
+        dur(r.rotation.median().total)
+    }),
     (
         "  of which detection (rewrite → mint; schedule every 1 s)",
         |r, _| r.rotation.median().detection.map_or("n/a".into(), dur),

@@ -25,9 +25,7 @@ use super::{
     cluster::{self, Rate, ReadsWrites, Requests, SET_LABEL},
     floor,
     machine::Machine,
-    observer::{
-        FLOOR_ROTATED, FLOOR_V1, Observer, REGCREDS_ROTATED, REGCREDS_V1, ROTATIONS, Timeline, Timelines,
-    },
+    observer::{Marker, Observer, Side, Timeline, Timelines, rotations},
     process::{Launch, Regcreds, proc_usage},
     progress,
     report::{Floor, Initial, Latency, Results, Rotation, RotationSample, Steady},
@@ -42,8 +40,6 @@ const SETTLE: Duration = Duration::from_secs(5);
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// regcreds' own namespace (its Lease lives there; it never writes pull secrets into it).
 const SYSTEM_NAMESPACE: &str = "regcreds-bench-system";
-/// regcreds' credentials after the last rotation (new namespaces get these).
-const REGCREDS_CURRENT: &str = REGCREDS_ROTATED[ROTATIONS - 1];
 
 /// What every namespace count shares.
 pub struct Settings {
@@ -108,7 +104,7 @@ impl Bench<'_> {
         )
         .await?;
         let rotation = Rotation {
-            cpu: regcreds.usage()?.cpu.saturating_sub(cpu_before) / ROTATIONS as u32,
+            cpu: regcreds.usage()?.cpu.saturating_sub(cpu_before) / self.rotations() as u32,
             ..rotation
         };
         let latency = guard(&mut regcreds, self.latency()).await?;
@@ -129,6 +125,11 @@ impl Bench<'_> {
 
     fn say(&self, message: &str) {
         progress(&format!("N={}: {message}", self.n));
+    }
+
+    /// Rotations per side at this namespace count.
+    fn rotations(&self) -> usize {
+        rotations(self.n)
     }
 
     /// Creates `n` namespaces in `set` and waits until kube-controller-manager gave each its `default`.
@@ -153,7 +154,7 @@ impl Bench<'_> {
     /// Starts regcreds over the existing `set` and waits until every namespace is ready.
     async fn converge(&self, set: &[String], background: &Rate) -> Result<(Regcreds, Initial)> {
         let config = self.dir.join("dockerconfig.json");
-        write_dockerconfig(&config, REGCREDS_V1)?;
+        write_dockerconfig(&config, Marker::initial(Side::Regcreds))?;
         let before = Requests::now(self.cp).await?;
         let counted_from = Instant::now();
         let control_plane_before = control_plane_cpu(self.cp);
@@ -172,7 +173,7 @@ impl Bench<'_> {
         let waiting = self
             .observer
             .wait_count(&label, set.len(), bound(self.n, 120, 100), |t| {
-                count(t, set, |tl| tl.ready(REGCREDS_V1))
+                count(t, set, |tl| tl.ready(Marker::initial(Side::Regcreds)))
             });
         // Not converging is a result, not a reason to stop: the table says so and the run goes on.
         let incomplete = guard(&mut regcreds, async { Ok(waiting.await.err()) }).await?;
@@ -185,7 +186,7 @@ impl Bench<'_> {
         let cpu = regcreds.usage()?.cpu;
         let control_plane = control_plane_cpu(self.cp).saturating_sub(control_plane_before);
         let (total, startup) = self.observer.read(|t| {
-            let last = latest(t, set, |tl| tl.ready(REGCREDS_V1));
+            let last = latest(t, set, |tl| tl.ready(Marker::initial(Side::Regcreds)));
             let first = earliest(t, set, Timeline::first_secret);
             (since(regcreds.started, last), since(regcreds.started, first))
         });
@@ -242,13 +243,14 @@ impl Bench<'_> {
         })
     }
 
-    /// Rewrites the file (as kubelet updates a mounted Secret) [`ROTATIONS`] times, each time waiting for
+    /// Rewrites the file (as kubelet updates a mounted Secret) [`rotations`] times, each time waiting for
     /// every Secret to follow and then settling.
     async fn rotate(&self, set: &[String], log: &Path, background: &Rate) -> Result<Rotation> {
         let before = Requests::now(self.cp).await?;
         let started = Instant::now();
         let (mut samples, mut control_plane) = (Vec::new(), Duration::ZERO);
-        for marker in REGCREDS_ROTATED {
+        for index in 0..self.rotations() {
+            let marker = Marker::rotated(Side::Regcreds, index);
             let control_plane_before = control_plane_cpu(self.cp);
             samples.push(self.rotate_once(set, log, marker).await?);
             control_plane += control_plane_cpu(self.cp).saturating_sub(control_plane_before);
@@ -258,18 +260,18 @@ impl Bench<'_> {
             .await?
             .since(&before)
             .minus(background, started.elapsed())
-            .per((self.n * ROTATIONS) as f64);
+            .per((self.n * self.rotations()) as f64);
         // CPU is filled in by the caller, which owns the process.
         Ok(Rotation {
             samples,
             requests,
-            control_plane: control_plane / ROTATIONS as u32,
+            control_plane: control_plane / self.rotations() as u32,
             cpu: Duration::ZERO,
         })
     }
 
     /// One rewrite, to credentials holding `marker`, until every Secret holds them.
-    async fn rotate_once(&self, set: &[String], log: &Path, marker: &str) -> Result<RotationSample> {
+    async fn rotate_once(&self, set: &[String], log: &Path, marker: Marker) -> Result<RotationSample> {
         self.say(&format!("rotating: rewriting the dockerconfigjson ({marker})"));
         let (rewritten, rewritten_wall) = (Instant::now(), SystemTime::now());
         write_dockerconfig(&self.dir.join("dockerconfig.json"), marker)?;
@@ -284,12 +286,19 @@ impl Bench<'_> {
             .read(|t| since(rewritten, latest(t, set, |tl| tl.secret_with(marker))));
         let detection = mint_logged_after(log, rewritten_wall)
             .and_then(|minted| minted.duration_since(rewritten_wall).ok());
-        self.say(&format!("rotated in {}", super::stats::dur(total)));
-        Ok(RotationSample { total, detection })
+        let sample = RotationSample { total, detection };
+        let fan_out = super::stats::dur(sample.fan_out());
+        self.say(&format!(
+            "rotated in {} (fan-out {fan_out})",
+            super::stats::dur(total)
+        ));
+        Ok(sample)
     }
 
     /// Creates namespaces one at a time and times each until it is ready.
     async fn latency(&self) -> Result<Latency> {
+        // New namespaces get the credentials of the last rotation.
+        let current = Marker::rotated(Side::Regcreds, self.rotations() - 1);
         let (mut ready, mut account, mut timeouts) = (Vec::new(), Vec::new(), 0);
         for i in 0..self.settings.samples {
             let name = format!("bench-l-{i:04}");
@@ -298,7 +307,7 @@ impl Bench<'_> {
             let label = format!("N={}: new namespace {name}", self.n);
             let names = std::slice::from_ref(&name);
             let waiting = self.observer.wait_count(&label, 1, SAMPLE_TIMEOUT, |t| {
-                count(t, names, |tl| tl.account.and(tl.ready(REGCREDS_CURRENT)))
+                count(t, names, |tl| tl.account.and(tl.ready(current)))
             });
             if waiting.await.is_err() {
                 timeouts += 1;
@@ -306,7 +315,7 @@ impl Bench<'_> {
             }
             self.observer.read(|t| {
                 let tl = &t[&name];
-                ready.extend(tl.ready(REGCREDS_CURRENT).map(|at| at - created));
+                ready.extend(tl.ready(current).map(|at| at - created));
                 account.extend(tl.account.map(|at| at - created));
             });
             if (i + 1) % 50 == 0 {
@@ -331,7 +340,7 @@ impl Bench<'_> {
         let concurrency = usize::from(self.settings.concurrency);
         let cpu_before = proc_usage(std::process::id())?.cpu;
         self.say("floor: applying Secrets and updating ServiceAccounts");
-        let v1 = document(FLOOR_V1);
+        let v1 = document(Marker::initial(Side::Floor));
         let before = Requests::now(self.cp).await?;
         let control_plane_before = control_plane_cpu(self.cp);
         let started = Instant::now();
@@ -342,15 +351,17 @@ impl Bench<'_> {
             writes: counter.writes() as f64 / self.n as f64,
         };
         let initial = self
-            .wait_floor(&set, started, FLOOR_V1, |tl| tl.ready(FLOOR_V1))
+            .wait_floor(&set, started, Marker::initial(Side::Floor), |tl| {
+                tl.ready(Marker::initial(Side::Floor))
+            })
             .await?;
         let control_plane = control_plane_cpu(self.cp).saturating_sub(control_plane_before);
         let apiserver = self.requests_since(&before, background, started).await?;
         let before = Requests::now(self.cp).await?;
         let first_rotation = Instant::now();
         let (mut rotations, mut rotation_control_plane) = (Vec::new(), Duration::ZERO);
-        for marker in FLOOR_ROTATED {
-            self.say(&format!("floor: rotating ({marker})"));
+        for index in 0..self.rotations() {
+            let marker = Marker::rotated(Side::Floor, index);
             let control_plane_before = control_plane_cpu(self.cp);
             let started = Instant::now();
             let document = document(marker);
@@ -359,10 +370,14 @@ impl Bench<'_> {
                 floor::rotate(&client, &set, document.as_bytes(), concurrency),
             )
             .await?;
-            rotations.push(
-                self.wait_floor(&set, started, marker, |tl| tl.secret_with(marker))
-                    .await?,
-            );
+            let rotation = self
+                .wait_floor(&set, started, marker, |tl| tl.secret_with(marker))
+                .await?;
+            self.say(&format!(
+                "floor: rotated to {marker} in {}",
+                super::stats::dur(rotation)
+            ));
+            rotations.push(rotation);
             rotation_control_plane += control_plane_cpu(self.cp).saturating_sub(control_plane_before);
             tokio::time::sleep(SETTLE).await;
         }
@@ -370,8 +385,8 @@ impl Bench<'_> {
             .await?
             .since(&before)
             .minus(background, first_rotation.elapsed())
-            .per((self.n * ROTATIONS) as f64);
-        let rotation_control_plane = rotation_control_plane / ROTATIONS as u32;
+            .per((self.n * self.rotations()) as f64);
+        let rotation_control_plane = rotation_control_plane / self.rotations() as u32;
         Ok(Floor {
             setup,
             initial,
@@ -404,7 +419,7 @@ impl Bench<'_> {
         &self,
         set: &[String],
         started: Instant,
-        version: &str,
+        version: Marker,
         done: impl Fn(&Timeline) -> Option<Instant> + Copy,
     ) -> Result<Duration> {
         let label = format!("N={}: floor {version} observed", self.n);
@@ -490,12 +505,12 @@ async fn sleep_to_half_second() {
 ///
 /// The registry is a loopback port where nothing listens: regcreds checks each new credential against
 /// its registry, and that check should fail fast and stay on this machine.
-fn document(marker: &str) -> String {
+fn document(marker: Marker) -> String {
     format!(r#"{{"auths":{{"127.0.0.1:9":{{"username":"puller","password":"{marker}"}}}}}}"#)
 }
 
 /// Replaces the file atomically (write, then rename), so regcreds never reads half a document.
-fn write_dockerconfig(path: &Path, marker: &str) -> Result<()> {
+fn write_dockerconfig(path: &Path, marker: Marker) -> Result<()> {
     let partial = path.with_extension("tmp");
     std::fs::write(&partial, document(marker)).with_context(|| format!("writing {}", partial.display()))?;
     std::fs::rename(&partial, path).with_context(|| format!("renaming to {}", path.display()))?;
