@@ -5,6 +5,8 @@
 //! Tests share one control plane per binary and run one at a time (a propagator reconciles every
 //! namespace it sees). Each test scopes its propagator to namespaces labelled with its own id.
 
+mod support;
+
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::future::join_all;
@@ -21,11 +23,11 @@ use regcreds_propagator::{
     ServiceAccountMode, Settings, parse_label_selector,
 };
 use regcreds_testkit::{ControlPlane, counting_client, wait_for};
+use support::{TEST_LABEL, pull_secret_refs, users_opaque_secret};
 use tokio::sync::{Mutex, oneshot, watch};
 
 const SECRET: &str = "regcreds-e2e";
 const TIMEOUT: Duration = Duration::from_secs(60);
-const TEST_LABEL: &str = "regcreds-e2e/test";
 
 /// One propagator at a time: each reconciles every namespace it can see.
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -116,21 +118,6 @@ async fn secret_data(client: &Client, ns: &str) -> Option<Vec<u8>> {
         .await
         .ok()??;
     secret.data?.get(".dockerconfigjson").map(|b| b.0.clone())
-}
-
-async fn pull_secret_refs(client: &Client, ns: &str, sa: &str) -> Option<Vec<String>> {
-    let account = Api::<ServiceAccount>::namespaced(client.clone(), ns)
-        .get_opt(sa)
-        .await
-        .ok()??;
-    Some(
-        account
-            .image_pull_secrets
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| r.name)
-            .collect(),
-    )
 }
 
 async fn wait_secret(client: &Client, ns: &str, expected: &[u8]) {
@@ -248,18 +235,7 @@ async fn a_foreign_secret_with_the_same_name_survives_unless_forced() {
     let test = "foreign";
     let ns = format!("{test}-0");
     create_namespace(&client, &ns, test, &[]).await;
-    let theirs = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(SECRET.into()),
-            ..Default::default()
-        },
-        type_: Some("Opaque".into()),
-        data: Some(BTreeMap::from([(
-            "token".to_string(),
-            ByteString(b"user-owned".to_vec()),
-        )])),
-        ..Default::default()
-    };
+    let theirs = users_opaque_secret(SECRET);
     let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
     let created = secrets
         .create(&PostParams::default(), &theirs)
