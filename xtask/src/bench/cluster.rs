@@ -108,6 +108,15 @@ impl Requests {
         self.zip(&rate.0, |count, per_sec| (count - per_sec * secs).max(0.0))
     }
 
+    /// `self + other`, per kind.
+    pub fn plus(&self, other: &Self) -> Self {
+        let mut sum = self.clone();
+        for (kind, count) in &other.counts {
+            *sum.counts.entry(*kind).or_default() += count;
+        }
+        sum
+    }
+
     /// Every count divided by `divisor` (per namespace, per second).
     pub fn per(&self, divisor: f64) -> Self {
         let divisor = divisor.max(f64::MIN_POSITIVE);
@@ -201,6 +210,14 @@ mod tests {
         let totals = delta.totals();
         assert_eq!((totals.reads, totals.writes), (2.0, 1.0));
         assert_eq!(delta.breakdown(0.5), "GET secrets 2.00, APPLY secrets 1.00");
+    }
+
+    #[test]
+    fn sums_add_up_per_kind_including_kinds_only_one_side_has() {
+        let a = requests(&[(("PATCH", "secrets"), 3.0)]);
+        let b = requests(&[(("PATCH", "secrets"), 2.0), (("GET", "leases"), 1.0)]);
+        let sum = Requests::default().plus(&a).plus(&b);
+        assert_eq!(sum.breakdown(0.0), "PATCH secrets 5.00, GET leases 1.00");
     }
 
     #[test]

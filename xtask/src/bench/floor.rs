@@ -4,6 +4,10 @@
 //! the pull secret, then a get and an optimistic-concurrency update of the `default` ServiceAccount.
 //! A rotation is one apply per namespace (the ServiceAccount already references the Secret). Both run
 //! `concurrency` namespaces at a time, like regcreds' `REGCREDS_CONCURRENCY`.
+//!
+//! The floor's Secrets carry the same labels as regcreds' except `app.kubernetes.io/managed-by`
+//! ([`FLOOR_MANAGED_BY`]): regcreds' label-selected watch never sees them, so the floor can rotate its own
+//! Secret ([`ROTATED_SECRET_NAME`]) in regcreds' namespaces while regcreds runs, idle.
 
 use std::collections::BTreeMap;
 
@@ -18,8 +22,11 @@ use kube::{
     api::{ObjectMeta, Patch, PatchParams, PostParams},
 };
 
-use super::observer::SECRET_NAME;
+use super::observer::{FLOOR_MANAGED_BY, SECRET_NAME};
 
+/// The Secret the floor rotates in regcreds' namespaces, next to regcreds' [`SECRET_NAME`] (same length,
+/// so the same bytes).
+pub const ROTATED_SECRET_NAME: &str = "floor-pull-secret";
 /// Field manager of the floor's applies.
 const FIELD_MANAGER: &str = "regcreds-bench/floor";
 /// regcreds' ServiceAccount annotation listing the entries it added.
@@ -37,7 +44,7 @@ pub async fn propagate(
 ) -> Result<()> {
     stream::iter(namespaces)
         .map(|ns| async move {
-            apply_secret(client, ns, data).await?;
+            apply_secret(client, ns, SECRET_NAME, data).await?;
             reference(client, ns).await
         })
         .buffer_unordered(concurrency)
@@ -45,23 +52,32 @@ pub async fn propagate(
         .await
 }
 
-/// Rewrites the Secret with `data` in every namespace.
-pub async fn rotate(client: &Client, namespaces: &[String], data: &[u8], concurrency: usize) -> Result<()> {
+/// Writes Secret `name` with `data` into every namespace (a rotation once it exists everywhere).
+pub async fn rotate(
+    client: &Client,
+    namespaces: &[String],
+    name: &str,
+    data: &[u8],
+    concurrency: usize,
+) -> Result<()> {
     stream::iter(namespaces)
-        .map(|ns| apply_secret(client, ns, data))
+        .map(|ns| apply_secret(client, ns, name, data))
         .buffer_unordered(concurrency)
         .try_collect()
         .await
 }
 
-/// The same object regcreds applies (labels included, so the bench's watch sees it the same way).
-async fn apply_secret(client: &Client, namespace: &str, data: &[u8]) -> Result<()> {
+/// The object regcreds applies, labelled as the floor's (the bench's watch selects both).
+async fn apply_secret(client: &Client, namespace: &str, name: &str, data: &[u8]) -> Result<()> {
     let secret = Secret {
         metadata: ObjectMeta {
-            name: Some(SECRET_NAME.to_string()),
+            name: Some(name.to_string()),
             namespace: Some(namespace.to_string()),
             labels: Some(BTreeMap::from([
-                ("app.kubernetes.io/managed-by".to_string(), "regcreds".to_string()),
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    FLOOR_MANAGED_BY.to_string(),
+                ),
                 (
                     "regcreds.dev/provider".to_string(),
                     "dockerconfigjson".to_string(),
@@ -78,12 +94,12 @@ async fn apply_secret(client: &Client, namespace: &str, data: &[u8]) -> Result<(
     };
     Api::<Secret>::namespaced(client.clone(), namespace)
         .patch(
-            SECRET_NAME,
+            name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&secret),
         )
         .await
-        .with_context(|| format!("applying the secret in {namespace}"))?;
+        .with_context(|| format!("applying {namespace}/{name}"))?;
     Ok(())
 }
 

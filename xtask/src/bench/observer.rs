@@ -2,7 +2,7 @@
 //! referenced the pull secret, and when each content of the pull secret was first seen.
 //!
 //! ```text
-//!  apiserver ──watch Secrets (managed-by=regcreds)──────────┐
+//!  apiserver ──watch Secrets (managed-by in (regcreds, floor))┐
 //!            ──watch ServiceAccounts (name=default)──────────┴─► Instant::now() ─► Timelines (per namespace)
 //!                                                                                     ▲ wait_count() polls memory
 //! ```
@@ -29,12 +29,14 @@ use kube::{
 };
 use tokio::{task::JoinHandle, time::Instant};
 
-use super::progress;
+use super::{floor::ROTATED_SECRET_NAME, progress};
 
 /// Name of the pull secret regcreds writes (its default) and the floor client writes too.
 pub const SECRET_NAME: &str = "image-pull-secret";
-/// Label selector of the Secrets to watch: regcreds' own, and the floor's (which copies them exactly).
-const SECRET_SELECTOR: &str = "app.kubernetes.io/managed-by=regcreds";
+/// `app.kubernetes.io/managed-by` of the floor's Secrets: not regcreds', so regcreds never watches them.
+pub const FLOOR_MANAGED_BY: &str = "regcreds-bench-floor";
+/// Label selector of the Secrets to watch: regcreds' own, and the floor's.
+const SECRET_SELECTOR: &str = "app.kubernetes.io/managed-by in (regcreds,regcreds-bench-floor)";
 /// Who wrote a credential: regcreds or the floor client (their markers differ so that one watch tells
 /// them apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +95,10 @@ impl std::fmt::Display for Marker {
 /// How many times each side rotates at `n` namespaces. A rotation at N = 100 lasts a few etcd commit
 /// rounds (60–100 ms), and an apiserver garbage collection in that window makes it half as long again:
 /// the samples come out in two groups, and only many of them give a stable median. From a few thousand
-/// namespaces on a rotation lasts seconds and averages such moments out by itself.
+/// namespaces on a rotation lasts seconds and averages such moments out by itself, but one slow
+/// sample per side (an etcd compaction, say) still moves a median of five: seven it is.
 pub fn rotations(n: usize) -> usize {
-    if n <= 500 { 15 } else { 5 }
+    if n <= 500 { 15 } else { 7 }
 }
 /// How long the watches may take to list what exists.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -113,8 +116,8 @@ pub struct Timeline {
     pub account: Option<Instant>,
     /// The `default` ServiceAccount references [`SECRET_NAME`].
     pub referenced: Option<Instant>,
-    /// Each distinct content of [`SECRET_NAME`] (by the marker it held, if any), with when it was first
-    /// seen.
+    /// Each distinct content of a watched pull secret (by the marker it held, if any), with when it was
+    /// first seen. Markers tell regcreds' Secret from the floor's in the same namespace.
     contents: Vec<(Instant, Option<Marker>)>,
 }
 
@@ -133,9 +136,12 @@ impl Timeline {
         Some(self.secret_with(marker)?.max(self.referenced?))
     }
 
-    /// When the pull secret first appeared at all.
-    pub fn first_secret(&self) -> Option<Instant> {
-        self.contents.first().map(|(at, _)| *at)
+    /// When `side`'s pull secret first appeared.
+    pub fn first_secret(&self, side: Side) -> Option<Instant> {
+        self.contents
+            .iter()
+            .find(|(_, held)| held.is_some_and(|marker| marker.side == side))
+            .map(|(at, _)| *at)
     }
 }
 
@@ -294,7 +300,7 @@ where
 }
 
 fn record_secret(timelines: &mut Timelines, secret: Secret, at: Instant) {
-    if secret.name_any() != SECRET_NAME {
+    if ![SECRET_NAME, ROTATED_SECRET_NAME].contains(&secret.name_any().as_str()) {
         return;
     }
     let Some(namespace) = secret.namespace() else {

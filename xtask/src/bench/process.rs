@@ -118,6 +118,11 @@ impl Regcreds {
         })
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Peak RSS and CPU time so far.
     pub fn usage(&self) -> Result<Usage> {
         proc_usage(self.child.id())

@@ -3,12 +3,16 @@
 //! ```text
 //!  control plane ─► watches (Observer) ─► N namespaces set=regcreds ─► their `default` SAs exist
 //!    ─► 10 s background rate ─► start regcreds ─► all N ready ─► 5 s settle ─► steady window (60 s)
-//!    ─► rewrite the dockerconfigjson ─► all N updated ─► 200 × (create namespace ─► ready) ─► SIGTERM
-//!    ─► N namespaces set=floor ─► their SAs exist ─► floor: apply + reference ─► floor: rotate
+//!    ─► rotations, regcreds and the floor taking turns on the N namespaces (scenario/rotation.rs)
+//!    ─► 200 × (create namespace ─► ready) ─► SIGTERM
+//!    ─► N namespaces set=floor ─► their SAs exist ─► floor: apply + reference
 //! ```
 //!
-//! regcreds is stopped before the floor runs, so the floor has the machine to itself and regcreds'
-//! namespace selector (`regcreds-bench/set=regcreds`) keeps it away from the floor's namespaces anyway.
+//! regcreds is stopped before the floor's initial writes, so the floor has the machine to itself and
+//! regcreds' namespace selector (`regcreds-bench/set=regcreds`) keeps it away from the floor's
+//! namespaces anyway.
+
+mod rotation;
 
 use std::{
     future::Future,
@@ -21,6 +25,7 @@ use kube::Client;
 use regcreds_testkit::{ControlPlane, ControlPlaneOptions, counting_client};
 use tokio::time::Instant;
 
+use self::rotation::FloorRotations;
 use super::{
     cluster::{self, Rate, ReadsWrites, Requests, SET_LABEL},
     floor,
@@ -28,7 +33,7 @@ use super::{
     observer::{Marker, Observer, Side, Timeline, Timelines, rotations},
     process::{Launch, Regcreds, proc_usage},
     progress,
-    report::{Floor, Initial, Latency, Results, Rotation, RotationSample, Steady},
+    report::{Floor, Initial, Latency, Results, RotationSample, Steady},
     stats::Percentiles,
 };
 
@@ -97,19 +102,14 @@ impl Bench<'_> {
         let background = Rate::measure(self.cp, BACKGROUND_WINDOW).await?;
         let (mut regcreds, initial) = self.converge(&set, &background).await?;
         let steady = self.steady(&regcreds).await?;
-        let cpu_before = regcreds.usage()?.cpu;
-        let rotation = guard(
-            &mut regcreds,
-            self.rotate(&set, &regcreds_log(&self.dir), &background),
-        )
-        .await?;
-        let rotation = Rotation {
-            cpu: regcreds.usage()?.cpu.saturating_sub(cpu_before) / self.rotations() as u32,
-            ..rotation
-        };
+        let (floor_client, _) = counting_client(self.cp.kubeconfig_path()).await?;
+        guard(&mut regcreds, self.seed_floor(&floor_client, &set)).await?;
+        let pid = regcreds.pid();
+        let rotated = self.rotate_both(&set, &floor_client, pid, &background);
+        let (rotation, floor_rotations) = guard(&mut regcreds, rotated).await?;
         let latency = guard(&mut regcreds, self.latency()).await?;
         let usage = regcreds.stop()?;
-        let floor = self.floor(&background).await?;
+        let floor = self.floor(&background, floor_rotations).await?;
         Ok(Results {
             namespaces: self.n,
             setup,
@@ -187,7 +187,7 @@ impl Bench<'_> {
         let control_plane = control_plane_cpu(self.cp).saturating_sub(control_plane_before);
         let (total, startup) = self.observer.read(|t| {
             let last = latest(t, set, |tl| tl.ready(Marker::initial(Side::Regcreds)));
-            let first = earliest(t, set, Timeline::first_secret);
+            let first = earliest(t, set, |tl| tl.first_secret(Side::Regcreds));
             (since(regcreds.started, last), since(regcreds.started, first))
         });
         self.say(&format!(
@@ -240,33 +240,6 @@ impl Bench<'_> {
             mints: counters_after.mints - counters.mints,
             ticks: window.as_secs(),
             cpu: cpu_after.saturating_sub(cpu),
-        })
-    }
-
-    /// Rewrites the file (as kubelet updates a mounted Secret) [`rotations`] times, each time waiting for
-    /// every Secret to follow and then settling.
-    async fn rotate(&self, set: &[String], log: &Path, background: &Rate) -> Result<Rotation> {
-        let before = Requests::now(self.cp).await?;
-        let started = Instant::now();
-        let (mut samples, mut control_plane) = (Vec::new(), Duration::ZERO);
-        for index in 0..self.rotations() {
-            let marker = Marker::rotated(Side::Regcreds, index);
-            let control_plane_before = control_plane_cpu(self.cp);
-            samples.push(self.rotate_once(set, log, marker).await?);
-            control_plane += control_plane_cpu(self.cp).saturating_sub(control_plane_before);
-            tokio::time::sleep(SETTLE).await;
-        }
-        let requests = Requests::now(self.cp)
-            .await?
-            .since(&before)
-            .minus(background, started.elapsed())
-            .per((self.n * self.rotations()) as f64);
-        // CPU is filled in by the caller, which owns the process.
-        Ok(Rotation {
-            samples,
-            requests,
-            control_plane: control_plane / self.rotations() as u32,
-            cpu: Duration::ZERO,
         })
     }
 
@@ -333,8 +306,9 @@ impl Bench<'_> {
         })
     }
 
-    /// The same writes by a bare client on a fresh set of namespaces.
-    async fn floor(&self, background: &Rate) -> Result<Floor> {
+    /// The same initial writes by a bare client on a fresh set of namespaces; its `rotations` were
+    /// measured before, in turns with regcreds'.
+    async fn floor(&self, background: &Rate, rotations: FloorRotations) -> Result<Floor> {
         let (set, setup) = self.namespaces("bench-f", "floor").await?;
         let (client, counter) = counting_client(self.cp.kubeconfig_path()).await?;
         let concurrency = usize::from(self.settings.concurrency);
@@ -357,46 +331,17 @@ impl Bench<'_> {
             .await?;
         let control_plane = control_plane_cpu(self.cp).saturating_sub(control_plane_before);
         let apiserver = self.requests_since(&before, background, started).await?;
-        let before = Requests::now(self.cp).await?;
-        let first_rotation = Instant::now();
-        let (mut rotations, mut rotation_control_plane) = (Vec::new(), Duration::ZERO);
-        for index in 0..self.rotations() {
-            let marker = Marker::rotated(Side::Floor, index);
-            let control_plane_before = control_plane_cpu(self.cp);
-            let started = Instant::now();
-            let document = document(marker);
-            bounded(
-                self.n,
-                floor::rotate(&client, &set, document.as_bytes(), concurrency),
-            )
-            .await?;
-            let rotation = self
-                .wait_floor(&set, started, marker, |tl| tl.secret_with(marker))
-                .await?;
-            self.say(&format!(
-                "floor: rotated to {marker} in {}",
-                super::stats::dur(rotation)
-            ));
-            rotations.push(rotation);
-            rotation_control_plane += control_plane_cpu(self.cp).saturating_sub(control_plane_before);
-            tokio::time::sleep(SETTLE).await;
-        }
-        let rotation_requests = Requests::now(self.cp)
-            .await?
-            .since(&before)
-            .minus(background, first_rotation.elapsed())
-            .per((self.n * self.rotations()) as f64);
-        let rotation_control_plane = rotation_control_plane / self.rotations() as u32;
+        let client_cpu = proc_usage(std::process::id())?.cpu.saturating_sub(cpu_before);
         Ok(Floor {
             setup,
             initial,
-            rotations,
+            rotations: rotations.samples,
             requests,
             apiserver,
-            rotation_requests,
+            rotation_requests: rotations.requests,
             control_plane,
-            rotation_control_plane,
-            client_cpu: proc_usage(std::process::id())?.cpu.saturating_sub(cpu_before),
+            rotation_control_plane: rotations.control_plane,
+            client_cpu: client_cpu + rotations.cpu,
         })
     }
 
