@@ -109,6 +109,20 @@ impl Rotation {
     pub fn fan_outs(&self) -> Vec<Duration> {
         self.samples.iter().map(RotationSample::fan_out).collect()
     }
+
+    /// The median over rotations `k` of regcreds' fan-out `k` / the floor's rotation `k`: the two took
+    /// turns, so each pair met the same apiserver. `None` without pairs.
+    pub fn paired_ratio(&self, floor: &[Duration]) -> Option<f64> {
+        let mut ratios: Vec<f64> = self
+            .fan_outs()
+            .iter()
+            .zip(floor)
+            .filter(|(_, floor)| !floor.is_zero())
+            .map(|(own, floor)| own.as_secs_f64() / floor.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios.get(ratios.len() / 2).copied()
+    }
 }
 
 /// The median of `samples` (which must not be empty).
@@ -288,6 +302,14 @@ const ROWS: &[(&str, Cell)] = &[
         format!("**{}**", ratio(fan_out, floor))
     }),
     (
+        "  median of the ratios of each turn pair (regcreds fan-out k / floor k)",
+        |r, _| {
+            r.rotation
+                .paired_ratio(&r.floor.rotations)
+                .map_or("n/a".into(), |paired| ratio(paired, 1.0))
+        },
+    ),
+    (
         "  API requests / namespace per rotation, regcreds / floor ¹",
         |r, _| {
             format!(
@@ -414,6 +436,21 @@ mod tests {
         };
         assert_eq!(rotation.fan_out(), Duration::from_millis(200));
         assert_eq!(rotation.median().total, Duration::from_millis(600));
+    }
+
+    #[test]
+    fn the_paired_ratio_compares_each_rotation_with_the_floor_rotation_it_took_turns_with() {
+        let rotation = Rotation {
+            // Fan-outs 100, 300, 200 ms against the floor's 200, 200, 100 ms: ratios 0.5, 1.5, 2.0.
+            samples: vec![sample(900, 800), sample(400, 100), sample(600, 400)],
+            requests: Requests::default(),
+            control_plane: Duration::ZERO,
+            cpu: Duration::ZERO,
+        };
+        let floor = [200, 200, 100].map(Duration::from_millis);
+        let paired = rotation.paired_ratio(&floor).expect("three pairs");
+        assert!((paired - 1.5).abs() < 1e-9, "{paired}");
+        assert_eq!(rotation.paired_ratio(&[]), None);
     }
 
     #[test]
