@@ -43,6 +43,10 @@ const BACKGROUND_WINDOW: Duration = Duration::from_secs(10);
 const SETTLE: Duration = Duration::from_secs(5);
 /// One new-namespace sample.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The control plane counts as quiet once its processes use less than this share of one core...
+const QUIET_CPU: f64 = 0.15;
+/// ...over this long.
+const QUIET_WINDOW: Duration = Duration::from_secs(2);
 /// regcreds' own namespace (its Lease lives there; it never writes pull secrets into it).
 const SYSTEM_NAMESPACE: &str = "regcreds-bench-system";
 
@@ -146,9 +150,40 @@ impl Bench<'_> {
                 count(t, &names, |tl| tl.account)
             })
             .await?;
+        self.wait_quiet(bound(self.n, 30, 10)).await;
         let setup = started.elapsed();
         self.say(&format!("setup ({set}): {}", super::stats::dur(setup)));
         Ok((names, setup))
+    }
+
+    /// Waits (at most `timeout`) until the control plane uses less than [`QUIET_CPU`] of a core over
+    /// [`QUIET_WINDOW`].
+    ///
+    /// Why: new namespaces keep kube-controller-manager busy well after the last `default`
+    /// ServiceAccount exists (each namespace's `kube-root-ca.crt` ConfigMap, its garbage collector's
+    /// graph), and a phase measured meanwhile shares the apiserver with that work, by chance more or
+    /// less: at 10,000 namespaces the control plane spent 22 to 29 s of CPU on the same initial
+    /// convergence in different runs.
+    async fn wait_quiet(&self, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            let before = control_plane_cpu(self.cp);
+            tokio::time::sleep(QUIET_WINDOW).await;
+            let busy =
+                control_plane_cpu(self.cp).saturating_sub(before).as_secs_f64() / QUIET_WINDOW.as_secs_f64();
+            let waited = super::stats::dur(started.elapsed());
+            if busy < QUIET_CPU {
+                self.say(&format!("control plane quiet ({busy:.2} cores) after {waited}"));
+                return;
+            }
+            if started.elapsed() > timeout {
+                self.say(&format!(
+                    "WARNING: control plane still busy ({busy:.2} cores) after {waited}; measuring anyway"
+                ));
+                return;
+            }
+            self.say(&format!("control plane busy ({busy:.2} cores), waiting"));
+        }
     }
 
     /// Starts regcreds over the existing `set` and waits until every namespace is ready.
