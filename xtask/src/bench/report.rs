@@ -215,7 +215,7 @@ type Cell = fn(&Results, Option<&Results>) -> String;
 /// Row labels and how each cell is computed.
 const ROWS: &[(&str, Cell)] = &[
     (
-        "Setup, not measured: N namespaces + their `default` SAs (regcreds' set / the floor's)",
+        "Setup, not measured: N namespaces + their `default` SAs + a quiet control plane (regcreds' set / the floor's)",
         |r, _| format!("{} / {}", dur(r.setup), dur(r.floor.setup)),
     ),
     (
