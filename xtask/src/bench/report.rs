@@ -425,28 +425,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_median_rotation_is_the_one_with_the_median_fan_out_not_the_median_total() {
-        let rotation = Rotation {
-            // Fan-outs 100, 300, 200 ms; totals 900, 400, 600 ms.
+    /// Fan-outs 100, 300, 200 ms; totals 900, 400, 600 ms.
+    fn three_rotations() -> Rotation {
+        Rotation {
             samples: vec![sample(900, 800), sample(400, 100), sample(600, 400)],
             requests: Requests::default(),
             control_plane: Duration::ZERO,
             cpu: Duration::ZERO,
-        };
+        }
+    }
+
+    #[test]
+    fn the_median_rotation_is_the_one_with_the_median_fan_out_not_the_median_total() {
+        let rotation = three_rotations();
         assert_eq!(rotation.fan_out(), Duration::from_millis(200));
         assert_eq!(rotation.median().total, Duration::from_millis(600));
     }
 
     #[test]
     fn the_paired_ratio_compares_each_rotation_with_the_floor_rotation_it_took_turns_with() {
-        let rotation = Rotation {
-            // Fan-outs 100, 300, 200 ms against the floor's 200, 200, 100 ms: ratios 0.5, 1.5, 2.0.
-            samples: vec![sample(900, 800), sample(400, 100), sample(600, 400)],
-            requests: Requests::default(),
-            control_plane: Duration::ZERO,
-            cpu: Duration::ZERO,
-        };
+        // Against the floor's 200, 200, 100 ms: ratios 0.5, 1.5, 2.0.
+        let rotation = three_rotations();
         let floor = [200, 200, 100].map(Duration::from_millis);
         let paired = rotation.paired_ratio(&floor).expect("three pairs");
         assert!((paired - 1.5).abs() < 1e-9, "{paired}");
