@@ -49,6 +49,8 @@ pub const IMAGE: &str = "demo/hello:v1";
 
 /// How long the registry may take to answer `/v2/` after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Ports tried before giving up on starting a registry.
+const PORT_ATTEMPTS: u32 = 3;
 
 /// What kind of registry to start.
 #[derive(Debug, Clone, Copy)]
@@ -91,8 +93,22 @@ impl TestRegistry {
     /// Starts a registry on a free 127.0.0.1 port and pushes [`IMAGE`] to it.
     ///
     /// Panics (with the registry log) if the binaries are missing or the registry does not come up.
+    /// A port another process took between [`free_port`] and the registry's bind is retried with a
+    /// new one (from scratch: the directory goes with the registry that could not bind).
     pub async fn start(options: RegistryOptions<'_>) -> Self {
         require_tools();
+        for _ in 1..PORT_ATTEMPTS {
+            if let Some(registry) = Self::try_start(options).await {
+                return registry;
+            }
+        }
+        Self::try_start(options)
+            .await
+            .unwrap_or_else(|| panic!("{PORT_ATTEMPTS} registry ports in a row were taken by others"))
+    }
+
+    /// One start; `None` if the port was taken before the registry bound it.
+    async fn try_start(options: RegistryOptions<'_>) -> Option<Self> {
         let dir = tempfile::Builder::new()
             .prefix("regcreds-registry-")
             .tempdir()
@@ -132,9 +148,11 @@ impl TestRegistry {
             token_server,
             digest: String::new(),
         };
-        registry.wait_until_serving().await;
+        if !registry.wait_until_serving().await {
+            return None;
+        }
         registry.push_image();
-        registry
+        Some(registry)
     }
 
     /// `127.0.0.1:PORT`, the registry key clients use.
@@ -266,17 +284,22 @@ impl TestRegistry {
         }
     }
 
-    async fn wait_until_serving(&mut self) {
+    /// Waits until `/v2/` answers as configured; `false` if the port was taken (the registry logged
+    /// "address already in use" and exited, while its supervising shell lives on).
+    async fn wait_until_serving(&mut self) -> bool {
         let expected = if self.users.is_empty() { 200 } else { 401 };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             match self.v2_status(None).await {
-                Some(status) if status == expected => return,
+                Some(status) if status == expected => return true,
                 Some(status) => panic!(
                     "registry answered /v2/ with {status}, expected {expected}:\n{}",
                     self.log()
                 ),
                 None => {}
+            }
+            if self.log().contains("address already in use") {
+                return false;
             }
             if Instant::now() > deadline || self.process.exited() {
                 panic!("registry on {} did not start:\n{}", self.host, self.log());
@@ -362,8 +385,8 @@ fn require_tools() {
     }
 }
 
-/// A port nobody listens on right now. The registry binds it a moment later; a clash is unlikely on a
-/// test machine and shows up as a start failure with "address already in use" in the log.
+/// A port nobody listens on right now. The registry binds it a moment later; another process may win
+/// it meanwhile (seen once in a full suite run), and [`TestRegistry::start`] then tries another.
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr").port()
