@@ -19,12 +19,15 @@ use kube::{
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use regcreds_propagator::{
-    CleanupScope, Desired, DesiredSecret, InstanceId, MANAGED_BY_LABEL, NamespaceScope, Propagator,
-    ServiceAccountMode, Settings, parse_label_selector,
+    CleanupScope, Desired, DesiredSecret, InstanceId, MANAGED_BY_LABEL, ServiceAccountMode,
 };
 use regcreds_testkit::{ControlPlane, counting_client, wait_for};
-use support::{TEST_LABEL, pull_secret_refs, users_opaque_secret};
-use tokio::sync::{Mutex, oneshot, watch};
+use support::{
+    TEST_LABEL,
+    propagator::{Running, settings},
+    pull_secret_refs, users_opaque_secret,
+};
+use tokio::sync::Mutex;
 
 const SECRET: &str = "regcreds-e2e";
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -47,41 +50,6 @@ fn desired(password: &str) -> Desired {
         data: config(password),
     });
     desired
-}
-
-/// Settings scoped to namespaces labelled `TEST_LABEL=<test>`, plus `extra_excludes` glob patterns.
-fn settings(test: &str, extra_excludes: &[&str]) -> Settings {
-    let selector = parse_label_selector(&format!("{TEST_LABEL}={test}")).expect("selector");
-    let excludes: Vec<String> = extra_excludes.iter().map(|s| s.to_string()).collect();
-    let mut settings = Settings::new(NamespaceScope::new(&excludes, Some(selector), None).expect("scope"));
-    settings.concurrency = 16;
-    settings
-}
-
-struct Running {
-    desired: watch::Sender<Desired>,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn start(client: Client, settings: Settings, initial: Desired) -> Self {
-        let (desired, receiver) = watch::channel(initial);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let propagator = Propagator::new(client, settings, receiver);
-        let task = tokio::spawn(async move {
-            propagator
-                .run(async move { drop(stopped.await) })
-                .await
-                .expect("propagator runs");
-        });
-        Self { desired, stop, task }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
-    }
 }
 
 async fn create_namespace(client: &Client, name: &str, test: &str, annotations: &[(&str, &str)]) {

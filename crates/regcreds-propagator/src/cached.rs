@@ -20,10 +20,17 @@ use k8s_openapi::api::core::v1::{ObjectReference, Secret, ServiceAccount};
 use crate::{
     InstanceId,
     instance::Claim,
-    labels::{
-        INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PATCHER_MANAGED_BY, REFS_ANNOTATION_PREFIX,
-    },
+    labels::{INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, REFS_ANNOTATION_PREFIX},
+    takeover::Predecessor,
 };
+
+/// Whether metadata carries regcreds' ownership label.
+fn is_managed_meta(meta: &kube::api::ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .and_then(|labels| labels.get(MANAGED_BY_LABEL))
+        .is_some_and(|v| v == MANAGED_BY_VALUE)
+}
 
 /// The data key of a pull secret.
 pub const DATA_KEY: &str = ".dockerconfigjson";
@@ -44,9 +51,9 @@ pub struct SecretContent {
     pub type_: Option<String>,
     /// The `.dockerconfigjson` bytes, if present.
     pub data: Option<Vec<u8>>,
-    /// Whether imagepullsecret-patcher created it (its `managed-by` annotation; no other annotation
-    /// is ever read).
-    pub patchers: bool,
+    /// The tool regcreds replaces that wrote it, if its fingerprint says so (`takeover.rs`); the
+    /// fingerprint is the only thing read of other annotations and data keys.
+    pub predecessor: Option<Predecessor>,
 }
 
 /// One Secret as regcreds knows it.
@@ -78,10 +85,10 @@ impl SecretState {
         self.label(MANAGED_BY_LABEL) == Some(MANAGED_BY_VALUE)
     }
 
-    /// Whether imagepullsecret-patcher created the Secret: regcreds replaces that tool, so it takes such
-    /// a Secret over like one of its own instead of treating it as foreign.
-    pub fn is_patchers(&self) -> bool {
-        self.content.patchers
+    /// The tool regcreds replaces that wrote this Secret (imagepullsecret-patcher, upmc registry-creds),
+    /// if any: such a Secret may be taken over instead of being left alone as foreign.
+    pub fn predecessor(&self) -> Option<&Predecessor> {
+        self.content.predecessor.as_ref()
     }
 
     /// Who the Secret (a managed one) belongs to, from `instance`'s point of view; `writes` says whether
@@ -106,15 +113,13 @@ impl SecretState {
 
 impl From<Secret> for SecretState {
     fn from(secret: Secret) -> Self {
+        // NB: regcreds' own Secrets carry its label and never match a predecessor's fingerprint.
+        let predecessor = (!is_managed_meta(&secret.metadata))
+            .then(|| Predecessor::recognise(&secret))
+            .flatten();
         let meta = secret.metadata;
-        let (key, value) = PATCHER_MANAGED_BY;
-        let patchers = meta
-            .annotations
-            .as_ref()
-            .and_then(|annotations| annotations.get(key))
-            .is_some_and(|v| v == value);
         let content = SecretContent {
-            patchers,
+            predecessor,
             labels: meta.labels.unwrap_or_default(),
             type_: secret.type_,
             data: secret
@@ -222,6 +227,7 @@ mod tests {
     use kube::{ResourceExt, api::ObjectMeta};
 
     use super::*;
+    use crate::labels::PATCHER_MANAGED_BY;
 
     fn secret(name: &str, data: &[u8]) -> Secret {
         Secret {
@@ -258,7 +264,7 @@ mod tests {
         let me = InstanceId::new("hub").expect("id");
         let state = SecretState::from(other);
         assert_eq!(state.claim(&me, |_| true), Claim::Others("ecr".into()));
-        assert!(!state.is_patchers());
+        assert_eq!(state.predecessor(), None);
         assert_eq!(
             SecretState::from(secret("hub-pull", b"{1}")).claim(&me, |n| n == "hub-pull"),
             Claim::Adopted
@@ -270,7 +276,7 @@ mod tests {
             ("unrelated".to_string(), "x".to_string()),
         ]);
         let patchers = SecretState::from(patchers);
-        assert!(patchers.is_patchers() && !patchers.is_managed());
+        assert!(patchers.predecessor() == Some(&Predecessor::Patcher) && !patchers.is_managed());
     }
 
     #[test]

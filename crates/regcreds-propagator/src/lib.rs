@@ -15,7 +15,8 @@
 //!   (`cached.rs`, `index.rs`); their watches wake the namespace whose state changed. A reconcile reads
 //!   only the indexes and writes only what differs: converging costs one Secret write and at most one
 //!   ServiceAccount write per namespace, and a steady state costs nothing.
-//! * Ownership: a Secret without our `managed-by` label is never touched unless `force` is set — a
+//! * Ownership: a Secret without our `managed-by` label is never touched unless `force` is set, or a tool
+//!   regcreds replaces left it (imagepullsecret-patcher, upmc registry-creds: `takeover.rs`) — a
 //!   Secret regcreds does not know is *created*, which fails if one exists; only then is it read.
 //!   ServiceAccount references we add are recorded in an annotation, so cleanup removes exactly those.
 //!   Both are per [`InstanceId`]: instances side by side never withdraw each other's objects.
@@ -38,6 +39,7 @@ mod scope;
 mod secrets;
 mod service_accounts;
 mod settings;
+mod takeover;
 mod view;
 
 pub use cleanup::{CleanupReport, CleanupScope, cleanup};
@@ -53,3 +55,4 @@ pub use metrics::PropagatorMetrics;
 pub use polling::PassReport;
 pub use scope::{LabelSelectorError, NamespaceScope, parse_label_selector};
 pub use settings::{ServiceAccountMode, Settings, WatchMode};
+pub use takeover::Predecessor;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use kube::{
-    Client, ResourceExt,
+    Client, Resource, ResourceExt,
     core::PartialObjectMeta,
     runtime::{
         controller::Action,
@@ -20,7 +20,7 @@ use crate::{
     instance::Claim,
     labels::REFS_ANNOTATION,
     scope::Decision,
-    secrets::{self, Ensured},
+    secrets::{self, Ensured, SECRET_TYPE, TakenOver},
     service_accounts::{self, RefChange, parse_refs_annotation},
     view::View,
 };
@@ -83,8 +83,12 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
     let mut change = ref_change(ctx, &desired);
     for secret in desired.secrets() {
         match ensure_secret(ctx, namespace, secret).await {
-            Ok(true) => drop(change.add.insert(secret.name.clone())),
-            Ok(false) => {}
+            Ok(Held::Ours) => drop(change.add.insert(secret.name.clone())),
+            Ok(Held::TakenOver) => {
+                change.add.insert(secret.name.clone());
+                change.claim.insert(secret.name.clone());
+            }
+            Ok(Held::NotOurs) => {}
             Err(error) => errors.push(error),
         }
     }
@@ -129,18 +133,20 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
     into_result(namespace, errors).map(|()| complete)
 }
 
-/// Makes one Secret current. `Ok(true)` when it is ours and present (so ServiceAccounts may use it).
-async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -> Result<bool> {
+/// Whether a Secret is this instance's after [`ensure_secret`].
+enum Held {
+    /// Ours and present: ServiceAccounts may reference it.
+    Ours,
+    /// Ours from now on, taken over from a predecessor: its existing references become ours too.
+    TakenOver,
+    /// Someone else's: left alone, not referenced.
+    NotOurs,
+}
+
+/// Makes one Secret current.
+async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -> Result<Held> {
     let existing = ctx.view.secret(&ctx.client, namespace, &secret.name).await?;
-    let ensured = secrets::ensure(
-        &ctx.client,
-        namespace,
-        secret,
-        existing.as_deref(),
-        ctx.settings.force,
-        &ctx.settings.instance_id,
-    )
-    .await?;
+    let ensured = secrets::ensure(&ctx.client, namespace, secret, existing.as_deref(), &ctx.settings).await?;
     let name = &secret.name;
     match ensured {
         Ensured::Unchanged => {}
@@ -154,18 +160,55 @@ async fn ensure_secret(ctx: &Context, namespace: &str, secret: &DesiredSecret) -
             ctx.metrics.secret_written("updated");
             info!(%namespace, secret = %name, "updated secret {name} in namespace {namespace}")
         }
+        Ensured::TakenOver(taken) => {
+            let event = report_taken_over(namespace, &taken);
+            ctx.view.remember_secret(namespace, taken.written.clone());
+            ctx.metrics.secret_written("taken_over");
+            publish(ctx, &event, &taken.written.object_ref(&())).await;
+            return Ok(Held::TakenOver);
+        }
         Ensured::Foreign(found) => {
             ctx.metrics.foreign_secret();
             report_foreign(ctx, namespace, &found).await;
-            return Ok(false);
+            return Ok(Held::NotOurs);
         }
         Ensured::OtherInstance(other) => {
             ctx.metrics.foreign_secret();
             warn!(%namespace, secret = %name, instance = %other, "secret {name} in namespace {namespace} is written by regcreds instance {other}, not by this one ({}); leaving it untouched. Give each instance its own Secret names, or run `regcreds cleanup --instance {other}` if that instance is gone", ctx.settings.instance_id);
-            return Ok(false);
+            return Ok(Held::NotOurs);
         }
     }
-    Ok(true)
+    Ok(Held::Ours)
+}
+
+/// Says in the log what was taken over from whom; returns the Event to publish on the Secret.
+fn report_taken_over(namespace: &str, taken: &TakenOver) -> Event {
+    let name = taken.written.name_any();
+    let tool = taken.from.tool();
+    let replaced = match &taken.replaced {
+        Some((old_type, absent)) => format!(
+            "; its type {old_type} cannot change, so it was deleted and written again as {SECRET_TYPE} (absent for at most {} ms)",
+            absent.as_millis()
+        ),
+        None => String::new(),
+    };
+    info!(%namespace, secret = %name, from = tool, "took over secret {name} in namespace {namespace} from {tool}: refreshed, labelled app.kubernetes.io/managed-by=regcreds, its ServiceAccount references now regcreds'{replaced} (REGCREDS_TAKE_OVER=false leaves such Secrets alone)");
+    Event {
+        type_: EventType::Normal,
+        reason: "SecretTakenOver".into(),
+        note: Some(format!(
+            "Secret {name} was written by {tool}; regcreds took it over and now keeps it current{replaced}"
+        )),
+        action: "TakeOver".into(),
+        secondary: None,
+    }
+}
+
+/// Publishes an Event; a failure is logged, never fatal.
+async fn publish(ctx: &Context, event: &Event, reference: &ObjectReference) {
+    if let Err(error) = ctx.recorder.publish(event, reference).await {
+        warn!(%error, "could not publish event");
+    }
 }
 
 /// An empty ServiceAccount change on behalf of this instance, which writes the Secrets `desired` expects.
@@ -186,10 +229,7 @@ async fn report_foreign(ctx: &Context, namespace: &str, secret: &SecretState) {
         action: "Skip".into(),
         secondary: None,
     };
-    let reference: ObjectReference = secret.object_reference(namespace);
-    if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-        warn!(%error, "could not publish event");
-    }
+    publish(ctx, &event, &secret.object_reference(namespace)).await;
 }
 
 /// Applies `change` to every targeted ServiceAccount that does not satisfy it yet. `Ok(false)` when a

@@ -3,8 +3,9 @@
 //! A Secret not known to exist is created (POST): that cannot take over a Secret regcreds did not make.
 //! Only if the create conflicts is the Secret read, and then decided on like a known one: a known
 //! Secret of this instance (or one it adopts) that differs is updated; one without our label is foreign
-//! (left alone unless forced; imagepullsecret-patcher's are taken over); another instance's is never
-//! touched, forced or not.
+//! (left alone unless forced) unless a tool regcreds replaces left it (`takeover.rs`:
+//! imagepullsecret-patcher's, and upmc registry-creds' for the registries this credential is for), which
+//! is taken over unless that is switched off; another instance's is never touched, forced or not.
 //!
 //! An update is one of two writes. A rotation — our own Secret, right in every way but the credential —
 //! is a JSON merge patch of `.dockerconfigjson` alone, guarded by the `resourceVersion` regcreds saw: the
@@ -12,7 +13,10 @@
 //! Secret since, in which case it is read and decided on again. Everything else (a repair of labels or
 //! type, a takeover) is a forced server-side apply of the whole object under regcreds' field manager.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
@@ -21,11 +25,12 @@ use kube::{
 };
 
 use crate::{
-    DesiredSecret, Error, InstanceId, Result,
+    DesiredSecret, Error, InstanceId, Result, Settings,
     cached::{DATA_KEY, SecretState},
     error::api_error,
     instance::Claim,
     labels::{FIELD_MANAGER, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PROVIDER_LABEL},
+    takeover::Predecessor,
 };
 
 /// Secret type of a pull secret.
@@ -46,6 +51,20 @@ pub enum Ensured {
     Foreign(SecretState),
     /// Another regcreds instance writes a Secret of that name: left untouched, whatever force says.
     OtherInstance(String),
+    /// A tool regcreds replaces wrote it; now regcreds' own.
+    TakenOver(TakenOver),
+}
+
+/// A predecessor's Secret that regcreds took over.
+#[derive(Debug, Clone)]
+pub struct TakenOver {
+    /// The object as the apiserver returned it.
+    pub written: Secret,
+    /// Who wrote it before.
+    pub from: Predecessor,
+    /// When its type had to change (upmc's legacy `kubernetes.io/dockercfg`): the old type and how long
+    /// the Secret was absent between the delete and the write.
+    pub replaced: Option<(String, Duration)>,
 }
 
 /// Whether `existing` already is exactly what we would apply.
@@ -73,7 +92,8 @@ fn holds(existing: &SecretState, desired: &DesiredSecret) -> bool {
     existing.content.data.as_deref() == Some(&*desired.data)
 }
 
-/// Makes `desired` present in `namespace` for `instance`, given what is known to exist there.
+/// Makes `desired` present in `namespace` on behalf of the instance `settings` name, given what is known
+/// to exist there.
 ///
 /// `existing` is `None` when no Secret of that name is known: then the Secret is *created*, which
 /// cannot take over a Secret someone else made. Only if the create conflicts (a Secret of that name
@@ -83,15 +103,15 @@ pub async fn ensure(
     namespace: &str,
     desired: &DesiredSecret,
     existing: Option<&SecretState>,
-    force: bool,
-    instance: &InstanceId,
+    settings: &Settings,
 ) -> Result<Ensured> {
     let target = Target {
         client,
         namespace,
         desired,
-        force,
-        instance,
+        force: settings.force,
+        take_over: settings.take_over,
+        instance: &settings.instance_id,
     };
     match existing {
         Some(existing) => target.update(existing).await,
@@ -105,6 +125,7 @@ struct Target<'a> {
     namespace: &'a str,
     desired: &'a DesiredSecret,
     force: bool,
+    take_over: bool,
     instance: &'a InstanceId,
 }
 
@@ -188,10 +209,17 @@ impl Target<'_> {
         if is_current(existing, self.desired, self.instance) {
             return Some(Ensured::Unchanged);
         }
-        if !existing.is_managed() && !existing.is_patchers() && !self.force {
+        if !existing.is_managed() && self.predecessor(existing).is_none() && !self.force {
             return Some(Ensured::Foreign(existing.clone()));
         }
         None
+    }
+
+    /// The predecessor whose Secret `existing` is, if regcreds takes it over to write this credential.
+    fn predecessor<'s>(&self, existing: &'s SecretState) -> Option<&'s Predecessor> {
+        existing
+            .predecessor()
+            .filter(|found| self.take_over && !existing.is_managed() && found.may_take_over(self.desired))
     }
 
     /// Replaces only the credential, if the Secret is still at the `resourceVersion` regcreds saw.
@@ -214,9 +242,12 @@ impl Target<'_> {
     /// Writes the whole object with a forced server-side apply (deleting it first if its type differs).
     async fn apply(&self, existing: &SecretState) -> Result<Ensured> {
         let (namespace, name) = (self.namespace, &self.desired.name);
-        let replace = existing.content.type_.as_deref() != Some(SECRET_TYPE);
+        let old_type = existing.content.type_.clone().unwrap_or_else(|| "Opaque".into());
+        let replace = old_type != SECRET_TYPE;
+        let started = Instant::now();
         if replace {
-            // NB: `type` is immutable; a forced takeover of an Opaque Secret must delete it first.
+            // NB: `type` is immutable; the Secret must be deleted first. The delete and the write are sent
+            // back to back, so the Secret is absent for about two apiserver round trips (see the README).
             delete(self.client, namespace, name).await?;
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
@@ -225,6 +256,13 @@ impl Target<'_> {
             .patch(name, &params, &Patch::Apply(self.manifest()))
             .await
             .map_err(api_error("apply", "secret", name, namespace))?;
+        if let Some(from) = self.predecessor(existing) {
+            return Ok(Ensured::TakenOver(TakenOver {
+                written,
+                from: from.clone(),
+                replaced: replace.then(|| (old_type, started.elapsed())),
+            }));
+        }
         Ok(if replace {
             Ensured::Created(written)
         } else {

@@ -35,6 +35,9 @@ pub struct RefChange {
     pub add: BTreeSet<String>,
     /// Secret names to drop if (and only if) this owner added them.
     pub remove: BTreeSet<String>,
+    /// Names in `add` whose existing entries become this owner's: the references a predecessor added to
+    /// a Secret regcreds took over, so that cleanup removes them with the Secret.
+    pub claim: BTreeSet<String>,
     /// Whose additions these are.
     pub owner: RefOwner,
 }
@@ -60,6 +63,7 @@ impl RefChange {
         Self {
             add: BTreeSet::new(),
             remove: BTreeSet::new(),
+            claim: BTreeSet::new(),
             owner: RefOwner::Instance {
                 annotation: instance.refs_annotation(),
                 adopt: adopt.into_iter().collect(),
@@ -72,6 +76,7 @@ impl RefChange {
         Self {
             add: BTreeSet::new(),
             remove: BTreeSet::new(),
+            claim: BTreeSet::new(),
             owner: RefOwner::Everyone,
         }
     }
@@ -172,6 +177,8 @@ fn apply_change(sa: &AccountState, change: &RefChange) -> Option<Updated> {
     for name in &change.add {
         if !refs.contains(name) {
             refs.push(name.clone());
+            ours.insert(name.clone());
+        } else if change.claim.contains(name) {
             ours.insert(name.clone());
         }
     }
@@ -362,6 +369,22 @@ mod tests {
     #[test]
     fn an_entry_the_user_added_first_is_not_claimed() {
         assert!(apply_change(&sa(&["shared"], &[]), &change(&["shared"], &[], &["shared"])).is_none());
+    }
+
+    #[test]
+    fn the_entry_of_a_taken_over_secret_is_claimed_once_without_a_second_entry() {
+        // upmc appended `awsecr-cred` to the `default` ServiceAccount; regcreds took the Secret over.
+        let account = sa(&["mine", "awsecr-cred"], &[]);
+        let mut taking = change(&["awsecr-cred"], &[], &["awsecr-cred"]);
+        taking.claim.insert("awsecr-cred".into());
+        let updated = apply_change(&account, &taking).expect("claimed");
+        assert_eq!(updated.refs, ["mine", "awsecr-cred"], "referenced once");
+        assert_eq!(updated.annotations[OURS].as_deref(), Some("awsecr-cred"));
+        // Cleanup (by this instance) now removes it, and never the user's own entry.
+        let after = written(&account, &updated);
+        let withdrawn =
+            apply_change(&after, &change(&[], &["awsecr-cred", "mine"], &["awsecr-cred"])).expect("removed");
+        assert_eq!(withdrawn.refs, ["mine"]);
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct Settings {
     pub service_accounts: ServiceAccountMode,
     /// Overwrite same-named Secrets regcreds did not create.
     pub force: bool,
+    /// Take over the Secrets of the tools regcreds replaces (imagepullsecret-patcher's, and upmc
+    /// registry-creds' for the registries the credential is for), recognised by their fingerprint.
+    pub take_over: bool,
     /// Namespaces reconciled at once.
     pub concurrency: u16,
     /// Safety-net resync of every namespace; with watches nothing is written unless something drifted.
@@ -62,12 +65,14 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Defaults: `default` ServiceAccount, 16 namespaces at once, hourly resync, watches.
+    /// Defaults: `default` ServiceAccount, 16 namespaces at once, hourly resync, watches, predecessors'
+    /// Secrets taken over.
     pub fn new(scope: NamespaceScope) -> Self {
         Self {
             scope,
             service_accounts: ServiceAccountMode::Named(vec!["default".into()]),
             force: false,
+            take_over: true,
             concurrency: 16,
             resync: Duration::from_secs(3600),
             watch_mode: WatchMode::Watch,

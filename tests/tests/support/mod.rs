@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod propagator;
+
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader, Read, Write},

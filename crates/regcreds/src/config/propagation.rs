@@ -66,6 +66,11 @@ pub struct PropagationArgs {
     pub force: bool,
     #[arg(long = "config-force", env = "CONFIG_FORCE", hide = true)]
     pub compat_force: Option<String>,
+    /// Take over the Secrets left by upmc registry-creds (recognised by the metadata and data shape it
+    /// writes, for the registries regcreds' credential is for) and imagepullsecret-patcher (its
+    /// ownership annotation); `false` leaves them alone like any Secret regcreds did not create.
+    #[arg(long = "take-over", env = "REGCREDS_TAKE_OVER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub take_over: bool,
     /// imagepullsecret-patcher's "touch only Secrets it manages" (without that tool's inverted logic):
     /// true turns force off, also when CONFIG_FORCE=true.
     #[arg(long = "managedonly", env = "CONFIG_MANAGEDONLY", hide = true)]
@@ -110,6 +115,7 @@ impl PropagationArgs {
         let mut settings = Settings::new(scope);
         settings.service_accounts = mode;
         settings.force = force;
+        settings.take_over = self.take_over;
         settings.concurrency = self.concurrency.max(1);
         settings.resync = Duration::from_secs(self.resync_seconds.max(10));
         settings.watch_mode = match self.watch_mode {
