@@ -17,9 +17,10 @@
 use std::time::{Duration, SystemTime};
 
 use futures::{Stream, StreamExt, future, stream};
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use kube::{
     Api, Client,
+    api::{DeleteParams, Preconditions},
     runtime::{WatchStreamExt, watcher},
 };
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
@@ -115,8 +116,16 @@ fn field_manager(identity: &str) -> String {
 
 /// Waits until this replica holds the lease.
 pub async fn acquire(client: Client, settings: &LeaseSettings) -> anyhow::Result<Leadership> {
-    let mut releases = Box::pin(releases(client.clone(), settings));
     report_holder(&client, settings).await;
+    let leadership = take(client, settings).await?;
+    info!(lease = %settings.name, identity = %settings.identity, "acquired the lease; this replica writes");
+    Ok(leadership)
+}
+
+/// Waits until `settings.identity` holds the lease, saying nothing on success (`regcreds cleanup` takes
+/// the Lease of the instance it cleans up this way, so that its controllers stand by meanwhile).
+pub async fn take(client: Client, settings: &LeaseSettings) -> anyhow::Result<Leadership> {
+    let mut releases = Box::pin(releases(client.clone(), settings));
     loop {
         // NB: a fresh manager reads the Lease at once; a long-lived one would sleep until the expiry it
         // last saw, missing a release.
@@ -131,7 +140,6 @@ pub async fn acquire(client: Client, settings: &LeaseSettings) -> anyhow::Result
         tokio::select! {
             changed = manager.changed() => match changed {
                 Ok(true) => {
-                    info!(lease = %settings.name, identity = %settings.identity, "acquired the lease; this replica writes");
                     let (state, task) = manager.watch().await;
                     return Ok(Leadership { state, task, forwarders: Vec::new(), lease: settings.name.clone() });
                 }
@@ -166,20 +174,74 @@ async fn build(client: Client, settings: &LeaseSettings) -> kube_lease_manager::
         .await
 }
 
+/// Someone else holding a Lease that has not expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// The holder's identity (a pod name).
+    pub identity: String,
+    /// Time since the holder last renewed the Lease.
+    pub renewed_ago: Duration,
+}
+
+/// Who else holds the Lease now, if anyone: `None` when it is free, expired, missing or ours.
+pub async fn live_holder(client: &Client, settings: &LeaseSettings) -> kube::Result<Option<Holder>> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
+    let Some(lease) = api.get_opt(&settings.name).await? else {
+        return Ok(None);
+    };
+    Ok(other_live_holder(
+        lease.spec.unwrap_or_default(),
+        &settings.identity,
+        SystemTime::now(),
+    ))
+}
+
+fn other_live_holder(spec: LeaseSpec, identity: &str, now: SystemTime) -> Option<Holder> {
+    let (Some(renewed), Some(seconds)) = (spec.renew_time, spec.lease_duration_seconds) else {
+        return None;
+    };
+    let renewed = SystemTime::from(renewed.0);
+    let live = renewed + Duration::from_secs(seconds.max(0) as u64) > now;
+    let holder = spec.holder_identity.filter(|h| live && h != identity)?;
+    Some(Holder {
+        identity: holder,
+        renewed_ago: now.duration_since(renewed).unwrap_or_default(),
+    })
+}
+
+/// Deletes the Lease once it is free (released, or never taken), so that nothing of an uninstalled
+/// instance stays behind; a Lease someone took again meanwhile is left alone. Returns whether it went.
+pub async fn delete_if_free(client: &Client, settings: &LeaseSettings) -> kube::Result<bool> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
+    let Some(lease) = api.get_opt(&settings.name).await? else {
+        return Ok(false);
+    };
+    if lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_ref())
+        .is_some()
+    {
+        return Ok(false);
+    }
+    // NB: the precondition makes the delete fail (409) if a controller took the Lease after the read.
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            resource_version: lease.metadata.resource_version.clone(),
+            uid: lease.metadata.uid.clone(),
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&settings.name, &params).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 /// Says once who leads when this replica starts as a standby.
 async fn report_holder(client: &Client, settings: &LeaseSettings) {
-    let api: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
-    let Ok(Some(lease)) = api.get_opt(&settings.name).await else {
-        return;
-    };
-    let spec = lease.spec.unwrap_or_default();
-    let live = match (spec.renew_time, spec.lease_duration_seconds) {
-        (Some(renewed), Some(seconds)) => {
-            SystemTime::from(renewed.0) + Duration::from_secs(seconds.max(0) as u64) > SystemTime::now()
-        }
-        _ => false,
-    };
-    if let Some(holder) = spec.holder_identity.filter(|h| live && *h != settings.identity) {
+    if let Ok(Some(Holder { identity: holder, .. })) = live_holder(client, settings).await {
         info!(lease = %settings.name, namespace = %settings.namespace, identity = %settings.identity, %holder, "standing by: another replica holds the lease");
     }
 }
@@ -212,7 +274,44 @@ fn revision(pod: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{field_manager, revision};
+    use std::time::{Duration, SystemTime};
+
+    use k8s_openapi::{apimachinery::pkg::apis::meta::v1::MicroTime, jiff::Timestamp};
+
+    use super::{Holder, LeaseSpec, field_manager, other_live_holder, revision};
+
+    fn held_by(holder: &str, renewed: SystemTime) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.into()),
+            renew_time: Some(MicroTime(Timestamp::try_from(renewed).expect("timestamp"))),
+            lease_duration_seconds: Some(15),
+            ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_live_lease_names_its_holder_but_an_expired_released_or_own_one_does_not() {
+        let now = SystemTime::now();
+        let three_ago = now - Duration::from_secs(3);
+        assert_eq!(
+            other_live_holder(held_by("regcreds-7d9f8b6c4-x2k5p", three_ago), "cleanup", now),
+            Some(Holder {
+                identity: "regcreds-7d9f8b6c4-x2k5p".into(),
+                renewed_ago: Duration::from_secs(3),
+            })
+        );
+        let expired = held_by("regcreds-7d9f8b6c4-x2k5p", now - Duration::from_secs(16));
+        assert_eq!(other_live_holder(expired, "cleanup", now), None);
+        assert_eq!(
+            other_live_holder(held_by("cleanup", three_ago), "cleanup", now),
+            None
+        );
+        let released = LeaseSpec {
+            holder_identity: None,
+            ..held_by("x", three_ago)
+        };
+        assert_eq!(other_live_holder(released, "cleanup", now), None);
+    }
 
     #[test]
     fn replicas_of_one_revision_share_it_and_a_new_revision_differs() {

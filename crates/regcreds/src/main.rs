@@ -13,6 +13,7 @@ mod logging;
 mod metrics;
 mod rbac;
 mod refresh;
+mod stop;
 mod verification;
 
 use std::process::ExitCode;

@@ -73,6 +73,12 @@ impl InstanceArgs {
 
     /// The instance id and default Lease name, or a problem with `REGCREDS_INSTANCE`.
     pub fn resolve(&self, problems: &mut ConfigProblems) -> Option<Instance> {
+        self.resolve_as(None, problems)
+    }
+
+    /// Like [`Self::resolve`], for the pods of `workload` rather than this pod: what a controller running
+    /// as that Deployment resolves (`regcreds cleanup --deployment`, run from a Job's pod).
+    pub fn resolve_as(&self, workload: Option<&str>, problems: &mut ConfigProblems) -> Option<Instance> {
         if let Some(name) = non_blank(self.instance.as_deref()) {
             if !is_dns_subdomain(&name) {
                 problems.add(
@@ -92,19 +98,27 @@ impl InstanceArgs {
             });
         }
         let pod = self.pod_name();
-        let workload = pod
-            .as_deref()
-            .map_or(InstanceId::DEFAULT.to_string(), workload_of);
+        let (workload, origin) = match (workload, pod.as_deref()) {
+            (Some(workload), _) => (
+                workload.to_string(),
+                format!("Deployment {workload:?}; set {} to choose", INSTANCE.env),
+            ),
+            (None, Some(pod)) => {
+                let workload = workload_of(pod);
+                let origin = format!(
+                    "workload {workload:?} of pod {pod:?}; set {} to choose",
+                    INSTANCE.env
+                );
+                (workload, origin)
+            }
+            (None, None) => (
+                InstanceId::DEFAULT.to_string(),
+                format!("no pod name; set {} to choose", INSTANCE.env),
+            ),
+        };
         let qualified = match self.own_namespace() {
             Some(namespace) => format!("{workload}.{namespace}"),
             None => workload.clone(),
-        };
-        let origin = match &pod {
-            Some(pod) => format!(
-                "workload {workload:?} of pod {pod:?}; set {} to choose",
-                INSTANCE.env
-            ),
-            None => format!("no pod name; set {} to choose", INSTANCE.env),
         };
         match InstanceId::new(fit_label(&qualified)) {
             Ok(id) => Some(Instance {
@@ -206,6 +220,31 @@ mod tests {
         let instance = args.resolve(&mut ConfigProblems::default()).expect("instance");
         assert_eq!(instance.id.as_str(), "hub.regcreds-system");
         assert_eq!(instance.lease_name, "hub");
+    }
+
+    #[test]
+    fn a_cleanup_job_resolves_the_instance_and_lease_of_the_deployment_it_names() {
+        let job = InstanceArgs {
+            namespace: Some("regcreds-system".into()),
+            pod_name: Some("hub-cleanup-x2k5p".into()),
+            instance: None,
+        };
+        let instance = job
+            .resolve_as(Some("hub"), &mut ConfigProblems::default())
+            .expect("instance");
+        assert_eq!(
+            (instance.id.as_str(), instance.lease_name.as_str()),
+            ("hub.regcreds-system", "hub")
+        );
+        // An explicit instance still wins, as it does for the Deployment's own pods.
+        let named = InstanceArgs {
+            instance: Some("ecr".into()),
+            ..job
+        };
+        let instance = named
+            .resolve_as(Some("hub"), &mut ConfigProblems::default())
+            .expect("instance");
+        assert_eq!(instance.id.as_str(), "ecr");
     }
 
     #[test]

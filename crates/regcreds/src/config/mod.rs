@@ -36,7 +36,7 @@ pub use ecr::EcrArgs;
 pub use gcr::GcrArgs;
 pub use ghcr::GhcrArgs;
 pub use healing::HealArgs;
-pub use instance::{Instance, InstanceArgs};
+pub use instance::{Instance, InstanceArgs, workload_of};
 pub use problems::ConfigProblems;
 pub use propagation::{PropagationArgs, WatchModeArg, parse_go_bool};
 pub use quay::QuayArgs;
