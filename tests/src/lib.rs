@@ -13,7 +13,9 @@
 //! kube-scheduler) inside namespaces the test run creates, where pods really pull and run.
 //!
 //! Helpers: [`temp_namespace`] (random namespace with its `default` ServiceAccount), [`wait_for`]
-//! (polling assertions), [`regcreds_binary`] (the binary under test, built on demand),
+//! (polling assertions), [`regcreds_binary`] (the binary under test, built on demand) and
+//! [`regcreds_command`] (it with a clean environment), [`regcreds_leftovers`] (what regcreds wrote that
+//! is still in the cluster), [`append_pull_secret_ref`] (a user's own `imagePullSecrets` entry),
 //! [`binaries::python`] (the venv with moto & co.). `cargo xtask controlplane up` runs the same
 //! [`ControlPlane`] in the foreground for manual use. [`image`] builds the regcreds container image
 //! without Docker (`cargo xtask image`).
@@ -27,6 +29,7 @@ mod kubeconfig;
 mod metrics;
 mod namespace;
 pub mod node;
+mod ownership;
 mod pki;
 mod ports;
 mod regcreds_bin;
@@ -38,5 +41,6 @@ pub use controlplane::{ControlPlane, ControlPlaneOptions};
 pub use counting::{Recorded, RequestCounter, counting_client};
 pub use metrics::sum_requests;
 pub use namespace::{TEMP_NAMESPACE_LABEL, temp_namespace};
-pub use regcreds_bin::{REGCREDS_BINARY_ENV, regcreds_binary};
+pub use ownership::{append_pull_secret_ref, regcreds_leftovers};
+pub use regcreds_bin::{REGCREDS_BINARY_ENV, regcreds_binary, regcreds_command};
 pub use wait::wait_for;

@@ -41,6 +41,14 @@ fn locate_or_build() -> PathBuf {
     path
 }
 
+/// `regcreds` (the binary under test) with a clean environment but for `KUBECONFIG`: add the
+/// subcommand, its flags and variables.
+pub fn regcreds_command(kubeconfig: &Path) -> Command {
+    let mut cmd = Command::new(regcreds_binary());
+    cmd.env_clear().env("KUBECONFIG", kubeconfig);
+    cmd
+}
+
 /// `target/<profile>` of the running executable (a test in `deps/`, or xtask itself).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("path of the running executable");

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use k8s_openapi::{
     ByteString,
@@ -16,7 +16,7 @@ use kube::{
     api::{ObjectMeta, PostParams},
 };
 use regcreds_propagator::{INSTANCE_LABEL, MANAGED_BY_LABEL, REFS_ANNOTATION};
-use regcreds_testkit::{ControlPlane, regcreds_binary, wait_for};
+use regcreds_testkit::{ControlPlane, regcreds_command, wait_for};
 use support::{Regcreds, TEST_LABEL};
 
 /// One pair of instances at a time.
@@ -93,10 +93,8 @@ fn own_writes(regcreds: &Regcreds) -> f64 {
 
 /// `regcreds cleanup` with `env` (a clean environment otherwise); returns stdout.
 fn cleanup(kubeconfig: &Path, env: &[(&'static str, String)]) -> String {
-    let out = Command::new(regcreds_binary())
+    let out = regcreds_command(kubeconfig)
         .arg("cleanup")
-        .env_clear()
-        .env("KUBECONFIG", kubeconfig)
         .envs(support::env_refs(env))
         .output()
         .expect("regcreds cleanup runs");

@@ -1,0 +1,82 @@
+//! What regcreds leaves in a cluster, and what a user adds by hand that it must leave alone.
+
+use anyhow::Result;
+use k8s_openapi::api::core::v1::{LocalObjectReference, Secret, ServiceAccount};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ListParams, PostParams},
+};
+
+/// Label every Secret regcreds writes carries (`app.kubernetes.io/managed-by=regcreds`).
+const MANAGED: &str = "app.kubernetes.io/managed-by=regcreds";
+/// Annotations in which regcreds records the `imagePullSecrets` entries it added: one per instance
+/// (prefix), and the shared one of versions before instances.
+const RECORD_PREFIX: &str = "image-pull-secrets.regcreds.dev/";
+const SHARED_RECORD: &str = "regcreds.dev/image-pull-secrets";
+
+/// Everything regcreds wrote that is still in the cluster, one line each: Secrets labelled
+/// `app.kubernetes.io/managed-by=regcreds`, ServiceAccounts with one of its record annotations, and
+/// `imagePullSecrets` entries naming one of `secret_names` (the names its providers write). Empty once
+/// an uninstall left nothing behind.
+pub async fn regcreds_leftovers(client: &Client, secret_names: &[&str]) -> Result<Vec<String>> {
+    let mut left = Vec::new();
+    let secrets = Api::<Secret>::all(client.clone())
+        .list_metadata(&ListParams::default().labels(MANAGED))
+        .await?;
+    for secret in secrets {
+        left.push(format!(
+            "secret {}/{}",
+            secret.namespace().unwrap_or_default(),
+            secret.name_any()
+        ));
+    }
+    let accounts = Api::<ServiceAccount>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    for account in accounts {
+        let at = format!(
+            "{}/{}",
+            account.namespace().unwrap_or_default(),
+            account.name_any()
+        );
+        for key in account.annotations().keys() {
+            if key.starts_with(RECORD_PREFIX) || key == SHARED_RECORD {
+                left.push(format!("serviceaccount {at}: annotation {key}"));
+            }
+        }
+        for entry in account.image_pull_secrets.iter().flatten() {
+            if secret_names.contains(&entry.name.as_str()) {
+                left.push(format!(
+                    "serviceaccount {at}: imagePullSecrets entry {}",
+                    entry.name
+                ));
+            }
+        }
+    }
+    Ok(left)
+}
+
+/// Appends `secret` to the `imagePullSecrets` of ServiceAccount `account` in `namespace`, as a careful
+/// user would: read, append, write back with the read `resourceVersion`, and read again after a conflict
+/// (regcreds may write the same list meanwhile), so nobody's entry is lost.
+pub async fn append_pull_secret_ref(
+    client: &Client,
+    namespace: &str,
+    account: &str,
+    secret: &str,
+) -> Result<()> {
+    let api = Api::<ServiceAccount>::namespaced(client.clone(), namespace);
+    for _ in 0..10 {
+        let mut current = api.get(account).await?;
+        current
+            .image_pull_secrets
+            .get_or_insert_with(Vec::new)
+            .push(LocalObjectReference { name: secret.into() });
+        match api.replace(account, &PostParams::default(), &current).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    anyhow::bail!("{namespace}/{account}: 10 conflicts in a row adding imagePullSecrets entry {secret}")
+}
