@@ -17,6 +17,11 @@
 {{- end }}
 {{- end }}
 
+{{/* The uninstall hook's Job, ServiceAccount and RBAC: the full name and "-cleanup", within 63 characters. */}}
+{{- define "regcreds.cleanupName" -}}
+{{- printf "%s-cleanup" (include "regcreds.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
 {{- define "regcreds.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
