@@ -165,46 +165,7 @@ async fn helm_install_two_ready_replicas_one_leader_and_a_new_namespace_pulls_wh
 /// `deploy/overlays/static` (base + static provider): the image and registry swapped for the
 /// world's, two replicas.
 async fn kustomize_base_and_overlay_install_and_a_new_namespace_pulls(world: &NodeWorld) -> Result<()> {
-    let image = world.regcreds_image().await?.to_string();
-    let (repository, tag) = image.rsplit_once(':').context("image tag")?;
-    // Copy deploy/ so the user's overlay can sit next to the shipped ones (kustomize refuses
-    // resources outside the kustomization's directory tree).
-    let copy = node::scratch_dir(world.dir(), "deploy")?;
-    node::run(
-        Command::new("cp")
-            .arg("-r")
-            .arg(repo_root().join("deploy"))
-            .arg(&copy),
-    )?;
-    let overlay = copy.join("deploy/overlays/node-test");
-    std::fs::create_dir_all(&overlay)?;
-    std::fs::write(
-        overlay.join("kustomization.yaml"),
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../static\n\
-             images:\n  - name: ghcr.io/regcreds/regcreds\n    newName: {repository}\n    newTag: {tag}\n\
-             replicas:\n  - name: regcreds\n    count: 2\npatches:\n  - path: registry-patch.yaml\n"
-        ),
-    )?;
-    std::fs::write(
-        overlay.join("registry-patch.yaml"),
-        format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: regcreds\n  namespace: regcreds\n\
-             spec:\n  template:\n    spec:\n      containers:\n        - name: regcreds\n          env:\n\
-             \x20           - name: REGCREDS_STATIC_SERVER\n              value: \"{}\"\n",
-            world.registry_host()
-        ),
-    )?;
-    // As the overlay's comment says: namespace and source Secret first.
-    world.create_namespace("regcreds").await?;
-    world.create_static_source_secret("regcreds", "regcreds-static")?;
-    let rendered = node::run(world.kubectl().arg("kustomize").arg(&overlay))?;
-    ensure!(
-        rendered.contains(world.registry_host()) && rendered.contains(&image),
-        "the overlay must set the image and REGCREDS_STATIC_SERVER:\n{rendered}"
-    );
-    node::run(world.kubectl().args(["apply", "-k"]).arg(&overlay))?;
-    let installed = Installed::kustomize(&overlay, "regcreds", "app.kubernetes.io/instance=regcreds");
+    let installed = world.kustomize_install_regcreds(2).await?;
     let outcome = async {
         let pods = world
             .wait_pods_running(&installed.namespace, &installed.selector, 2)

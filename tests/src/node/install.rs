@@ -3,6 +3,7 @@
 
 use std::{
     path::{Path, PathBuf},
+    process::Command,
     time::Duration,
 };
 
@@ -53,6 +54,14 @@ impl Installed {
             how: Removal::Kustomize { dir: dir.into() },
         }
     }
+
+    /// The kustomization directory of a kustomize install.
+    pub fn kustomization(&self) -> Option<&Path> {
+        match &self.how {
+            Removal::Kustomize { dir } => Some(dir),
+            Removal::Helm { .. } => None,
+        }
+    }
 }
 
 impl NodeWorld {
@@ -94,6 +103,52 @@ impl NodeWorld {
                 release: release.into(),
             },
         })
+    }
+
+    /// `kubectl apply -k` of a user's own overlay on top of `deploy/overlays/static` (base + static
+    /// provider), as the overlay's comment says: namespace `regcreds` and source Secret first. The overlay
+    /// swaps the image and registry for the world's and runs `replicas`; it lives at
+    /// `deploy/overlays/node-test` of a copy of `deploy/` in the world directory (kustomize refuses
+    /// resources outside a kustomization's directory tree), next to the shipped overlays and components.
+    pub async fn kustomize_install_regcreds(&self, replicas: u32) -> Result<Installed> {
+        let image = self.regcreds_image().await?.to_string();
+        let (repository, tag) = image.rsplit_once(':').context("image tag")?;
+        let copy = super::scratch_dir(self.dir(), "deploy")?;
+        run(Command::new("cp")
+            .arg("-r")
+            .arg(repo_root().join("deploy"))
+            .arg(&copy))?;
+        let overlay = copy.join("deploy/overlays/node-test");
+        std::fs::create_dir_all(&overlay)?;
+        std::fs::write(
+            overlay.join("kustomization.yaml"),
+            format!(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../static\n\
+                 images:\n  - name: ghcr.io/regcreds/regcreds\n    newName: {repository}\n    newTag: {tag}\n\
+                 replicas:\n  - name: regcreds\n    count: {replicas}\npatches:\n  - path: registry-patch.yaml\n"
+            ),
+        )?;
+        std::fs::write(
+            overlay.join("registry-patch.yaml"),
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: regcreds\n  namespace: regcreds\n\
+                 spec:\n  template:\n    spec:\n      containers:\n        - name: regcreds\n          env:\n\
+                 \x20           - name: REGCREDS_STATIC_SERVER\n              value: \"{}\"\n",
+                self.registry_host()
+            ),
+        )?;
+        self.create_namespace("regcreds").await?;
+        self.create_static_source_secret("regcreds", "regcreds-static")?;
+        let rendered = run(self.kubectl().arg("kustomize").arg(&overlay))?;
+        if !(rendered.contains(self.registry_host()) && rendered.contains(&image)) {
+            bail!("the overlay must set the image and REGCREDS_STATIC_SERVER:\n{rendered}");
+        }
+        run(self.kubectl().args(["apply", "-k"]).arg(&overlay))?;
+        Ok(Installed::kustomize(
+            &overlay,
+            "regcreds",
+            "app.kubernetes.io/instance=regcreds",
+        ))
     }
 
     /// Removes an install and waits until its pods are gone (so they stop writing).

@@ -55,7 +55,7 @@ pub use harness::{NodeTest, harness};
 pub use hermetic::KUBELET_SYSCTLS;
 pub use install::{Installed, repo_root};
 pub use launcher::{KEEP_ENV, inside_world, run_in_world, run_in_world_with};
-pub use pods::Workload;
+pub use pods::{Workload, is_running_and_ready};
 pub use tools::{http_get, scratch_dir};
 
 use crate::{
