@@ -27,6 +27,7 @@ mod counting;
 pub mod image;
 mod kubeconfig;
 mod metrics;
+pub mod moto;
 mod namespace;
 pub mod node;
 mod ownership;

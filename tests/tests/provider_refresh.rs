@@ -15,8 +15,9 @@ mod fake;
 use std::time::Duration;
 
 use fake::{FEDERATION_PATH, FakeWorld, INSTALLATION_PATH, SA_JWT};
+use regcreds_testkit::moto::{Moto, ecr_env};
 use regcreds_testkit::{ControlPlane, wait_for};
-use support::{Moto, Regcreds, TEST_LABEL, ecr_env, env_refs};
+use support::{Regcreds, TEST_LABEL, env_refs};
 
 /// One regcreds at a time: an instance withdraws its Secrets from namespaces outside its selector.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -28,8 +28,9 @@ use kube::{
     Api,
     api::{ListParams, PostParams},
 };
+use regcreds_testkit::moto::{Moto, ecr_env};
 use regcreds_testkit::{ControlPlane, wait_for};
-use support::{Moto, Regcreds, TEST_LABEL};
+use support::{Regcreds, TEST_LABEL};
 
 const STATIC_PASSWORD: &str = "Static-Hyg1ene-Pa55";
 const FILE_PASSWORD_1: &str = "File-Hyg1ene-First";
@@ -144,7 +145,7 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
     let file = dir.path().join("config.json");
     std::fs::write(&file, dockerconfig(FILE_PASSWORD_1)).expect("write");
     let file_path = file.to_str().expect("utf8").to_string();
-    let mut env: Vec<(&str, String)> = support::ecr_env(&moto.url())
+    let mut env: Vec<(&str, String)> = ecr_env(&moto.url())
         .into_iter()
         .map(|(k, v)| {
             if k == "AWS_SECRET_ACCESS_KEY" {

@@ -1,5 +1,5 @@
-//! Shared by the fault, refresh and hygiene tests: `regcreds run` as a child process, the patched moto
-//! ECR server (restartable on the same port), `/metrics` parsing and namespace helpers.
+//! Shared by the fault, refresh and hygiene tests: `regcreds run` as a child process, `/metrics` parsing
+//! and namespace helpers (the patched moto ECR server is `regcreds_testkit::moto`).
 
 #![allow(dead_code)]
 
@@ -7,16 +7,16 @@ pub mod propagator;
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::TcpStream,
     path::{Path, PathBuf},
-    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     time::Duration,
 };
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::{Api, Client, api::PostParams};
-use regcreds_testkit::{binaries, regcreds_binary, wait_for};
+use regcreds_testkit::{regcreds_binary, wait_for};
 
 /// Label every test namespace carries, so each regcreds instance selects only its own test's.
 pub const TEST_LABEL: &str = "regcreds-e2e/test";
@@ -148,75 +148,6 @@ impl Drop for Regcreds {
     }
 }
 
-/// The patched moto ECR server (tests/fixtures/moto_ecr.py); stopped on drop.
-pub struct Moto {
-    child: Child,
-    _stdin: ChildStdin,
-    /// Its port on 127.0.0.1.
-    pub port: u16,
-}
-
-impl Moto {
-    /// Starts moto on `port` (0 = any free port) with `env` (ECR_TOKEN_TTL, ECR_PASSWORD, ...).
-    /// Retries a few times: a port just released may still be busy for a moment.
-    pub fn start(port: u16, env: &[(&str, &str)]) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/moto_ecr.py");
-        let mut last_error = String::new();
-        for _ in 0..20 {
-            let stderr = tempfile::NamedTempFile::new().expect("temp file");
-            let mut child = Command::new(binaries::python())
-                .arg(&script)
-                .args(["--port", &port.to_string()])
-                .envs(env.iter().copied())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(stderr.reopen().expect("reopen"))
-                .spawn()
-                .expect("python starts");
-            let stdin = child.stdin.take().expect("stdin");
-            let mut line = String::new();
-            let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
-            if let Some(port) = line.trim().strip_prefix("READY ").and_then(|p| p.parse().ok()) {
-                return Self {
-                    child,
-                    _stdin: stdin,
-                    port,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            last_error = std::fs::read_to_string(stderr.path()).unwrap_or_default();
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        panic!("moto did not start on port {port}:\n{last_error}");
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The environment that enables the ecr provider against moto on `url`.
-pub fn ecr_env(url: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("REGCREDS_ECR_REGIONS", "us-east-1".into()),
-        ("REGCREDS_ECR_ENDPOINT_URL", url.into()),
-        ("REGCREDS_ECR_TIMEOUT_SECONDS", "5".into()),
-        ("AWS_ACCESS_KEY_ID", "AKIDTESTING".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test-secret-key".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-    ]
-}
-
-/// Borrowed view of an owned environment list.
 pub fn env_refs<'a>(env: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
