@@ -532,3 +532,68 @@ async fn a_provider_removed_from_the_configuration_loses_its_secrets() {
     running.stop().await;
     delete_namespaces(&client, &[ns]).await;
 }
+
+#[tokio::test]
+async fn a_service_account_dropped_from_the_targets_loses_regcreds_references_and_a_renamed_secret_goes_after_them()
+ {
+    let _serial = SERIAL.lock().await;
+    let cp = ControlPlane::shared().await;
+    let client = cp.client();
+    let test = "retarget";
+    let ns = format!("{test}-0");
+    create_namespace(&client, &ns, test, &[]).await;
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), &ns);
+    wait_for("the default ServiceAccount", TIMEOUT, || async {
+        accounts.get_opt("default").await.ok().flatten()
+    })
+    .await;
+    let mut builder = ServiceAccount::default();
+    builder.metadata.name = Some("builder".into());
+    builder.image_pull_secrets = Some(vec![LocalObjectReference {
+        name: "theirs".into(),
+    }]);
+    accounts
+        .create(&PostParams::default(), &builder)
+        .await
+        .expect("create sa");
+    let mut both = settings(test, &[]);
+    both.service_accounts = ServiceAccountMode::Named(vec!["default".into(), "builder".into()]);
+    let running = Running::start(client.clone(), both, desired("pw")).await;
+    wait_ref(&client, &ns, "builder").await;
+    running.stop().await;
+
+    // Back to the default list (only `default` is watched then), and the Secret renamed.
+    let mut renamed = Desired::new(["renamed".to_string()]);
+    renamed.set(DesiredSecret {
+        name: "renamed".into(),
+        provider: "static".into(),
+        data: config("pw"),
+    });
+    let running = Running::start(client.clone(), settings(test, &[]), renamed).await;
+    wait_for("builder back to its own entry", TIMEOUT, || async {
+        pull_secret_refs(&client, &ns, "builder")
+            .await
+            .filter(|refs| refs == &vec!["theirs".to_string()])
+            .map(drop)
+    })
+    .await;
+    wait_for("default on the new name only", TIMEOUT, || async {
+        pull_secret_refs(&client, &ns, "default")
+            .await
+            .filter(|refs| refs == &vec!["renamed".to_string()])
+            .map(drop)
+    })
+    .await;
+    wait_gone(&client, &ns).await;
+    let builder = accounts.get("builder").await.expect("builder");
+    assert!(
+        !builder
+            .annotations()
+            .keys()
+            .any(|k| k.starts_with("image-pull-secrets.regcreds.dev/")),
+        "nothing recorded on builder any more: {:?}",
+        builder.annotations()
+    );
+    running.stop().await;
+    delete_namespaces(&client, &[ns]).await;
+}

@@ -17,7 +17,7 @@ use kube::{
 };
 use tokio::sync::watch;
 use tokio_stream::wrappers::{IntervalStream, WatchStream};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     Desired, Error, NamespaceScope, PropagatorMetrics, Result, ServiceAccountMode, Settings, WatchMode,
@@ -116,6 +116,23 @@ impl Propagator {
             }
             WatchMode::Poll => View::Direct,
         };
+        if view.watches_one_account_name() {
+            // NB: accounts of other names are not in the index, so references recorded on them under an
+            // earlier list of targets are found once, here (`retarget.rs`).
+            let (client, settings) = (client.clone(), settings.clone());
+            tokio::spawn(async move {
+                match crate::retarget::sweep(&client, &settings).await {
+                    Ok(0) => {}
+                    Ok(released) => info!(
+                        released,
+                        "removed regcreds' references from {released} serviceaccounts it no longer targets"
+                    ),
+                    Err(error) => {
+                        warn!(%error, "could not look for serviceaccounts regcreds no longer targets")
+                    }
+                }
+            });
+        }
         let changes = WatchStream::from_changes(desired.clone()).map(|_| ());
         let every = settings.resync.max(Duration::from_secs(1));
         let resync = IntervalStream::new(tokio::time::interval_at(

@@ -35,6 +35,7 @@ mod labels;
 mod metrics;
 mod polling;
 mod reconcile;
+mod retarget;
 mod scope;
 mod secrets;
 mod service_accounts;

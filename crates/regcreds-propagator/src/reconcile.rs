@@ -1,6 +1,6 @@
 //! Reconciling one namespace: make its managed Secrets and ServiceAccount references match [`Desired`].
 
-use std::sync::Arc;
+use std::{collections::BTreeSet, sync::Arc};
 
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use kube::{
@@ -19,6 +19,7 @@ use crate::{
     cached::{AccountState, SecretState},
     instance::Claim,
     labels::REFS_ANNOTATION,
+    retarget,
     scope::Decision,
     secrets::{self, Ensured, SECRET_TYPE, TakenOver},
     service_accounts::{self, RefChange, parse_refs_annotation},
@@ -72,11 +73,13 @@ pub async fn reconcile(namespace: Arc<PartialObjectMeta<Namespace>>, ctx: Arc<Co
     }
 }
 
-/// How soon a namespace is checked again while a targeted ServiceAccount is missing.
+/// How soon a namespace is checked again while a targeted ServiceAccount is missing, or a Secret no
+/// provider writes any more waits to be deleted after its references were removed.
 const MISSING_ACCOUNT_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Writes every minted Secret, removes ones no provider claims any more, and fixes ServiceAccounts.
-/// `Ok(false)` when a named target ServiceAccount does not exist yet.
+/// `Ok(false)` when a named target ServiceAccount does not exist yet, or a Secret no provider writes
+/// any more waits for its deletion (its references go first).
 async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
     let desired = ctx.desired.borrow().clone();
     let mut errors = Vec::new();
@@ -92,6 +95,14 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
             Err(error) => errors.push(error),
         }
     }
+    let own_refs = ctx.settings.instance_id.refs_annotation();
+    let referenced: BTreeSet<String> = ctx
+        .view
+        .accounts_with_annotation(namespace, &own_refs)
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut retiring = false;
     for managed in ctx.view.managed_secrets(&ctx.client, namespace).await? {
         let name = managed.name_any();
         let claim = managed.claim(&ctx.settings.instance_id, |n| desired.expects(n));
@@ -102,6 +113,12 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
         if desired.expects(&name) {
             // Minted earlier but not (yet) this run: keep it referenced, never drop a working credential.
             change.add.insert(name);
+        } else if referenced.contains(&name) {
+            // NB: a Secret no provider writes any more (a rename, a provider removed) loses its references
+            // first and is deleted on a later pass: a pod created just before the ServiceAccount update
+            // names it, and its first pull, a moment later, must still find it.
+            change.remove.insert(name);
+            retiring = true;
         } else {
             match secrets::delete(&ctx.client, namespace, &name).await {
                 Ok(()) => {
@@ -116,13 +133,9 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
     // NB: also what this instance recorded on ServiceAccounts but no longer writes. The Secret may be gone
     // already (deleted on an earlier pass whose ServiceAccount update did not happen, e.g. before the
     // ServiceAccount cache was filled); its reference must still go.
-    change.remove.extend(
-        ctx.view
-            .accounts_with_annotation(namespace, &ctx.settings.instance_id.refs_annotation())
-            .into_iter()
-            .flatten()
-            .filter(|name| !desired.expects(name)),
-    );
+    change
+        .remove
+        .extend(referenced.into_iter().filter(|name| !desired.expects(name)));
     let complete = match update_accounts(ctx, namespace, &change).await {
         Ok(complete) => complete,
         Err(error) => {
@@ -130,7 +143,10 @@ async fn propagate(ctx: &Context, namespace: &str) -> Result<bool> {
             true
         }
     };
-    into_result(namespace, errors).map(|()| complete)
+    if let Err(error) = release_untargeted(ctx, namespace).await {
+        errors.push(error);
+    }
+    into_result(namespace, errors).map(|()| complete && !retiring)
 }
 
 /// Whether a Secret is this instance's after [`ensure_secret`].
@@ -270,6 +286,30 @@ async fn patch_accounts(
             }
             Ok(None) => {}
             Err(error) => errors.push(error),
+        }
+    }
+    into_result(namespace, errors)
+}
+
+/// Removes this instance's references from the cached ServiceAccounts it no longer targets (its list of
+/// ServiceAccounts changed); see `retarget.rs`.
+async fn release_untargeted(ctx: &Context, namespace: &str) -> Result<()> {
+    let own = ctx.settings.instance_id.refs_annotation();
+    let mut errors = Vec::new();
+    for account in ctx.view.cached_accounts(namespace) {
+        let Some(change) = retarget::release_change(&ctx.settings, &account.name, account.annotation(&own))
+        else {
+            continue;
+        };
+        let released = patch_accounts(
+            ctx,
+            namespace,
+            std::slice::from_ref(&account),
+            &change,
+            "removed regcreds' image pull secrets (no longer a target) from serviceaccount",
+        );
+        if let Err(error) = released.await {
+            errors.push(error);
         }
     }
     into_result(namespace, errors)

@@ -141,6 +141,26 @@ impl View {
         }
     }
 
+    /// Whether only ServiceAccounts of the one targeted name are watched (accounts of other names are
+    /// never in the index).
+    pub fn watches_one_account_name(&self) -> bool {
+        matches!(
+            self,
+            Self::Cached {
+                only_account: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// In cached mode, every ServiceAccount of `namespace` the index holds; empty in direct mode.
+    pub fn cached_accounts(&self, namespace: &str) -> Vec<Arc<AccountState>> {
+        match self {
+            Self::Cached { accounts, .. } => accounts.in_namespace(namespace),
+            Self::Direct => Vec::new(),
+        }
+    }
+
     /// In cached mode, the names listed in `annotation` on any ServiceAccount of `namespace` the index
     /// holds (what regcreds added earlier); empty in direct mode, where the configured targets are used.
     pub fn accounts_with_annotation(&self, namespace: &str, annotation: &str) -> Vec<BTreeSet<String>> {
