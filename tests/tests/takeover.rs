@@ -131,8 +131,8 @@ async fn wait_current(client: &Client, ns: &str, password: &str) -> Secret {
     .await
 }
 
-/// The reasons of the Events regcreds published about Secret `name` in `ns`.
-async fn secret_event_reasons(client: &Client, ns: &str, name: &str) -> Vec<String> {
+/// The Events regcreds published about Secret `name` in `ns`.
+async fn secret_events(client: &Client, ns: &str, name: &str) -> Vec<Event> {
     Api::<Event>::namespaced(client.clone(), ns)
         .list(&ListParams::default())
         .await
@@ -140,7 +140,24 @@ async fn secret_event_reasons(client: &Client, ns: &str, name: &str) -> Vec<Stri
         .unwrap_or_default()
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect()
+}
+
+/// Their reasons.
+async fn secret_event_reasons(client: &Client, ns: &str, name: &str) -> Vec<String> {
+    secret_events(client, ns, name)
+        .await
+        .into_iter()
         .filter_map(|e| e.reason)
+        .collect()
+}
+
+/// Their notes.
+async fn secret_event_notes(client: &Client, ns: &str, name: &str) -> Vec<String> {
+    secret_events(client, ns, name)
+        .await
+        .into_iter()
+        .filter_map(|e| e.note)
         .collect()
 }
 
@@ -216,6 +233,22 @@ async fn upmcs_secrets_are_taken_over_referenced_once_and_cleaned_up_while_look_
             .then_some(())
     })
     .await;
+    // upmc's legacy GCR type cannot change: the Event says how long the Secret was absent.
+    let note = wait_for("the legacy type's replacement in the Event", TIMEOUT, || async {
+        secret_event_notes(&client, gcr, SECRET)
+            .await
+            .into_iter()
+            .find(|note| note.contains("kubernetes.io/dockercfg cannot change"))
+    })
+    .await;
+    let absent_ms: u64 = note
+        .split("absent for at most ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no gap in {note:?}"));
+    eprintln!("upmc's dockercfg Secret was replaced with at most {absent_ms} ms without a Secret");
+    assert!(absent_ms < 1000, "{note}");
     for (ns, before) in [(other, &untouched_other), (users, &untouched_users)] {
         let after = secret(&client, ns, SECRET).await.expect("still there");
         assert_eq!(
