@@ -22,12 +22,14 @@ use kube::{
     Api, Client,
     api::{DeleteParams, PostParams},
 };
-use regcreds_propagator::{
-    Desired, DesiredSecret, NamespaceScope, Propagator, Settings, parse_label_selector,
-};
+use regcreds_propagator::{Desired, DesiredSecret};
 use regcreds_testkit::{ControlPlane, Recorded, counting_client, wait_for};
-use support::{TEST_LABEL, pull_secret_refs, secret_data};
-use tokio::sync::{Mutex, oneshot, watch};
+use support::{
+    TEST_LABEL,
+    propagator::{Running, settings},
+    pull_secret_refs, secret_data,
+};
+use tokio::sync::Mutex;
 
 const SECRET: &str = "hot-path-pull";
 const SECOND: &str = "hot-path-second";
@@ -57,37 +59,6 @@ fn desired(password: &str) -> Desired {
     let mut desired = Desired::new([SECRET.to_string()]);
     desired.set(desired_secret(SECRET, password));
     desired
-}
-
-fn settings(test: &str) -> Settings {
-    let selector = parse_label_selector(&format!("{TEST_LABEL}={test}")).expect("selector");
-    Settings::new(NamespaceScope::new(&[], Some(selector), None).expect("scope"))
-}
-
-struct Running {
-    desired: watch::Sender<Desired>,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    fn start(client: Client, settings: Settings, initial: Desired) -> Self {
-        let (desired, receiver) = watch::channel(initial);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let propagator = Propagator::new(client, settings, receiver);
-        let task = tokio::spawn(async move {
-            propagator
-                .run(async move { drop(stopped.await) })
-                .await
-                .expect("propagator runs");
-        });
-        Self { desired, stop, task }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.task).await;
-    }
 }
 
 /// Creates labelled namespaces and waits until each has its `default` ServiceAccount.
@@ -171,7 +142,7 @@ async fn convergence_and_rotation_send_one_write_per_object_per_namespace_and_no
     let test = "counted";
     let names = namespaces(&client, test, 20).await;
     let (counted, counter) = counting_client(cp.kubeconfig_path()).await.expect("client");
-    let running = Running::start(counted, settings(test), desired("v1"));
+    let running = Running::start(counted, settings(test, &[]), desired("v1")).await;
     for ns in &names {
         wait_secret(&client, ns, SECRET, "v1").await;
         wait_ref(&client, ns, SECRET).await;
@@ -241,7 +212,7 @@ async fn a_foreign_secret_the_cache_cannot_see_is_found_by_the_conflicting_creat
         .expect("create foreign secret");
 
     let (counted, counter) = counting_client(cp.kubeconfig_path()).await.expect("client");
-    let running = Running::start(counted, settings(test), desired("pw"));
+    let running = Running::start(counted, settings(test, &[]), desired("pw")).await;
     wait_secret(&client, witness, SECRET, "pw").await;
     wait_ref(&client, witness, SECRET).await;
     tokio::time::sleep(SETTLE).await;
@@ -288,7 +259,7 @@ async fn a_stale_cached_service_account_costs_one_conflict_and_one_read_and_lose
     // The propagator gets its initial lists, then hears of no change: its cache goes stale on purpose.
     let (counted, counter) = counting_client(cp.kubeconfig_path()).await.expect("client");
     counter.hold_watches();
-    let running = Running::start(counted, settings(test), desired("pw"));
+    let running = Running::start(counted, settings(test, &[]), desired("pw")).await;
     wait_ref(&client, ns, SECRET).await;
     add_their_entry(&client, ns, "theirs-2").await;
 
@@ -334,7 +305,7 @@ async fn a_rotation_never_overwrites_a_secret_changed_since_regcreds_saw_it() {
     // The propagator writes the Secret, then hears of no change: it still believes the Secret is its own.
     let (counted, counter) = counting_client(cp.kubeconfig_path()).await.expect("client");
     counter.hold_watches();
-    let running = Running::start(counted, settings(test), desired("pw"));
+    let running = Running::start(counted, settings(test, &[]), desired("pw")).await;
     wait_ref(&client, ns, SECRET).await;
     wait_secret(&client, ns, SECRET, "pw").await;
     // Someone takes the Secret over: removes regcreds' label and keeps the content.

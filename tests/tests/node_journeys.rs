@@ -27,7 +27,7 @@ use kube::{
 };
 use regcreds_testkit::{
     moto::Moto,
-    node::{self, Installed, NODE_IP, NodeWorld, Workload, fill_yaml_values},
+    node::{self, Installed, NODE_IP, NodeWorld, PodStream, Workload, fill_yaml_values},
     node_tests,
 };
 
@@ -140,22 +140,8 @@ async fn upmc_users_swap_the_image_and_no_pod_fails_to_pull_through_the_takeover
         let env = moto_env(&second);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let _moto = Moto::start_on(NODE_IP.into(), port, &env);
-        let rotation = Instant::now();
-        for ns in OLD {
-            wait_regcreds_holds(world, ns, UPMC_SECRET, &second).await?;
-        }
-        let rotated = rotation.elapsed();
-        // NB: kubelet reads pull Secrets through its own watch-fed cache, a moment behind the apiserver;
-        // ECR keeps an old token valid for 12 h, a user revokes an old password later still.
-        tokio::time::sleep(REVOKE_AFTER).await;
-        world.set_registry_user(first.0, "revoked").await;
-        for ns in OLD {
-            let workload = Workload::new(ns, "after-rotation", world.workload_image());
-            world.create_workload(&workload).await?;
-            world.wait_pods_running(ns, &workload.selector(), 1).await?;
-        }
-        let pods = stream.finish(world).await?;
-        world.assert_no_failed_pull(&OLD).await?;
+        let (rotated, pods) =
+            rotation_reaches_every_old_namespace(world, &OLD, UPMC_SECRET, &first, &second, stream).await?;
         eprintln!(
             "upmc journey: swap → all {} old namespaces on regcreds' credential in {:.1?}; rotation → all in \
              {rotated:.1?}; {pods} pods created along the way, none failed to pull",
@@ -248,23 +234,9 @@ async fn patcher_users_swap_the_image_and_no_pod_fails_to_pull_through_the_takeo
         }
 
         world.set_registry_user(second.0, &second.1).await;
-        let rotation = Instant::now();
         set_patcher_source(world, NS, &docker_config(world.registry_host(), &second)).await?;
-        for ns in OLD {
-            wait_regcreds_holds(world, ns, SECRET, &second).await?;
-        }
-        let rotated = rotation.elapsed();
-        // NB: kubelet reads pull Secrets through its own watch-fed cache, a moment behind the apiserver;
-        // ECR keeps an old token valid for 12 h, a user revokes an old password later still.
-        tokio::time::sleep(REVOKE_AFTER).await;
-        world.set_registry_user(first.0, "revoked").await;
-        for ns in OLD {
-            let workload = Workload::new(ns, "after-rotation", world.workload_image());
-            world.create_workload(&workload).await?;
-            world.wait_pods_running(ns, &workload.selector(), 1).await?;
-        }
-        let pods = stream.finish(world).await?;
-        world.assert_no_failed_pull(&OLD).await?;
+        let (rotated, pods) =
+            rotation_reaches_every_old_namespace(world, &OLD, SECRET, &first, &second, stream).await?;
         eprintln!(
             "patcher journey: swap → all {} old namespaces taken over in {:.1?}; source rotation → all in \
              {rotated:.1?} (the kubelet refreshes the mounted file within about a minute); {pods} pods \
@@ -592,6 +564,37 @@ async fn wait_replaced(
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The second half of a migration journey, once the credential rotated from `first` to `second`: waits
+/// until Secret `secret` in every old namespace holds `second` (how long: the first result), revokes
+/// `first` at the registry `REVOKE_AFTER` later, shows new pods there pull, stops the pod stream and
+/// checks that no pod ever failed to pull (how many were created: the second result).
+async fn rotation_reaches_every_old_namespace(
+    world: &'static NodeWorld,
+    old: &[&str],
+    secret: &str,
+    first: &(&str, String),
+    second: &(&str, String),
+    stream: PodStream,
+) -> Result<(Duration, usize)> {
+    let rotation = Instant::now();
+    for ns in old {
+        wait_regcreds_holds(world, ns, secret, second).await?;
+    }
+    let rotated = rotation.elapsed();
+    // NB: kubelet reads pull Secrets through its own watch-fed cache, a moment behind the apiserver;
+    // ECR keeps an old token valid for 12 h, a user revokes an old password later still.
+    tokio::time::sleep(REVOKE_AFTER).await;
+    world.set_registry_user(first.0, "revoked").await;
+    for ns in old {
+        let workload = Workload::new(ns, "after-rotation", world.workload_image());
+        world.create_workload(&workload).await?;
+        world.wait_pods_running(ns, &workload.selector(), 1).await?;
+    }
+    let pods = stream.finish(world).await?;
+    world.assert_no_failed_pull(old).await?;
+    Ok((rotated, pods))
 }
 
 /// A dockerconfigjson for the private registry with `user`'s password.

@@ -43,10 +43,15 @@ fn config(password: &str) -> Arc<[u8]> {
 }
 
 fn desired(password: &str) -> Desired {
-    let mut desired = Desired::new([SECRET.to_string()]);
+    only(SECRET, "static", password)
+}
+
+/// A desired state with one Secret `name` from `provider`.
+fn only(name: &str, provider: &str, password: &str) -> Desired {
+    let mut desired = Desired::new([name.to_string()]);
     desired.set(DesiredSecret {
-        name: SECRET.into(),
-        provider: "static".into(),
+        name: name.into(),
+        provider: provider.into(),
         data: config(password),
     });
     desired
@@ -514,12 +519,7 @@ async fn a_provider_removed_from_the_configuration_loses_its_secrets() {
     running.stop().await;
 
     // Restart with a configuration that no longer has that provider: its Secret and reference go.
-    let mut other = Desired::new(["other-secret".to_string()]);
-    other.set(DesiredSecret {
-        name: "other-secret".into(),
-        provider: "dockerhub".into(),
-        data: config("x"),
-    });
+    let other = only("other-secret", "dockerhub", "x");
     let running = Running::start(client.clone(), settings(test, &[]), other).await;
     wait_gone(&client, &ns).await;
     wait_for("only the new reference", TIMEOUT, || async {
@@ -563,12 +563,7 @@ async fn a_service_account_dropped_from_the_targets_loses_regcreds_references_an
     running.stop().await;
 
     // Back to the default list (only `default` is watched then), and the Secret renamed.
-    let mut renamed = Desired::new(["renamed".to_string()]);
-    renamed.set(DesiredSecret {
-        name: "renamed".into(),
-        provider: "static".into(),
-        data: config("pw"),
-    });
+    let renamed = only("renamed", "static", "pw");
     let running = Running::start(client.clone(), settings(test, &[]), renamed).await;
     wait_for("builder back to its own entry", TIMEOUT, || async {
         pull_secret_refs(&client, &ns, "builder")
