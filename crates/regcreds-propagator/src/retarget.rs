@@ -21,6 +21,9 @@ use crate::{
     service_accounts::{self, RefChange, parse_refs_annotation},
 };
 
+/// ServiceAccounts per page of the start-up list (as kube's watcher pages its lists).
+const PAGE: u32 = 500;
+
 /// The change removing every name `settings`' instance recorded in `annotations` (its own annotation),
 /// if the account is not a target and holds any.
 pub(crate) fn release_change(settings: &Settings, name: &str, recorded: Option<&str>) -> Option<RefChange> {
@@ -40,10 +43,25 @@ pub(crate) fn release_change(settings: &Settings, name: &str, recorded: Option<&
 /// but no longer targets. For the mode in which only the targeted name is watched.
 pub(crate) async fn sweep(client: &Client, settings: &Settings) -> Result<usize> {
     let own = settings.instance_id.refs_annotation();
-    let accounts = Api::<ServiceAccount>::all(client.clone())
-        .list_metadata(&ListParams::default())
-        .await
-        .map_err(api_error("list", "serviceaccount", "*", "*"))?;
+    let api = Api::<ServiceAccount>::all(client.clone());
+    let mut accounts = Vec::new();
+    let mut page = ListParams::default().limit(PAGE);
+    loop {
+        let list = api
+            .list_metadata(&page)
+            .await
+            .map_err(api_error("list", "serviceaccount", "*", "*"))?;
+        let next = list.metadata.continue_.clone().filter(|token| !token.is_empty());
+        accounts.extend(
+            list.items
+                .into_iter()
+                .filter(|a| a.annotations().contains_key(&own)),
+        );
+        match next {
+            Some(token) => page = ListParams::default().limit(PAGE).continue_token(&token),
+            None => break,
+        }
+    }
     let mut released = 0;
     for account in accounts {
         let (namespace, name) = (account.namespace().unwrap_or_default(), account.name_any());
