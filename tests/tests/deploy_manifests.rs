@@ -316,6 +316,7 @@ const KNOWN_ENV: &[&str] = &[
     "REGCREDS_ACR_AUTHORITY_HOST",
     "REGCREDS_ACR_EXCHANGE_URL",
     "REGCREDS_ACR_CA_FILE",
+    "REGCREDS_ACR_SCOPE",
     "REGCREDS_ACR_TIMEOUT_SECONDS",
     "REGCREDS_ACR_SCHEDULE",
     "REGCREDS_GHCR_APP_ID",
@@ -1554,6 +1555,14 @@ fn every_variable_of_the_readme_tables_can_be_set_through_the_chart() {
             "REGCREDS_ACR_CA_FILE",
             with(&acr, &["providers.acr.caFile=/etc/ca/ca.pem"]),
             V("/etc/ca/ca.pem"),
+        ),
+        (
+            "REGCREDS_ACR_SCOPE",
+            with(
+                &acr,
+                &["providers.acr.scope=https://management.azure.com/.default"],
+            ),
+            V("https://management.azure.com/.default"),
         ),
         (
             "REGCREDS_ACR_SECRET_NAME",

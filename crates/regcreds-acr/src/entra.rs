@@ -91,7 +91,7 @@ impl Entra {
         };
         Ok(Some(Self {
             credential,
-            scope: settings.scope.trim().to_string(),
+            scope: settings.effective_scope(),
             mode,
             timeout: settings.timeout,
         }))

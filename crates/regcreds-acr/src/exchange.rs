@@ -15,6 +15,17 @@ pub(crate) struct Exchange {
     /// The login server, sent as `service` whatever `url` is.
     service: RegistryHost,
     tenant: Option<String>,
+    audience: Audience,
+}
+
+/// The Entra scope the exchanged token was requested for, and ACR's own audience in that cloud: what
+/// a refusal's hint names.
+#[derive(Debug, Clone)]
+pub(crate) struct Audience {
+    /// The scope requested (configured, or ACR's audience).
+    pub(crate) scope: String,
+    /// ACR's own audience for the cloud of the authority host.
+    pub(crate) acr_scope: &'static str,
 }
 
 #[derive(serde::Deserialize)]
@@ -40,6 +51,7 @@ impl Exchange {
         service: RegistryHost,
         base_url: Option<&str>,
         tenant: Option<String>,
+        audience: Audience,
     ) -> Self {
         let base = base_url.map_or_else(|| format!("https://{}", service.authority()), |b| b.to_string());
         let url = format!("{}/oauth2/exchange", base.trim_end_matches('/'));
@@ -48,6 +60,7 @@ impl Exchange {
             url,
             service,
             tenant,
+            audience,
         }
     }
 
@@ -101,9 +114,9 @@ impl Exchange {
             .map(|c| format!(" {c}"))
             .unwrap_or_default();
         let hint = if status == 401 || status == 403 {
-            ": the registry refused the Entra token (does the identity have AcrPull on it?)"
+            refusal_hint(&self.audience)
         } else {
-            ""
+            String::new()
         };
         self.step()
             .failed(status_is_transient(status), &format!("HTTP {status}{code}{hint}"))
@@ -114,5 +127,74 @@ impl Exchange {
             PROVIDER_NAME,
             format!("exchange for {} at {}", self.service, self.url),
         )
+    }
+}
+
+/// Why a registry refuses an Entra token: no AcrPull role, or an audience it does not accept (ARM's,
+/// once the registry has ARM-audience tokens disabled; another cloud's).
+fn refusal_hint(audience: &Audience) -> String {
+    let Audience { scope, acr_scope } = audience;
+    if scope == acr_scope {
+        format!(
+            ": the registry refused the Entra token (does the identity have AcrPull on it? the token was \
+             requested for {scope}, ACR's audience in this authority's cloud; REGCREDS_ACR_SCOPE sets another)"
+        )
+    } else {
+        format!(
+            ": the registry refused the Entra token (does the identity have AcrPull on it? does it accept \
+             tokens for {scope}, set by REGCREDS_ACR_SCOPE? a registry with ARM-audience tokens disabled \
+             accepts only ACR's audience, {acr_scope}: unset REGCREDS_ACR_SCOPE)"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(scope: &str) -> Exchange {
+        let service = RegistryHost::parse_bare_host("myregistry.azurecr.io").expect("host");
+        let audience = Audience {
+            scope: scope.to_string(),
+            acr_scope: crate::DEFAULT_SCOPE,
+        };
+        Exchange::new(reqwest::Client::new(), service, None, None, audience)
+    }
+
+    #[test]
+    fn a_refusal_of_acrs_audience_names_the_role_and_the_scope_setting() {
+        let err = exchange(crate::DEFAULT_SCOPE).refused(
+            401,
+            br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+        );
+        assert!(!err.is_transient());
+        assert_eq!(
+            err.to_string(),
+            "provider acr: exchange for myregistry.azurecr.io at https://myregistry.azurecr.io/oauth2/exchange: \
+             HTTP 401 UNAUTHORIZED: the registry refused the Entra token (does the identity have AcrPull on \
+             it? the token was requested for https://containerregistry.azure.net/.default, ACR's audience in \
+             this authority's cloud; REGCREDS_ACR_SCOPE sets another)"
+        );
+    }
+
+    #[test]
+    fn a_refusal_of_another_audience_points_at_acrs_own() {
+        let err = exchange(crate::ARM_SCOPE).refused(401, b"{}");
+        assert!(!err.is_transient());
+        assert_eq!(
+            err.to_string(),
+            "provider acr: exchange for myregistry.azurecr.io at https://myregistry.azurecr.io/oauth2/exchange: \
+             HTTP 401: the registry refused the Entra token (does the identity have AcrPull on it? does it \
+             accept tokens for https://management.azure.com/.default, set by REGCREDS_ACR_SCOPE? a registry \
+             with ARM-audience tokens disabled accepts only ACR's audience, \
+             https://containerregistry.azure.net/.default: unset REGCREDS_ACR_SCOPE)"
+        );
+    }
+
+    #[test]
+    fn other_statuses_carry_no_hint() {
+        let err = exchange(crate::DEFAULT_SCOPE).refused(503, b"not json");
+        assert!(err.is_transient());
+        assert!(err.to_string().ends_with(": HTTP 503"), "{err}");
     }
 }

@@ -15,8 +15,16 @@ use regcreds_token_endpoint::{MintStep, first_line, root_cause, status_is_transi
 pub(crate) fn entra(err: &azure_core::Error, step: &MintStep) -> regcreds_core::Error {
     // NB: credentials wrap the HTTP error in an ErrorKind::Credential one; the status is further down.
     if let Some((status, code)) = http_status(err) {
+        // NB: AADSTS500011 "resource principal not found": the scope names a resource this tenant's
+        // cloud does not know (a registry URL, another cloud's ACR audience).
+        let hint = if code.as_deref() == Some("500011") {
+            ": Entra knows no resource for the requested scope (REGCREDS_ACR_SCOPE; ACR's audience differs \
+             per cloud and follows REGCREDS_ACR_AUTHORITY_HOST)"
+        } else {
+            ""
+        };
         let code = code.map(|c| format!(" (AADSTS {c})")).unwrap_or_default();
-        return step.failed(status_is_transient(status), &format!("HTTP {status}{code}"));
+        return step.failed(status_is_transient(status), &format!("HTTP {status}{code}{hint}"));
     }
     let kinds = chain(err)
         .filter_map(|e| e.downcast_ref::<azure_core::Error>())
@@ -98,6 +106,29 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "provider acr: Entra token (managed-identity): HTTP 503"
+        );
+    }
+
+    #[test]
+    fn an_unknown_resource_names_the_scope_setting() {
+        let inner = azure_core::Error::new(
+            ErrorKind::HttpResponse {
+                status: azure_core::http::StatusCode::BadRequest,
+                error_code: Some("500011".into()),
+                raw_response: None,
+            },
+            "AADSTS500011: The resource principal named https://containerregistry.azure.cn was not found",
+        );
+        let err = entra(
+            &inner,
+            &MintStep::new(PROVIDER_NAME, "Entra token (client-secret)"),
+        );
+        assert!(!err.is_transient());
+        assert_eq!(
+            err.to_string(),
+            "provider acr: Entra token (client-secret): HTTP 400 (AADSTS 500011): Entra knows no resource for \
+             the requested scope (REGCREDS_ACR_SCOPE; ACR's audience differs per cloud and follows \
+             REGCREDS_ACR_AUTHORITY_HOST)"
         );
     }
 }

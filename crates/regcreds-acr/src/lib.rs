@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  Entra ID token ─────────────────────┐  client secret, workload identity (federated token file)
-//!  (scope management.azure.com)        │  or managed identity, via azure_identity
+//!  (scope: ACR's own audience,         │  or managed identity, via azure_identity
+//!   containerregistry.azure.net)       │
 //!                                      ▼
 //!  POST https://<registry>/oauth2/exchange  grant_type=access_token&service=<registry>&access_token=…
 //!                                      │
@@ -39,6 +40,36 @@ pub const PROVIDER_NAME: &str = "acr";
 pub const DEFAULT_SECRET: &str = "acr-secret";
 /// The user name that marks the password as an ACR refresh token.
 pub const REFRESH_TOKEN_USER: &str = "00000000-0000-0000-0000-000000000000";
-/// Default Entra scope (the one external-secrets settled on; `https://containerregistry.azure.net/.default`
-/// works as well).
-pub const DEFAULT_SCOPE: &str = "https://management.azure.com/.default";
+/// Default Entra scope: ACR's own audience (public cloud). A registry with ARM-audience tokens disabled
+/// (`azureADAuthenticationAsArmPolicy`, Azure built-in policy "Container registries should have ARM
+/// audience token authentication disabled") accepts only this audience; every registry accepts it.
+/// Sources: kubernetes-sigs/cloud-provider-azure `pkg/credentialprovider/azure_credentials.go`
+/// (`AcrAudience = "https://containerregistry.azure.net"`, scope `AcrAudience + "/.default"`, what AKS'
+/// acr-credential-provider asks for); Microsoft Learn "Configure registry acceptance of Microsoft Entra
+/// authentication scopes" (`container-registry/container-registry-disable-authentication-as-arm`).
+pub const DEFAULT_SCOPE: &str = "https://containerregistry.azure.net/.default";
+/// ACR's audience in Azure China (authority `login.chinacloudapi.cn`). Source:
+/// ratify-project/ratify `pkg/common/oras/authprovider/azure/const.go` (`AADResourceChinaCloud`).
+pub const CHINA_SCOPE: &str = "https://containerregistry.azure.cn/.default";
+/// ACR's audience in Azure US Government (authority `login.microsoftonline.us`). Source: as
+/// [`CHINA_SCOPE`] (`AADResourceUSGovernmentCloud`).
+pub const US_GOVERNMENT_SCOPE: &str = "https://containerregistry.azure.us/.default";
+/// Azure Resource Manager's audience, regcreds' default before (external-secrets' choice, ESO PR #2913):
+/// refused by registries with ARM-audience tokens disabled.
+pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
+
+/// ACR's audience for the cloud an Entra authority host belongs to: Azure China for
+/// `login.chinacloudapi.cn`, US Government for `login.microsoftonline.us`, else the public cloud's.
+pub fn default_scope(authority_host: Option<&str>) -> &'static str {
+    let host = authority_host.map(|h| {
+        let h = h.trim();
+        let h = h.split_once("://").map_or(h, |(_, rest)| rest);
+        let h = h.split(['/', ':']).next().unwrap_or_default();
+        h.trim_end_matches('.').to_ascii_lowercase()
+    });
+    match host.as_deref() {
+        Some("login.chinacloudapi.cn") => CHINA_SCOPE,
+        Some("login.microsoftonline.us") => US_GOVERNMENT_SCOPE,
+        _ => DEFAULT_SCOPE,
+    }
+}

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use regcreds_core::{Credential, CredentialSet, Provider, ProviderName, RegistryHost};
 
 use crate::{
-    AcrAuth, AcrSettings, PROVIDER_NAME, REFRESH_TOKEN_USER, Result, entra::Entra, exchange::Exchange,
+    AcrAuth, AcrSettings, PROVIDER_NAME, REFRESH_TOKEN_USER, Result,
+    entra::Entra,
+    exchange::{Audience, Exchange},
 };
 
 /// Mints ACR credentials (provider name `acr`).
@@ -35,9 +37,13 @@ impl AcrProvider {
             Some(entra) => {
                 let tenant = exchange_tenant(&settings.auth);
                 let base = settings.exchange_base_url.as_deref();
+                let audience = Audience {
+                    scope: settings.effective_scope(),
+                    acr_scope: settings.acr_scope(),
+                };
                 let exchanges = registries
                     .into_iter()
-                    .map(|r| Exchange::new(http.clone(), r, base, tenant.clone()))
+                    .map(|r| Exchange::new(http.clone(), r, base, tenant.clone(), audience.clone()))
                     .collect();
                 Source::Exchange { entra, exchanges }
             }
@@ -87,6 +93,9 @@ fn describe(settings: &AcrSettings, registries: &[RegistryHost]) -> String {
     }
     if let Some(host) = &settings.authority_host {
         description.push_str(&format!("; authority {host}"));
+    }
+    if !matches!(settings.auth, AcrAuth::Static { .. }) {
+        description.push_str(&format!("; Entra scope {}", settings.effective_scope()));
     }
     description
 }

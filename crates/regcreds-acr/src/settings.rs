@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use regcreds_core::{BareHostError, RegistryHost, SecretString};
 
-use crate::{DEFAULT_SCOPE, DEFAULT_SECRET, Error, Result};
+use crate::{DEFAULT_SECRET, Error, Result, default_scope};
 
 /// Everything an [`AcrProvider`](crate::AcrProvider) needs.
 #[derive(Debug, Clone)]
@@ -16,8 +16,10 @@ pub struct AcrSettings {
     pub registries: Vec<String>,
     /// How to authenticate.
     pub auth: AcrAuth,
-    /// Entra scope requested for the exchange (default `https://management.azure.com/.default`).
-    pub scope: String,
+    /// Entra scope requested for the exchange. `None`: ACR's own audience for the cloud of the authority
+    /// host (`authority_host`, else `AZURE_AUTHORITY_HOST`), see [`default_scope`](crate::default_scope).
+    /// `https://management.azure.com/.default` (ARM) works only while the registry accepts ARM tokens.
+    pub scope: Option<String>,
     /// Entra authority host, e.g. `https://login.microsoftonline.us`; must be https. Default:
     /// `AZURE_AUTHORITY_HOST`, else the public cloud.
     pub authority_host: Option<String>,
@@ -87,12 +89,28 @@ impl AcrSettings {
             secret_name: DEFAULT_SECRET.to_string(),
             registries,
             auth,
-            scope: DEFAULT_SCOPE.to_string(),
+            scope: None,
             authority_host: None,
             exchange_base_url: None,
             ca_file: None,
             timeout: Duration::from_secs(30),
         }
+    }
+
+    /// The Entra scope requested: the configured one, else ACR's audience for the authority host in
+    /// effect (the configured one, else `AZURE_AUTHORITY_HOST`, which azure_identity honours as well).
+    pub fn effective_scope(&self) -> String {
+        scope_for(self.scope.as_deref(), self.authority_in_effect().as_deref())
+    }
+
+    /// ACR's own audience for the cloud of the authority host in effect, whatever scope is configured.
+    pub(crate) fn acr_scope(&self) -> &'static str {
+        default_scope(self.authority_in_effect().as_deref())
+    }
+
+    fn authority_in_effect(&self) -> Option<String> {
+        let from_env = || std::env::var("AZURE_AUTHORITY_HOST").ok();
+        self.authority_host.clone().or_else(from_env)
     }
 
     /// Checks every setting; returns the registries as login server names.
@@ -104,7 +122,8 @@ impl AcrSettings {
             return Err(Error::ZeroTimeout);
         }
         validate_auth(&self.auth)?;
-        if !matches!(self.auth, AcrAuth::Static { .. }) && self.scope.trim().is_empty() {
+        let blank_scope = self.scope.as_deref().is_some_and(|s| s.trim().is_empty());
+        if !matches!(self.auth, AcrAuth::Static { .. }) && blank_scope {
             return Err(Error::EmptyScope);
         }
         if let Some(host) = &self.authority_host {
@@ -130,6 +149,14 @@ impl AcrSettings {
         }
         Ok(registries)
     }
+}
+
+/// `configured` (trimmed) if given, else ACR's audience for `authority`'s cloud.
+fn scope_for(configured: Option<&str>, authority: Option<&str>) -> String {
+    configured
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| default_scope(authority).to_string(), ToString::to_string)
 }
 
 /// `myregistry.azurecr.io` from `myregistry.azurecr.io` or `https://myregistry.azurecr.io/`: the login
@@ -340,7 +367,7 @@ mod tests {
         ));
         assert!(matches!(
             check(AcrSettings {
-                scope: " ".into(),
+                scope: Some(" ".into()),
                 ..base()
             }),
             Err(Error::EmptyScope)
@@ -352,5 +379,40 @@ mod tests {
             }),
             Err(Error::ZeroTimeout)
         ));
+    }
+
+    #[test]
+    fn the_default_scope_is_acrs_audience_of_the_authoritys_cloud() {
+        use crate::{ARM_SCOPE, CHINA_SCOPE, DEFAULT_SCOPE, US_GOVERNMENT_SCOPE};
+        assert_eq!(scope_for(None, None), DEFAULT_SCOPE);
+        assert_eq!(
+            DEFAULT_SCOPE, "https://containerregistry.azure.net/.default",
+            "AKS' acr-credential-provider's audience"
+        );
+        for (authority, scope) in [
+            ("https://login.microsoftonline.com", DEFAULT_SCOPE),
+            ("https://login.chinacloudapi.cn/", CHINA_SCOPE),
+            ("https://LOGIN.CHINACLOUDAPI.CN:443", CHINA_SCOPE),
+            ("https://login.microsoftonline.us", US_GOVERNMENT_SCOPE),
+            ("https://127.0.0.1:8443", DEFAULT_SCOPE),
+        ] {
+            assert_eq!(scope_for(None, Some(authority)), scope, "{authority}");
+        }
+        assert_eq!(CHINA_SCOPE, "https://containerregistry.azure.cn/.default");
+        assert_eq!(US_GOVERNMENT_SCOPE, "https://containerregistry.azure.us/.default");
+        assert_eq!(
+            scope_for(
+                Some(" https://management.azure.com/.default "),
+                Some("https://login.chinacloudapi.cn")
+            ),
+            ARM_SCOPE,
+            "a configured scope wins"
+        );
+        assert_eq!(scope_for(Some(" "), None), DEFAULT_SCOPE);
+        let settings = AcrSettings {
+            authority_host: Some("https://login.microsoftonline.us".into()),
+            ..AcrSettings::new(vec!["a.azurecr.us".into()], static_auth())
+        };
+        assert_eq!(settings.effective_scope(), US_GOVERNMENT_SCOPE);
     }
 }

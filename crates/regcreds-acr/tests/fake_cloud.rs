@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
-use regcreds_acr::{AcrAuth, AcrProvider, AcrSettings, DEFAULT_SCOPE, REFRESH_TOKEN_USER};
+use regcreds_acr::{ARM_SCOPE, AcrAuth, AcrProvider, AcrSettings, DEFAULT_SCOPE, REFRESH_TOKEN_USER};
 use regcreds_core::Provider;
 use support::FakeCloud;
 
@@ -151,6 +151,80 @@ async fn a_registry_refusing_the_token_is_permanent_with_a_hint() {
 }
 
 #[tokio::test]
+async fn the_default_scope_is_acrs_audience_which_a_registry_without_arm_tokens_accepts() {
+    // The fake accepts only ACR's audience by default, as a registry with ARM-audience tokens disabled.
+    let fake = FakeCloud::start(&[]);
+    let provider = AcrProvider::new(settings(&fake, client_secret("test-client-secret")))
+        .await
+        .expect("valid");
+    assert!(
+        provider
+            .describe()
+            .ends_with("; Entra scope https://containerregistry.azure.net/.default"),
+        "{}",
+        provider.describe()
+    );
+    provider.mint().await.expect("mint");
+    let entra = &fake.requests_to("/tenant-a/oauth2/v2.0/token")[0];
+    assert_eq!(
+        entra.form["scope"],
+        "https://containerregistry.azure.net/.default"
+    );
+}
+
+#[tokio::test]
+async fn an_arm_scope_refused_by_a_registry_without_arm_tokens_names_the_scope_setting() {
+    let fake = FakeCloud::start(&[]);
+    let settings = AcrSettings {
+        scope: Some(ARM_SCOPE.into()),
+        ..settings(&fake, client_secret("test-client-secret"))
+    };
+    let err = AcrProvider::new(settings)
+        .await
+        .expect("valid")
+        .mint()
+        .await
+        .expect_err("ARM audience refused");
+
+    assert!(!err.is_transient(), "{err}");
+    assert_eq!(
+        fake.requests_to("/tenant-a/oauth2/v2.0/token")[0].form["scope"],
+        ARM_SCOPE
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(
+            "HTTP 401 UNAUTHORIZED: the registry refused the Entra token (does the identity have AcrPull on it? \
+             does it accept tokens for https://management.azure.com/.default, set by REGCREDS_ACR_SCOPE? a \
+             registry with ARM-audience tokens disabled accepts only ACR's audience, \
+             https://containerregistry.azure.net/.default: unset REGCREDS_ACR_SCOPE)"
+        ),
+        "{message}"
+    );
+    let sent = &fake.requests_to("/oauth2/exchange")[0].form["access_token"];
+    assert!(!message.contains(sent.as_str()), "{message}");
+}
+
+#[tokio::test]
+async fn an_arm_scope_still_works_where_the_registry_accepts_arm_tokens() {
+    let fake = FakeCloud::start(&[(
+        "FAKE_ACR_AUDIENCES",
+        "https://containerregistry.azure.net,https://management.azure.com",
+    )]);
+    let settings = AcrSettings {
+        scope: Some(ARM_SCOPE.into()),
+        ..settings(&fake, client_secret("test-client-secret"))
+    };
+    let set = AcrProvider::new(settings)
+        .await
+        .expect("valid")
+        .mint()
+        .await
+        .expect("mint");
+    assert_eq!(set.registries(), vec![REGISTRY]);
+}
+
+#[tokio::test]
 async fn the_fake_is_untrusted_without_the_test_ca() {
     let fake = FakeCloud::start(&[]);
     let settings = AcrSettings {
@@ -260,8 +334,8 @@ fn managed_identity_uses_the_app_service_endpoint_from_the_environment() {
 
     let msi = &fake.requests_to("/msi/token")[0];
     assert_eq!(
-        msi.query["resource"], "https://management.azure.com",
-        "scope turned into a resource"
+        msi.query["resource"], "https://containerregistry.azure.net",
+        "ACR's audience, the scope turned into a resource"
     );
     assert_eq!(msi.query["client_id"], "mi-client");
     assert!(fake.requests_to("/oauth2/exchange")[0].form["access_token"].starts_with("msi."));

@@ -77,6 +77,12 @@ pub struct AcrArgs {
     /// Entra authority host (sovereign clouds), https only.
     #[arg(long = "acr-authority-host", env = "REGCREDS_ACR_AUTHORITY_HOST")]
     pub acr_authority_host: Option<String>,
+    /// Entra scope of the token exchanged at the registry [default: ACR's own audience,
+    /// https://containerregistry.azure.net/.default; .azure.cn with authority login.chinacloudapi.cn,
+    /// .azure.us with login.microsoftonline.us]. https://management.azure.com/.default (ARM) works only
+    /// while the registry accepts ARM-audience tokens.
+    #[arg(long = "acr-scope", env = "REGCREDS_ACR_SCOPE")]
+    pub acr_scope: Option<String>,
     /// Base URL for `/oauth2/exchange` instead of `https://<registry>` (private endpoints).
     #[arg(long = "acr-exchange-url", env = "REGCREDS_ACR_EXCHANGE_URL")]
     pub acr_exchange_url: Option<String>,
@@ -152,6 +158,7 @@ impl AcrArgs {
         let mut settings = AcrSettings::new(split_list(registry_list), auth);
         settings.secret_name = self.acr_secret_name.clone();
         settings.authority_host = non_blank(&self.acr_authority_host);
+        settings.scope = non_blank(&self.acr_scope);
         settings.exchange_base_url = non_blank(&self.acr_exchange_url);
         settings.ca_file = non_blank(&self.acr_ca_file);
         settings.timeout = Duration::from_secs(self.acr_timeout_seconds);
@@ -169,6 +176,7 @@ impl AcrArgs {
                     Error::NoRegistry
                     | Error::InvalidRegistry { .. }
                     | Error::ExchangeUrlWithSeveralRegistries => registries.map_or(REGISTRIES, |r| r.1),
+                    Error::EmptyScope => Source::new("REGCREDS_ACR_SCOPE", "acr-scope"),
                     Error::AuthorityNotHttps(_) => {
                         Source::new("REGCREDS_ACR_AUTHORITY_HOST", "acr-authority-host")
                     }
