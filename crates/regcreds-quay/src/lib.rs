@@ -7,16 +7,20 @@
 //!      ▼
 //!  GET https://<quay host>/oauth2/federation/robot/token
 //!      Authorization: Basic base64("<org>+<robot>:<ServiceAccount JWT>")
-//!      │  Quay matches the JWT's iss/sub against the robot's federation config, verifies the signature
-//!      │  with the issuer's OIDC discovery keys, and does not check the audience
-//!      ▼  200 {"token":"<JWT, sub = org+robot, exp = now + 1 h>"}   ·   401 {"error":"…"}
+//!      │  Quay matches the JWT's iss/sub against the robot's federation config, requires a `kid` and
+//!      │  RS256/RS384, verifies the signature with the keys of the issuer's OIDC discovery document
+//!      │  (fetched over HTTPS), and checks `aud` when the matching federation entry lists audiences
+//!      ▼  200 {"token":"<JWT, sub = org+robot, exp = now + 1 h>"}   ·   400 {"message":"…"}   ·   401 {"error":"…"}
 //!  <org>+<robot>:<token> for the Quay host; expiry = the token's `exp`
 //! ```
 //!
 //! References: Red Hat Quay API reference "Auth Federated Robot Token" (`GET
 //! oauth2/federation/robot/token`); Quay's `endpoints/oauth/robot_identity_federation.py`
-//! (`process_federated_auth`), `auth/credentials.py`/`validate_federated_auth` (Basic auth: robot name
-//! and the OIDC token) and `data/model/user.py` (`TMP_ROBOT_TOKEN_VALIDITY_LIFETIME_S = 60 * 60`);
+//! (`process_federated_auth`), `util/security/federated_robot_auth.py` (`validate_federated_auth`,
+//! `verify_federated_robot_jwt_token`: Basic auth with the robot name and the OIDC token, issuer,
+//! audiences, subject), `oauth/oidc.py` (`decode_user_jwt`: `kid`, `ALLOWED_ALGORITHMS`),
+//! `endpoints/decorated.py` (`handle_dme`: 400 `{"message"}`) and `data/model/user.py`
+//! (`TMP_ROBOT_TOKEN_VALIDITY_LIFETIME_S = 60 * 60`);
 //! external-secrets `generators/v1/quay` (the same call, `SetBasicAuth(robotAccount, fedToken)`).
 //!
 //! The robot token is a JWT, so its `exp` schedules the refresh. Should a Quay version answer with an

@@ -23,16 +23,50 @@ const ROBOT: &str = "myorg+puller";
 const HOST: &str = "quay.example.com";
 const EXCHANGE: &str = "/oauth2/federation/robot/token";
 
-/// A ServiceAccount-token-shaped JWT (unsigned: the fake compares it, Quay would verify it).
-fn service_account_jwt(subject: &str) -> String {
-    let claims = format!(
-        r#"{{"iss":"https://kubernetes.default.svc.cluster.local","sub":"system:serviceaccount:regcreds:{subject}","aud":["{HOST}"]}}"#
-    );
+const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// A JWT with `header` and `claims` (unsigned: the fake compares tokens, Quay would verify them).
+fn jwt(header: &str, claims: &serde_json::Value) -> String {
     format!(
         "{}.{}.c2lnbmF0dXJl",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k1"}"#),
-        URL_SAFE_NO_PAD.encode(claims)
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
     )
+}
+
+/// The claims of a projected ServiceAccount token for `subject` in namespace `regcreds`.
+fn sa_claims(subject: &str) -> serde_json::Value {
+    let now = Utc::now().timestamp();
+    serde_json::json!({
+        "iss": ISSUER,
+        "sub": format!("system:serviceaccount:regcreds:{subject}"),
+        "aud": [HOST],
+        "iat": now - 60,
+        "exp": now + 3600,
+    })
+}
+
+/// A ServiceAccount-token-shaped JWT as the API server issues it: RS256 with a `kid`.
+fn service_account_jwt(subject: &str) -> String {
+    jwt(r#"{"alg":"RS256","kid":"k1"}"#, &sa_claims(subject))
+}
+
+/// The robot's federation in Quay: one entry per subject, for [`ISSUER`].
+fn federation(subjects: &[&str], audiences: Option<&[&str]>) -> String {
+    let entries: Vec<serde_json::Value> = subjects
+        .iter()
+        .map(|s| {
+            let mut entry = serde_json::json!({
+                "issuer": ISSUER,
+                "subject": format!("system:serviceaccount:regcreds:{s}"),
+            });
+            if let Some(audiences) = audiences {
+                entry["audiences"] = serde_json::json!(audiences);
+            }
+            entry
+        })
+        .collect();
+    serde_json::Value::Array(entries).to_string()
 }
 
 /// The token file a projected volume would hold, in a temp dir.
@@ -120,29 +154,189 @@ async fn an_opaque_robot_token_is_assumed_to_live_quays_one_hour() {
     assert!((3590..=3600).contains(&left), "{left} s");
 }
 
+/// Mints once with `token` in the file against a fake started with `env`; the refusal's text.
+async fn refusal(env: &[(&str, &str)], token: &str) -> regcreds_core::Error {
+    let fake = FakeGithubQuay::start(env);
+    let file = TokenFile::with(token);
+    let err = QuayProvider::new(settings(&fake, &file))
+        .await
+        .expect("valid")
+        .mint()
+        .await
+        .expect_err("refused");
+    assert!(
+        !err.to_string().contains(&token[token.len() - 30..]),
+        "never the token: {err}"
+    );
+    err
+}
+
 #[tokio::test]
-async fn a_refused_service_account_token_is_a_permanent_401_with_quays_reason_and_no_token() {
-    let fake = FakeGithubQuay::start(&[("FAKE_QUAY_SA_TOKEN", &service_account_jwt("regcreds"))]);
+async fn another_subject_is_a_permanent_400_with_quays_reason_a_hint_and_no_token() {
     let wrong = service_account_jwt("someone-else");
+    let fake = FakeGithubQuay::start(&[]);
     let file = TokenFile::with(&wrong);
     let err = QuayProvider::new(settings(&fake, &file))
         .await
         .expect("valid")
         .mint()
         .await
-        .expect_err("401");
+        .expect_err("400");
 
     assert!(!err.is_transient(), "{err}");
     let message = err.to_string();
-    assert!(
-        message.starts_with(&format!(
-            "provider quay: robot federation for {ROBOT} at {}{EXCHANGE}: HTTP 401 \"Token does not match robot\": \
-             Quay refused the ServiceAccount token for {ROBOT}",
+    assert_eq!(
+        message,
+        format!(
+            "provider quay: robot federation for {ROBOT} at {}{EXCHANGE}: HTTP 400 \"Token does not match robot\": \
+             Quay refused the ServiceAccount token for {ROBOT}: the token's subject is not the one federated: the \
+             robot's federation entry must name system:serviceaccount:<namespace>:<ServiceAccount> of regcreds' pod",
             fake.url
-        )),
-        "{message}"
+        )
     );
     assert!(!message.contains(&wrong[..30]), "{message}");
+}
+
+#[tokio::test]
+async fn a_token_without_kid_is_refused_as_quay_does() {
+    let token = jwt(r#"{"alg":"RS256"}"#, &sa_claims("regcreds"));
+    let err = refusal(&[], &token).await;
+    assert!(!err.is_transient(), "{err}");
+    assert!(
+        err.to_string().contains(
+            "HTTP 400 \"Invalid token: Missing `kid` header\": Quay refused the ServiceAccount token for \
+             myorg+puller: Quay needs a kid in the token's header"
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn only_rs256_and_rs384_are_accepted() {
+    for alg in ["ES256", "HS256", "PS256"] {
+        let token = jwt(
+            &format!(r#"{{"alg":"{alg}","kid":"k1"}}"#),
+            &sa_claims("regcreds"),
+        );
+        let err = refusal(&[], &token).await;
+        assert!(
+            err.to_string().contains(
+                "HTTP 400 \"Invalid token: The specified alg value is not allowed\": Quay refused the \
+                 ServiceAccount token for myorg+puller: Quay accepts RS256 or RS384 signatures only"
+            ),
+            "{alg}: {err}"
+        );
+    }
+    let fake = FakeGithubQuay::start(&[]);
+    let file = TokenFile::with(&jwt(r#"{"alg":"RS384","kid":"k1"}"#, &sa_claims("regcreds")));
+    QuayProvider::new(settings(&fake, &file))
+        .await
+        .expect("valid")
+        .mint()
+        .await
+        .expect("RS384 is accepted");
+}
+
+#[tokio::test]
+async fn the_audience_is_checked_when_the_federation_lists_audiences() {
+    let listed = federation(&["regcreds"], Some(&["sts.quay.example"]));
+    let err = refusal(
+        &[("FAKE_QUAY_FEDERATION", &listed)],
+        &service_account_jwt("regcreds"),
+    )
+    .await;
+    assert!(
+        err.to_string().contains(
+            "HTTP 400 \"Invalid token: Audience doesn't match\": Quay refused the ServiceAccount token for \
+             myorg+puller: the robot's federation entry lists audiences and the token's aud is none of them: \
+             set the projected token's audience (chart value providers.quay.audience) to one of them"
+        ),
+        "{err}"
+    );
+
+    let mut claims = sa_claims("regcreds");
+    claims["aud"] = serde_json::json!(["other", "sts.quay.example"]);
+    let fake = FakeGithubQuay::start(&[("FAKE_QUAY_FEDERATION", &listed)]);
+    let file = TokenFile::with(&jwt(r#"{"alg":"RS256","kid":"k1"}"#, &claims));
+    QuayProvider::new(settings(&fake, &file))
+        .await
+        .expect("valid")
+        .mint()
+        .await
+        .expect("one listed audience is enough");
+
+    let unlisted = federation(&["regcreds"], None);
+    claims["aud"] = serde_json::json!(["anything"]);
+    let fake = FakeGithubQuay::start(&[("FAKE_QUAY_FEDERATION", &unlisted)]);
+    let file = TokenFile::with(&jwt(r#"{"alg":"RS256","kid":"k1"}"#, &claims));
+    QuayProvider::new(settings(&fake, &file))
+        .await
+        .expect("valid")
+        .mint()
+        .await
+        .expect("no audiences listed: aud is not checked");
+}
+
+/// The fake's extra environment, the token sent, and the expected part of the refusal.
+type Case<'a> = (Vec<(&'a str, &'a str)>, String, &'a str);
+
+#[tokio::test]
+async fn issuer_federation_expiry_and_signature_refusals_each_get_their_hint() {
+    let mut expired = sa_claims("regcreds");
+    expired["exp"] = serde_json::json!(Utc::now().timestamp() - 120);
+    let mut foreign = sa_claims("regcreds");
+    foreign["iss"] = serde_json::json!("https://oidc.other.example");
+    let header = r#"{"alg":"RS256","kid":"k1"}"#;
+    let good = service_account_jwt("regcreds");
+    let cases: [Case; 4] = [
+        (
+            vec![],
+            jwt(header, &expired),
+            "HTTP 400 \"Invalid token: Signature has expired\": Quay refused the ServiceAccount token for \
+             myorg+puller: the token has expired",
+        ),
+        (
+            vec![],
+            jwt(header, &foreign),
+            "HTTP 400 \"issuer https://oidc.other.example not configured for this robot\": Quay refused the \
+             ServiceAccount token for myorg+puller: the robot's federation has no entry for the token's issuer",
+        ),
+        (
+            vec![("FAKE_QUAY_FEDERATION", "[]")],
+            good.clone(),
+            "HTTP 400 \"Robot does not have federated login configured\": Quay refused the ServiceAccount token \
+             for myorg+puller: the robot has no federation",
+        ),
+        (
+            vec![("FAKE_QUAY_SA_TOKEN", "eyJ.another.token")],
+            good,
+            "HTTP 400 \"Invalid token: Signature verification failed\": Quay refused the ServiceAccount token \
+             for myorg+puller: the signature does not match the issuer's keys",
+        ),
+    ];
+    for (env, token, expected) in cases {
+        let err = refusal(&env, &token).await;
+        assert!(!err.is_transient(), "{err}");
+        assert!(err.to_string().contains(expected), "{expected}\n{err}");
+    }
+}
+
+#[tokio::test]
+async fn quays_500_on_an_undecodable_token_is_transient_with_a_hint() {
+    // A JSON header (regcreds checks that much) over claims that are not JSON: PyJWT DecodeError.
+    let err = refusal(
+        &[],
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.bm90IGpzb24gYXQgYWxs.c2lnbmF0dXJl",
+    )
+    .await;
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        err.to_string().contains(
+            "HTTP 500: Quay failed while checking the ServiceAccount token for myorg+puller; a frequent cause \
+             is an issuer whose OIDC discovery document"
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -158,21 +352,26 @@ async fn an_unknown_robot_is_refused_too() {
         .expect("valid")
         .mint()
         .await
-        .expect_err("401");
+        .expect_err("400");
+    assert!(!err.is_transient(), "{err}");
     assert!(
-        err.to_string()
-            .contains("\"Could not find robot with specified username\""),
+        err.to_string().contains(
+            "HTTP 400 \"Could not find robot with specified username\": Quay refused the ServiceAccount token \
+             for myorg+nobody: no such robot on this Quay"
+        ),
         "{err}"
     );
 }
 
 #[tokio::test]
 async fn the_token_file_is_re_read_on_every_mint_as_kubelet_rotates_it() {
-    let fake = FakeGithubQuay::start(&[]);
-    let file = TokenFile::with(&service_account_jwt("first"));
+    let both = federation(&["first", "rotated"], None);
+    let fake = FakeGithubQuay::start(&[("FAKE_QUAY_FEDERATION", &both)]);
+    let (first, rotated) = (service_account_jwt("first"), service_account_jwt("rotated"));
+    let file = TokenFile::with(&first);
     let provider = QuayProvider::new(settings(&fake, &file)).await.expect("valid");
     provider.mint().await.expect("first mint");
-    std::fs::write(&file.path, service_account_jwt("rotated")).expect("rotate");
+    std::fs::write(&file.path, &rotated).expect("rotate");
     provider.mint().await.expect("second mint");
     std::fs::write(&file.path, "").expect("truncate");
     let err = provider.mint().await.expect_err("an empty file");
@@ -182,10 +381,7 @@ async fn the_token_file_is_re_read_on_every_mint_as_kubelet_rotates_it() {
     let sent: Vec<String> = fake.requests_to(EXCHANGE).iter().map(basic_auth).collect();
     assert_eq!(
         sent,
-        vec![
-            format!("{ROBOT}:{}", service_account_jwt("first")),
-            format!("{ROBOT}:{}", service_account_jwt("rotated")),
-        ]
+        vec![format!("{ROBOT}:{first}"), format!("{ROBOT}:{rotated}"),]
     );
 }
 

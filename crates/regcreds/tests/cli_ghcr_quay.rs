@@ -134,7 +134,10 @@ fn a_refused_exchange_fails_the_mint_with_the_reason_and_no_token() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("error: provider quay: robot federation for myorg+puller at")
-            && stderr.contains("HTTP 401 \"Token does not match robot\""),
+            && stderr.contains(
+                "HTTP 400 \"Invalid token: Signature verification failed\": Quay refused the ServiceAccount \
+                 token for myorg+puller"
+            ),
         "{stderr}"
     );
     assert!(!stderr.contains(SA_JWT), "{stderr}");
