@@ -5,7 +5,7 @@
 //! inside fresh namespaces (root needed). Add a test: an `async fn(&NodeWorld) -> anyhow::Result<()>`
 //! and its name in the `node_tests!` list below.
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
@@ -14,7 +14,7 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use regcreds_testkit::{
-    node::{self, Installed, NodeWorld, Workload, repo_root},
+    node::{self, Installed, NodeWorld, Workload},
     node_tests, temp_namespace,
 };
 
@@ -240,7 +240,7 @@ fn metric_value(text: &str, series: &str) -> f64 {
 /// `kubectl rollout restart deployment/registry-creds`, and new pods pull with the new password.
 async fn the_upmc_example_pulls_and_rotates_by_rollout_restart(world: &NodeWorld) -> Result<()> {
     const NS: &str = "kube-system";
-    let example = copy_example(world, "upmc-registry-creds").await?;
+    let example = world.copy_example("upmc-registry-creds", "").await?;
     fill_upmc_secret(&example, world.registry_host(), &world.pull_password())?;
     node::run(
         world
@@ -298,7 +298,7 @@ async fn the_imagepullsecret_patcher_example_pulls_and_rotates_without_a_restart
 ) -> Result<()> {
     const NS: &str = "imagepullsecret-patcher";
     const SECRET: &str = "image-pull-secret";
-    let example = copy_example(world, "imagepullsecret-patcher").await?;
+    let example = world.copy_example("imagepullsecret-patcher", "").await?;
     let swapped = example.with_file_name("swapped");
     node::run(world.kubectl().args(["apply", "-k"]).arg(&swapped))?;
     replace_patcher_source(world, NS, &world.pull_password())?;
@@ -329,54 +329,16 @@ async fn the_imagepullsecret_patcher_example_pulls_and_rotates_without_a_restart
     outcome
 }
 
-/// Copies `deploy/examples/<name>` into the world directory next to `swapped/`, a kustomization on
-/// top that only swaps the image for the world's; returns the copy's path.
-async fn copy_example(world: &NodeWorld, name: &str) -> Result<std::path::PathBuf> {
-    let image = world.regcreds_image().await?.to_string();
-    let (repository, tag) = image.rsplit_once(':').context("image tag")?;
-    let dir = node::scratch_dir(world.dir(), name)?;
-    node::run(
-        Command::new("cp")
-            .arg("-r")
-            .arg(repo_root().join("deploy/examples").join(name))
-            .arg(&dir),
-    )?;
-    let swapped = dir.join("swapped");
-    std::fs::create_dir_all(&swapped)?;
-    std::fs::write(
-        swapped.join("kustomization.yaml"),
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../{name}\n\
-             images:\n  - name: ghcr.io/regcreds/regcreds\n    newName: {repository}\n    newTag: {tag}\n"
-        ),
-    )?;
-    Ok(dir.join(name))
-}
-
 /// Fills the private-registry keys of the upmc example's `secret.yaml`, as a user would.
 fn fill_upmc_secret(example: &std::path::Path, server: &str, password: &str) -> Result<()> {
-    let path = example.join("secret.yaml");
-    let text = std::fs::read_to_string(&path)?;
-    let mut filled = String::new();
-    for line in text.lines() {
-        let key = line.trim_start().split(':').next().unwrap_or_default();
-        let value = match key {
-            "DOCKER_PRIVATE_REGISTRY_SERVER" => Some(server.to_string()),
-            "DOCKER_PRIVATE_REGISTRY_USER" => Some(node::PULL_USER.to_string()),
-            "DOCKER_PRIVATE_REGISTRY_PASSWORD" => Some(password.to_string()),
-            _ => None,
-        };
-        match value {
-            Some(value) => filled += &format!("  {key}: \"{value}\"\n"),
-            None => filled += &format!("{line}\n"),
-        }
-    }
-    ensure!(
-        filled.contains(server),
-        "secret.yaml has no DOCKER_PRIVATE_REGISTRY_SERVER key"
-    );
-    std::fs::write(path, filled)?;
-    Ok(())
+    node::fill_yaml_values(
+        &example.join("secret.yaml"),
+        &[
+            ("DOCKER_PRIVATE_REGISTRY_SERVER", server),
+            ("DOCKER_PRIVATE_REGISTRY_USER", node::PULL_USER),
+            ("DOCKER_PRIVATE_REGISTRY_PASSWORD", password),
+        ],
+    )
 }
 
 /// The patcher README's command: a new `image-pull-secret-src` from a docker config file, applied.
