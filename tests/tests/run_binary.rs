@@ -81,7 +81,17 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 fn spawn_regcreds(kubeconfig: &Path, config_file: &Path, port: u16, selector: &str, log: &Path) -> Child {
-    spawn_with(kubeconfig, config_file, port, selector, log, &[])
+    // NB: an instance of its own per test: an instance withdraws its Secrets from namespaces outside its
+    // selector, and another test's namespaces (left behind when that test ran first) are outside it.
+    let instance = selector.rsplit('=').next().unwrap_or("regcreds");
+    spawn_with(
+        kubeconfig,
+        config_file,
+        port,
+        selector,
+        log,
+        &[("REGCREDS_INSTANCE", instance)],
+    )
 }
 
 fn spawn_with(

@@ -257,10 +257,16 @@ fn releases(client: Client, settings: &LeaseSettings) -> impl Stream<Item = Opti
         .default_backoff()
         .applied_objects()
         .filter_map(|lease| future::ready(lease.ok()))
-        .scan(None::<String>, |last, lease| {
+        .scan(None::<Option<String>>, |last, lease| {
             let holder = lease.spec.and_then(|s| s.holder_identity);
-            let released = (holder.is_none() && last.is_some()).then(|| last.clone());
-            *last = holder;
+            // NB: the watch starts after this replica said it stands by; a release in between shows as a
+            // first sight of no holder, and counts (from an unknown previous holder).
+            let released = match (&*last, &holder) {
+                (Some(Some(previous)), None) => Some(Some(previous.clone())),
+                (None, None) => Some(None),
+                _ => None,
+            };
+            *last = Some(holder);
             future::ready(Some(released))
         })
         .filter_map(future::ready)
