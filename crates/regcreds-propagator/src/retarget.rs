@@ -24,8 +24,8 @@ use crate::{
 /// ServiceAccounts per page of the start-up list (as kube's watcher pages its lists).
 const PAGE: u32 = 500;
 
-/// The change removing every name `settings`' instance recorded in `annotations` (its own annotation),
-/// if the account is not a target and holds any.
+/// The change removing every name `settings`' instance recorded on account `name` (`recorded`: the value
+/// of its own annotation there), if that account is not a target and the record holds any.
 pub(crate) fn release_change(settings: &Settings, name: &str, recorded: Option<&str>) -> Option<RefChange> {
     if settings.service_accounts.targets(name) {
         return None;

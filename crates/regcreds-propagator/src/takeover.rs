@@ -27,7 +27,7 @@
 //!   user's own Secret does not match; a Secret of upmc's shape for a registry this credential is not
 //!   for (another account, another GCR host) stays foreign.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Secret;
 use regcreds_core::{DockerConfig, RegistryHost};
@@ -99,7 +99,8 @@ impl Predecessor {
 
 /// The registry hosts of upmc's entries, if `secret` has one of the data shapes upmc writes.
 fn upmc_hosts(secret: &Secret) -> Option<BTreeSet<String>> {
-    let data = secret.data.clone().unwrap_or_default();
+    let empty = BTreeMap::new();
+    let data = secret.data.as_ref().unwrap_or(&empty);
     let only = |key: &str| match (data.len(), data.get(key)) {
         (1, Some(bytes)) => serde_json::from_slice::<Value>(&bytes.0).ok(),
         _ => None,
@@ -175,7 +176,7 @@ fn host_of(key: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::BTreeMap, sync::Arc};
+    use std::sync::Arc;
 
     use k8s_openapi::ByteString;
     use kube::api::ObjectMeta;
