@@ -215,6 +215,17 @@ impl TestRegistry {
         fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// From now on `user` still logs in and still gets a token, but one that grants no repository:
+    /// the registry then refuses every pull. This is what users report of ghcr.io with a GitHub App
+    /// installation token (login succeeds, the pull of a private package is `denied`), and what any
+    /// token registry does for an identity without pull rights. Token auth only.
+    pub fn deny_pulls(&self, user: &str) {
+        self.token_server
+            .as_ref()
+            .expect("deny_pulls needs a registry started with token_auth")
+            .deny_pulls(user);
+    }
+
     /// Adds `user` or changes their password, and waits until the registry accepts the new password.
     pub async fn set_user(&mut self, user: &str, password: &str) {
         match self.users.iter_mut().find(|(u, _)| u == user) {
@@ -601,6 +612,8 @@ const TOKEN_ISSUER: &str = "regcreds-test-token-server";
 struct TokenServer {
     addr: SocketAddr,
     users: Arc<Mutex<Vec<(String, String)>>>,
+    /// Users who get a token that grants nothing (see [`TestRegistry::deny_pulls`]).
+    denied: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -612,9 +625,10 @@ impl TokenServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind token server");
         let addr = listener.local_addr().expect("token server addr");
         let users = Arc::new(Mutex::new(users));
+        let denied = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::spawn({
-            let (users, stop) = (users.clone(), stop.clone());
+            let (users, denied, stop) = (users.clone(), denied.clone(), stop.clone());
             move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -622,7 +636,7 @@ impl TokenServer {
                     }
                     if let Ok(stream) = stream {
                         // A broken client connection is the client's problem, not the fixture's.
-                        let _ = answer(stream, &signer, &users);
+                        let _ = answer(stream, &signer, &users, &denied);
                     }
                 }
             }
@@ -630,6 +644,7 @@ impl TokenServer {
         Self {
             addr,
             users,
+            denied,
             stop,
             thread: Some(thread),
         }
@@ -641,6 +656,10 @@ impl TokenServer {
 
     fn set_users(&self, users: Vec<(String, String)>) {
         *self.users.lock().expect("users lock") = users;
+    }
+
+    fn deny_pulls(&self, user: &str) {
+        self.denied.lock().expect("denied lock").push(user.to_string());
     }
 }
 
@@ -660,6 +679,7 @@ fn answer(
     mut stream: TcpStream,
     signer: &TokenSigner,
     users: &Mutex<Vec<(String, String)>>,
+    denied: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let head = read_head(&mut stream)?;
@@ -680,7 +700,12 @@ fn answer(
         .map(|(user, _)| user);
     let (status, body) = match user {
         Some(user) => {
-            let token = signer.token(&user, &granted_access(target));
+            let access = if denied.lock().expect("denied lock").contains(&user) {
+                serde_json::Value::Array(Vec::new())
+            } else {
+                granted_access(target)
+            };
+            let token = signer.token(&user, &access);
             let body = serde_json::json!({ "token": token, "access_token": token, "expires_in": 300 });
             ("200 OK", body.to_string())
         }

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Each step maps its failure to an [`Outcome`] whose reason names the step and the status. Response
-//! bodies are never read into a reason: a registry may echo what it was sent.
+//! bodies are never read into a reason: a registry may echo what it was sent. Of a refusal only the
+//! registry's error code is kept ([`error_code`]); a refused `HEAD` is repeated as a `GET` to read it.
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use url::Url;
 use crate::{
     AuthScheme, HttpPolicy, ImageRef, Outcome,
     challenge::{self, Challenge},
-    endpoint,
+    endpoint, error_code,
 };
 
 /// Every manifest type a pull may resolve to. Without an `Accept` header distribution answers 404 for
@@ -90,7 +91,7 @@ impl Handshake<'_> {
             let response = self
                 .send(&step, self.authorize(self.client.get(v2.clone()), auth))
                 .await?;
-            expect_ok(&step, response.status())?;
+            expect_ok(&step, response).await?;
         }
         if let (Some(probe), Some(repository)) = (probe, repository) {
             self.probe(&base, &repository, probe, &mut auth).await?;
@@ -126,10 +127,22 @@ impl Handshake<'_> {
         }
         match response.status() {
             StatusCode::OK => Ok(()),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Outcome::unauthorized(format!(
-                "the credential may not pull {probe}: {step} answered {}",
-                response.status()
-            ))),
+            status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+                // NB: a HEAD answer has no body; the same request as a GET carries the error code.
+                let get = self.client.get(manifest.clone()).header(header::ACCEPT, MANIFEST_TYPES);
+                let get = match auth.as_ref() {
+                    Some(a) => self.authorize(get, a),
+                    None => get,
+                };
+                let code = match get.send().await {
+                    Ok(answer) if !answer.status().is_success() => error_code::read(answer).await,
+                    _ => None,
+                };
+                Err(Outcome::unauthorized(
+                    format!("the credential may not pull {probe}: {step} answered {status}"),
+                    code,
+                ))
+            }
             StatusCode::NOT_FOUND => Err(Outcome::error(format!(
                 "probe image {probe} not found: {step} answered 404"
             ))),
@@ -189,7 +202,8 @@ impl Handshake<'_> {
         match response.status() {
             StatusCode::OK => {}
             s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
-                return Err(Outcome::unauthorized(format!("{step} was refused: {s}")));
+                let code = error_code::read(response).await;
+                return Err(Outcome::unauthorized(format!("{step} was refused: {s}"), code));
             }
             s => return Err(Outcome::error(format!("{step} answered {s}"))),
         }
@@ -266,13 +280,14 @@ impl TokenResponse {
     }
 }
 
-fn expect_ok(step: &str, status: StatusCode) -> Step<()> {
-    match status {
+async fn expect_ok(step: &str, response: Response) -> Step<()> {
+    match response.status() {
         StatusCode::OK => Ok(()),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Outcome::unauthorized(format!(
-            "registry refused the credential: {step} answered {status}"
-        ))),
-        _ => Err(Outcome::error(format!("{step} answered {status}"))),
+        status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Err(Outcome::unauthorized(
+            format!("registry refused the credential: {step} answered {status}"),
+            error_code::read(response).await,
+        )),
+        status => Err(Outcome::error(format!("{step} answered {status}"))),
     }
 }
 

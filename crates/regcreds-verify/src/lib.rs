@@ -21,6 +21,7 @@
 mod challenge;
 mod endpoint;
 mod error;
+mod error_code;
 mod handshake;
 mod image;
 mod outcome;

@@ -16,6 +16,8 @@ pub enum Outcome {
     Unauthorized {
         /// Which step refused it, with status code.
         reason: String,
+        /// The registry's own error code (`UNAUTHORIZED`, `DENIED`, ...) when its answer carried one.
+        code: Option<String>,
     },
     /// The registry or its token endpoint could not be reached (DNS, connect, TLS, timeout).
     Unreachable {
@@ -49,15 +51,24 @@ impl Outcome {
     pub fn reason(&self) -> Option<&str> {
         match self {
             Self::Ok => None,
-            Self::Unauthorized { reason } | Self::Unreachable { reason } | Self::Error { reason } => {
+            Self::Unauthorized { reason, .. } | Self::Unreachable { reason } | Self::Error { reason } => {
                 Some(reason)
             }
         }
     }
 
-    pub(crate) fn unauthorized(reason: impl Into<String>) -> Self {
+    /// The registry's error code of a refusal, if it sent one.
+    pub fn registry_code(&self) -> Option<&str> {
+        match self {
+            Self::Unauthorized { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn unauthorized(reason: impl Into<String>, code: Option<String>) -> Self {
         Self::Unauthorized {
             reason: reason.into(),
+            code,
         }
     }
 
@@ -77,8 +88,12 @@ impl Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.reason() {
-            None => f.write_str(self.label()),
-            Some(reason) => write!(f, "{}: {reason}", self.label()),
+            None => f.write_str(self.label())?,
+            Some(reason) => write!(f, "{}: {reason}", self.label())?,
+        }
+        match self.registry_code() {
+            Some(code) => write!(f, " (registry error {code})"),
+            None => Ok(()),
         }
     }
 }
@@ -154,11 +169,17 @@ mod tests {
 
     #[test]
     fn failures_show_their_reason_and_label() {
-        let outcome = Outcome::unauthorized("GET /v2/ with Basic auth answered 401");
+        let outcome = Outcome::unauthorized("GET /v2/ with Basic auth answered 401", None);
         assert_eq!(
             outcome.to_string(),
             "unauthorized: GET /v2/ with Basic auth answered 401"
         );
+        let denied = Outcome::unauthorized("HEAD manifest answered 403", Some("DENIED".into()));
+        assert_eq!(
+            denied.to_string(),
+            "unauthorized: HEAD manifest answered 403 (registry error DENIED)"
+        );
+        assert_eq!(denied.registry_code(), Some("DENIED"));
         assert_eq!(outcome.label(), "unauthorized");
         assert!(!outcome.is_ok());
     }

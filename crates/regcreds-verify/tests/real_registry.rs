@@ -92,7 +92,7 @@ async fn a_wrong_password_is_unauthorized_and_the_reason_never_shows_it() {
     let result = verifier_trusting(&registry)
         .check(&credential(registry.host(), USER, wrong), Some(&probe(&registry)))
         .await;
-    let Outcome::Unauthorized { reason } = &result.outcome else {
+    let Outcome::Unauthorized { reason, .. } = &result.outcome else {
         panic!("expected unauthorized: {result}")
     };
     assert!(reason.contains("401"), "reason should give the status: {reason}");
@@ -361,12 +361,45 @@ async fn a_token_registry_refuses_a_wrong_password_at_the_token_endpoint() {
     let result = verifier_for_token_registry(&registry)
         .check(&credential(registry.host(), USER, wrong), None)
         .await;
-    let Outcome::Unauthorized { reason } = &result.outcome else {
+    let Outcome::Unauthorized { reason, .. } = &result.outcome else {
         panic!("expected unauthorized: {result}")
     };
     let realm = registry.token_realm().expect("token registry");
     assert!(reason.contains(&realm) && reason.contains("401"), "{reason}");
     assert!(!format!("{result} {result:?}").contains(wrong));
+}
+
+#[tokio::test]
+async fn a_token_that_logs_in_but_may_not_pull_is_unauthorized_with_the_registry_error_code() {
+    let registry = start_token_registry().await;
+    registry.deny_pulls(USER);
+    let verifier = verifier_for_token_registry(&registry);
+    let credential = credential(registry.host(), USER, PASSWORD);
+
+    // Without a probe such a credential looks fine: `/v2/` and the token endpoint accept it ...
+    let login_only = verifier.check(&credential, None).await;
+    assert_eq!(login_only.outcome, Outcome::Ok, "{login_only}");
+    // ... the probe's manifest is what the real registry (distribution) refuses.
+    let result = verifier.check(&credential, Some(&probe(&registry))).await;
+    let Outcome::Unauthorized { reason, code } = &result.outcome else {
+        panic!("expected unauthorized: {result}")
+    };
+    assert!(reason.contains("may not pull demo/hello:v1"), "{reason}");
+    assert!(
+        reason.contains("HEAD manifest") && reason.contains("401"),
+        "{reason}"
+    );
+    assert_eq!(code.as_deref(), Some("UNAUTHORIZED"), "{result}");
+    assert!(!format!("{result} {result:?}").contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn a_token_endpoint_refusal_carries_its_error_code() {
+    let registry = start_token_registry().await;
+    let result = verifier_for_token_registry(&registry)
+        .check(&credential(registry.host(), USER, "wrong"), None)
+        .await;
+    assert_eq!(result.outcome.registry_code(), Some("UNAUTHORIZED"), "{result}");
 }
 
 #[tokio::test]

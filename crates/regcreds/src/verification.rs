@@ -576,6 +576,7 @@ mod tests {
         let metrics = CheckMetrics::register(&mut registry);
         let refused = Outcome::Unauthorized {
             reason: "GET /v2/ with Basic auth answered 401".into(),
+            code: None,
         };
         metrics.record(
             "ecr",

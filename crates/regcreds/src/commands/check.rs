@@ -202,6 +202,7 @@ mod tests {
         let mut tally = Tally::default();
         let refused = Outcome::Unauthorized {
             reason: "GET /v2/ with Basic auth answered 401".into(),
+            code: None,
         };
         print_result(
             "static",
