@@ -16,6 +16,9 @@ use super::{
 const SERVICE_ACCOUNTS: Source = Source::new("REGCREDS_SERVICE_ACCOUNTS", "service-accounts");
 const COMPAT_SERVICE_ACCOUNTS: Source = Source::compat("CONFIG_SERVICEACCOUNTS", "serviceaccounts");
 const COMPAT_ALL: Source = Source::compat("CONFIG_ALLSERVICEACCOUNT", "allserviceaccount");
+/// Namespaces never written to unless `REGCREDS_EXCLUDE_NAMESPACES` says otherwise (the chart's
+/// `excludeNamespaces` and `deploy/base` repeat it).
+pub const DEFAULT_EXCLUDE_NAMESPACES: &str = "kube-system,kube-public,kube-node-lease,openshift,openshift-*";
 const EXCLUDE: Source = Source::new("REGCREDS_EXCLUDE_NAMESPACES", "exclude-namespaces");
 const COMPAT_EXCLUDE: Source = Source::compat("CONFIG_EXCLUDED_NAMESPACES", "excluded-namespaces");
 const SELECTOR: Source = Source::new("REGCREDS_NAMESPACE_SELECTOR", "namespace-selector");
@@ -49,11 +52,13 @@ pub struct PropagationArgs {
     pub compat_service_accounts: Option<String>,
     #[arg(long = "allserviceaccount", env = "CONFIG_ALLSERVICEACCOUNT", hide = true)]
     pub compat_all_service_accounts: Option<String>,
-    /// Namespaces to skip: comma-separated glob patterns.
+    /// Namespaces to skip: comma-separated glob patterns. The default leaves out Kubernetes' own
+    /// namespaces and OpenShift's (`openshift`, `openshift-*`), whose `default` ServiceAccounts are the
+    /// platform's.
     #[arg(
         long = "exclude-namespaces",
         env = "REGCREDS_EXCLUDE_NAMESPACES",
-        default_value = "kube-system,kube-public,kube-node-lease"
+        default_value = DEFAULT_EXCLUDE_NAMESPACES
     )]
     pub exclude_namespaces: String,
     #[arg(long = "excluded-namespaces", env = "CONFIG_EXCLUDED_NAMESPACES", hide = true)]
@@ -329,6 +334,51 @@ fn is_dns_subdomain(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_exclusions_spare_kubernetes_and_openshift_namespaces_only() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            propagation: PropagationArgs,
+        }
+        let args = <Cli as clap::Parser>::try_parse_from(["regcreds"])
+            .expect("no arguments needed")
+            .propagation;
+        assert_eq!(args.exclude_namespaces, DEFAULT_EXCLUDE_NAMESPACES);
+        let mut problems = ConfigProblems::default();
+        let scope = args
+            .scope(None, &mut problems)
+            .expect("the default scope is valid");
+        assert!(problems.is_empty());
+        let decide = |name: &str| {
+            let meta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.to_string()),
+                ..Default::default()
+            };
+            // (`Decision` is not exported; its Debug form is enough here.)
+            format!("{:?}", scope.decide(&meta)) == "Include"
+        };
+        for excluded in [
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+            "openshift",
+            "openshift-monitoring",
+            "openshift-config",
+        ] {
+            assert!(!decide(excluded), "{excluded} is excluded by default");
+        }
+        for included in [
+            "default",
+            "team-a",
+            "openshiftish",
+            "my-openshift-apps",
+            "kubeflow",
+        ] {
+            assert!(decide(included), "{included} is not excluded by default");
+        }
+    }
 
     #[test]
     fn go_durations_parse_like_time_parse_duration() {
