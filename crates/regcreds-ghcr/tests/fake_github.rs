@@ -237,7 +237,7 @@ async fn an_outage_is_transient() {
 
 #[tokio::test]
 async fn enterprise_server_uses_its_api_v3_base_and_its_own_registry_host() {
-    let world = World::start(&[]);
+    let world = World::start(&[("FAKE_GITHUB_ENTERPRISE", "1")]);
     let settings = GhcrSettings {
         api_url: format!("{}/api/v3", world.fake.url),
         registry: "containers.github.example.com".into(),
@@ -246,6 +246,152 @@ async fn enterprise_server_uses_its_api_v3_base_and_its_own_registry_host() {
     let set = provider(settings).await.mint().await.expect("mint");
     assert_eq!(set.registries(), vec!["containers.github.example.com"]);
     assert_eq!(world.fake.requests_to(&format!("/api/v3{TOKEN_PATH}")).len(), 1);
+}
+
+/// GitHub Enterprise Server answers the REST API only under `/api/v3`: a base URL without it gets the
+/// web front end's 404, and the error suggests the URL with `/api/v3`.
+#[tokio::test]
+async fn an_enterprise_server_base_url_without_api_v3_is_a_404_that_suggests_it() {
+    let world = World::start(&[("FAKE_GITHUB_ENTERPRISE", "1")]);
+    let err = provider(world.settings()).await.mint().await.expect_err("404");
+    assert!(!err.is_transient(), "{err}");
+    assert_eq!(world.fake.requests_to(TOKEN_PATH)[0].status, Some(404));
+    let message = err.to_string();
+    assert!(
+        message.ends_with(&format!(
+            ": HTTP 404: no installation {INSTALLATION} of this App: check the installation ID and that the App \
+             is still installed; GitHub Enterprise Server answers only under /api/v3: should the API URL \
+             (REGCREDS_GHCR_API_URL) be {}/api/v3?",
+            world.fake.url
+        )),
+        "{message}"
+    );
+}
+
+/// And github.com has no `/api/v3` prefix.
+#[tokio::test]
+async fn api_v3_on_github_com_is_a_404() {
+    let world = World::start(&[]);
+    let settings = GhcrSettings {
+        api_url: format!("{}/api/v3", world.fake.url),
+        ..world.settings()
+    };
+    let err = provider(settings).await.mint().await.expect_err("404");
+    assert!(!err.is_transient(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("HTTP 404 \"Not Found\": no installation 987654 of this App"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("should the API URL"), "{err}");
+}
+
+/// GitHub's stateless installation tokens (`ghs_<APPID>_<JWT>`, about 520 characters, rolled out from
+/// 2026-04-27) go into the Secret whole, like the 40-character ones before them.
+#[tokio::test]
+async fn a_stateless_installation_token_of_about_520_characters_is_written_whole() {
+    let world = World::start(&[]);
+    let set = provider(world.settings()).await.mint().await.expect("mint");
+
+    let request = &world.fake.requests_to(TOKEN_PATH)[0];
+    assert_eq!(request.status, Some(201), "GitHub answers 201 Created");
+    let issued = request.issued_token.as_deref().expect("issued");
+    assert!(
+        issued.len() > 500 && issued.starts_with("ghs_123456_"),
+        "{issued}"
+    );
+    assert_eq!(issued.matches('.').count(), 2, "a JWT after ghs_<APPID>_");
+    let credential = set.iter().next().expect("entry");
+    assert_eq!(credential.password.expose(), issued, "not cut, not changed");
+    assert_eq!(credential.username, TOKEN_USER);
+}
+
+#[tokio::test]
+async fn a_used_up_rate_limit_says_until_when_and_nothing_is_asked_before_then() {
+    let world = World::start(&[
+        ("FAKE_GITHUB_RATE_LIMIT", "primary"),
+        ("FAKE_GITHUB_RATE_LIMIT_WAIT", "1200"),
+    ]);
+    let provider = provider(world.settings()).await;
+    let err = provider.mint().await.expect_err("403");
+    assert!(err.is_transient(), "worth retrying later: {err}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "provider ghcr: installation token for installation {INSTALLATION} at {}{TOKEN_PATH}: HTTP 403 \
+             \"API rate limit exceeded for installation ID {INSTALLATION}.\": rate limited by GitHub \
+             (x-ratelimit-reset): not asking again before ",
+            world.fake.url
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(" s)") && message.contains("(in 11"),
+        "about 1200 s: {message}"
+    );
+    let jwt = world.fake.sent_credentials()[0].clone();
+    assert!(!message.contains(&jwt[jwt.len() - 20..]), "{message}");
+
+    let again = provider.mint().await.expect_err("still limited");
+    assert!(again.is_transient());
+    assert!(
+        again
+            .to_string()
+            .contains(": rate limited by GitHub (x-ratelimit-reset): not asking again before "),
+        "{again}"
+    );
+    assert_eq!(
+        world.fake.requests_to(TOKEN_PATH).len(),
+        1,
+        "GitHub asks for no request before x-ratelimit-reset"
+    );
+}
+
+#[tokio::test]
+async fn a_secondary_rate_limit_waits_for_retry_after() {
+    let world = World::start(&[
+        ("FAKE_GITHUB_RATE_LIMIT", "secondary"),
+        ("FAKE_GITHUB_RATE_LIMIT_WAIT", "90"),
+    ]);
+    let provider = provider(world.settings()).await;
+    let err = provider.mint().await.expect_err("429");
+    assert!(err.is_transient(), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(
+            "HTTP 429 \"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains(": rate limited by GitHub (retry-after): not asking again before "),
+        "{message}"
+    );
+    assert!(
+        message.contains("(in 89 s)") || message.contains("(in 90 s)"),
+        "{message}"
+    );
+    provider.mint().await.expect_err("not before retry-after");
+    assert_eq!(world.fake.requests_to(TOKEN_PATH).len(), 1);
+}
+
+#[tokio::test]
+async fn a_secondary_rate_limit_403_without_headers_waits_a_minute() {
+    let world = World::start(&[("FAKE_GITHUB_RATE_LIMIT", "secondary-403")]);
+    let err = provider(world.settings()).await.mint().await.expect_err("403");
+    assert!(err.is_transient(), "not a configuration problem: {err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("HTTP 403 \"You have exceeded a secondary rate limit."),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            ": rate limited by GitHub (a secondary limit without retry-after: at least a minute): not asking \
+             again before "
+        ),
+        "{message}"
+    );
 }
 
 #[tokio::test]
