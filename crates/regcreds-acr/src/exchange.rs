@@ -113,10 +113,16 @@ impl Exchange {
             .and_then(|r| r.errors.into_iter().find_map(|e| e.code))
             .map(|c| format!(" {c}"))
             .unwrap_or_default();
-        let hint = if status == 401 || status == 403 {
-            refusal_hint(&self.audience)
-        } else {
-            String::new()
+        let hint = match status {
+            401 | 403 => refusal_hint(&self.audience),
+            // NB: AAD-OAuth.md: `service` "must indicate the name of your Azure container registry".
+            400 => format!(
+                ": the registry refused the request (is {}, sent as service, this registry's login server \
+                 NAME.azurecr.io? REGCREDS_ACR_REGISTRY names it, REGCREDS_ACR_EXCHANGE_URL only where the \
+                 exchange is sent)",
+                self.service
+            ),
+            _ => String::new(),
         };
         self.step()
             .failed(status_is_transient(status), &format!("HTTP {status}{code}{hint}"))
@@ -188,6 +194,23 @@ mod tests {
              accept tokens for https://management.azure.com/.default, set by REGCREDS_ACR_SCOPE? a registry \
              with ARM-audience tokens disabled accepts only ACR's audience, \
              https://containerregistry.azure.net/.default: unset REGCREDS_ACR_SCOPE)"
+        );
+    }
+
+    #[test]
+    fn a_bad_request_names_the_login_server_sent_as_service() {
+        let err = exchange(crate::DEFAULT_SCOPE).refused(
+            400,
+            br#"{"errors":[{"code":"BAD_REQUEST","message":"service is wrong"}]}"#,
+        );
+        assert!(!err.is_transient());
+        assert!(
+            err.to_string().ends_with(
+                "HTTP 400 BAD_REQUEST: the registry refused the request (is myregistry.azurecr.io, sent as \
+                 service, this registry's login server NAME.azurecr.io? REGCREDS_ACR_REGISTRY names it, \
+                 REGCREDS_ACR_EXCHANGE_URL only where the exchange is sent)"
+            ),
+            "{err}"
         );
     }
 

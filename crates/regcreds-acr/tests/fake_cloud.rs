@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use regcreds_acr::{ARM_SCOPE, AcrAuth, AcrProvider, AcrSettings, DEFAULT_SCOPE, REFRESH_TOKEN_USER};
-use regcreds_core::Provider;
+use regcreds_core::{Credential, Provider};
+use regcreds_verify::{ImageRef, Outcome, Verifier, VerifierOptions};
 use support::FakeCloud;
 
 const REGISTRY: &str = "myregistry.azurecr.io";
@@ -222,6 +223,101 @@ async fn an_arm_scope_still_works_where_the_registry_accepts_arm_tokens() {
         .await
         .expect("mint");
     assert_eq!(set.registries(), vec![REGISTRY]);
+}
+
+/// ACR wants the login server as `service` (Azure/acr docs/AAD-OAuth.md); the fake answers 400 to any
+/// other, and the error names the value sent and where it comes from, never the Entra token.
+#[tokio::test]
+async fn an_exchange_for_another_login_server_is_a_400_naming_the_service_sent() {
+    let fake = FakeCloud::start(&[("FAKE_ACR_LOGIN_SERVER", "otherregistry.azurecr.io")]);
+    let err = AcrProvider::new(settings(&fake, client_secret("test-client-secret")))
+        .await
+        .expect("valid")
+        .mint()
+        .await
+        .expect_err("service is not the fake's login server");
+
+    assert!(!err.is_transient(), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.ends_with(&format!(
+            "exchange for {REGISTRY} at {}/oauth2/exchange: HTTP 400 BAD_REQUEST: the registry refused the \
+             request (is {REGISTRY}, sent as service, this registry's login server NAME.azurecr.io? \
+             REGCREDS_ACR_REGISTRY names it, REGCREDS_ACR_EXCHANGE_URL only where the exchange is sent)",
+            fake.url
+        )),
+        "{message}"
+    );
+    let sent = &fake.requests_to("/oauth2/exchange")[0].form["access_token"];
+    assert!(!message.contains(sent.as_str()), "{message}");
+}
+
+/// The fake as the registry itself: its login server is the address it is reached at.
+fn fake_as_registry(fake: &FakeCloud) -> (String, AcrSettings) {
+    let login_server = fake.url.trim_start_matches("https://").to_string();
+    let settings = AcrSettings {
+        registries: vec![login_server.clone()],
+        exchange_base_url: None,
+        ..settings(fake, client_secret("test-client-secret"))
+    };
+    (login_server, settings)
+}
+
+fn verifier(fake: &FakeCloud) -> Verifier {
+    Verifier::new(VerifierOptions {
+        extra_root_certs: vec![std::fs::read(fake.ca_file()).expect("CA")],
+        ..VerifierOptions::default()
+    })
+    .expect("verifier")
+}
+
+/// ACR's token endpoint answers `{"access_token": …}` alone (AAD-OAuth.md), not distribution's `token`:
+/// a minted refresh token passes regcreds' check (the docker-style handshake with a probe image).
+#[tokio::test]
+async fn a_minted_refresh_token_passes_the_check_against_acrs_access_token_only_endpoint() {
+    let fake = FakeCloud::start(&[("FAKE_ACR_LOGIN_SERVER", "")]);
+    let (login_server, settings) = fake_as_registry(&fake);
+    let set = AcrProvider::new(settings)
+        .await
+        .expect("valid")
+        .mint()
+        .await
+        .expect("mint");
+    let credential = set.iter().next().expect("entry");
+    assert_eq!(credential.registry.as_str(), login_server);
+
+    let probe = ImageRef::parse("team/app:v1").expect("probe");
+    let result = verifier(&fake).check(credential, Some(&probe)).await;
+    assert_eq!(result.outcome, Outcome::Ok);
+    let token = &fake.requests_to("/oauth2/token")[0];
+    assert_eq!(token.method, "GET");
+    assert_eq!(token.query["service"], login_server);
+    assert_eq!(token.query["scope"], "repository:team/app:pull");
+    let manifest = &fake.requests_to("/v2/team/app/manifests/v1")[0];
+    assert_eq!(manifest.method, "HEAD");
+}
+
+/// A refresh token the registry did not issue is refused by the token endpoint: the check says so with
+/// ACR's error code, never the token.
+#[tokio::test]
+async fn a_refresh_token_the_registry_did_not_issue_fails_the_check_as_unauthorized() {
+    let fake = FakeCloud::start(&[("FAKE_ACR_LOGIN_SERVER", "")]);
+    let (login_server, _) = fake_as_registry(&fake);
+    let forged = "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDB9.Zm9yZ2Vk";
+    let credential = Credential::new(
+        login_server.parse().expect("host"),
+        REFRESH_TOKEN_USER,
+        regcreds_core::SecretString::new(forged),
+    );
+    let probe = ImageRef::parse("team/app").expect("probe");
+    let result = verifier(&fake).check(&credential, Some(&probe)).await;
+
+    let Outcome::Unauthorized { reason, code } = &result.outcome else {
+        panic!("expected unauthorized, got {:?}", result.outcome);
+    };
+    assert_eq!(code.as_deref(), Some("UNAUTHORIZED"));
+    assert!(reason.contains("/oauth2/token was refused: 401"), "{reason}");
+    assert!(!reason.contains(forged), "{reason}");
 }
 
 #[tokio::test]

@@ -9,6 +9,9 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use process::FixtureProcess;
 
+/// The login server the fake plays by default.
+pub const LOGIN_SERVER: &str = "myregistry.azurecr.io";
+
 /// The fake Entra / managed identity / ACR endpoints.
 pub struct FakeCloud {
     process: FixtureProcess,
@@ -32,10 +35,14 @@ pub struct Request {
 }
 
 impl FakeCloud {
-    /// Starts the fake with extra environment (`FAKE_FAIL`, `FAKE_REFRESH_TTL`, ...).
+    /// Starts the fake with extra environment (`FAKE_FAIL`, `FAKE_REFRESH_TTL`, ...). It plays the login
+    /// server [`LOGIN_SERVER`] (the `service` the exchange requires) unless `FAKE_ACR_LOGIN_SERVER` says
+    /// otherwise (empty: the address it is reached at).
     pub fn start(env: &[(&str, &str)]) -> Self {
         let args = |dir: &std::path::Path| vec!["serve".into(), "--tls".into(), dir.as_os_str().to_owned()];
-        let process = FixtureProcess::start("fake_cloud.py", args, "FAKE_REQUEST_LOG", env);
+        let mut all = vec![("FAKE_ACR_LOGIN_SERVER", LOGIN_SERVER)];
+        all.extend_from_slice(env);
+        let process = FixtureProcess::start("fake_cloud.py", args, "FAKE_REQUEST_LOG", &all);
         let url = format!("https://127.0.0.1:{}", process.port);
         Self { process, url }
     }
