@@ -16,10 +16,12 @@
 //! (polling assertions), [`regcreds_binary`] (the binary under test, built on demand) and
 //! [`regcreds_command`] (it with a clean environment), [`regcreds_leftovers`] (what regcreds wrote that
 //! is still in the cluster), [`append_pull_secret_ref`] (a user's own `imagePullSecrets` entry),
-//! [`binaries::python`] (the venv with moto & co.). `cargo xtask controlplane up` runs the same
+//! [`binaries::python`] (the venv with moto & co.), [`free_port`], [`admin_get`]/[`scrape`] (regcreds'
+//! admin endpoint). `cargo xtask controlplane up` runs the same
 //! [`ControlPlane`] in the foreground for manual use. [`image`] builds the regcreds container image
 //! without Docker (`cargo xtask image`).
 
+mod admin;
 pub mod binaries;
 mod child;
 mod controlplane;
@@ -38,10 +40,12 @@ pub mod registry;
 pub mod versions;
 mod wait;
 
+pub use admin::{admin_get, metric_value, scrape};
 pub use controlplane::{ControlPlane, ControlPlaneOptions};
 pub use counting::{Recorded, RequestCounter, counting_client};
 pub use metrics::sum_requests;
 pub use namespace::{TEMP_NAMESPACE_LABEL, temp_namespace};
 pub use ownership::{append_pull_secret_ref, regcreds_leftovers};
+pub use ports::free_port;
 pub use regcreds_bin::{REGCREDS_BINARY_ENV, regcreds_binary, regcreds_command};
 pub use wait::wait_for;

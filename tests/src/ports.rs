@@ -17,3 +17,9 @@ pub(crate) fn free_ports<const N: usize>() -> std::io::Result<[u16; N]> {
     }
     Ok(ports)
 }
+
+/// One port the kernel just handed out on 127.0.0.1 (see [`free_ports`] for the race this leaves).
+pub fn free_port() -> u16 {
+    let [port] = free_ports::<1>().expect("bind 127.0.0.1:0");
+    port
+}

@@ -36,9 +36,8 @@ fn parse(body: &[u8]) -> Option<String> {
     }
     let body: Body = serde_json::from_slice(body).ok()?;
     let code = body.errors.into_iter().next()?.code;
-    let plausible = !code.is_empty()
-        && code.len() <= 64
-        && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+    let plausible =
+        !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
     plausible.then_some(code)
 }
 
@@ -48,7 +47,8 @@ mod tests {
 
     #[test]
     fn the_first_code_of_a_distribution_error_body_is_kept() {
-        let denied = br#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#;
+        let denied =
+            br#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#;
         assert_eq!(parse(denied).as_deref(), Some("DENIED"));
         let two = br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":[{"Type":"repository","Name":"demo/hello","Action":"pull"}]},{"code":"DENIED"}]}"#;
         assert_eq!(parse(two).as_deref(), Some("UNAUTHORIZED"));

@@ -129,7 +129,10 @@ impl Handshake<'_> {
             StatusCode::OK => Ok(()),
             status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
                 // NB: a HEAD answer has no body; the same request as a GET carries the error code.
-                let get = self.client.get(manifest.clone()).header(header::ACCEPT, MANIFEST_TYPES);
+                let get = self
+                    .client
+                    .get(manifest.clone())
+                    .header(header::ACCEPT, MANIFEST_TYPES);
                 let get = match auth.as_ref() {
                     Some(a) => self.authorize(get, a),
                     None => get,

@@ -32,6 +32,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every [`Outcome::label`], e.g. to give a metric one series per outcome.
+    pub const LABELS: [&'static str; 4] = ["ok", "unauthorized", "unreachable", "error"];
+
     /// True for [`Outcome::Ok`].
     pub fn is_ok(&self) -> bool {
         matches!(self, Self::Ok)
@@ -181,6 +184,7 @@ mod tests {
         );
         assert_eq!(denied.registry_code(), Some("DENIED"));
         assert_eq!(outcome.label(), "unauthorized");
+        assert!(Outcome::LABELS.contains(&outcome.label()));
         assert!(!outcome.is_ok());
     }
 }

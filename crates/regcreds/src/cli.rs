@@ -37,15 +37,18 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// Validate the environment and print the effective configuration (secrets masked).
-    Check(CheckArgs),
+    Check(ConfigCheckArgs),
 }
 
 /// Arguments of `regcreds config check`.
 #[derive(clap::Args, Debug)]
-pub struct CheckArgs {
+pub struct ConfigCheckArgs {
     /// Provider settings.
     #[command(flatten)]
     pub providers: ProviderArgs,
+    /// Credential checks (probe images some providers require).
+    #[command(flatten)]
+    pub checks: crate::verification::CheckArgs,
 }
 
 /// Arguments of `regcreds mint`.

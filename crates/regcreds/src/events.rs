@@ -1,4 +1,4 @@
-//! Kubernetes Events about regcreds itself (mint failures), attached to its own Pod when known.
+//! Kubernetes Events about regcreds itself (mint failures, refused credentials), attached to its own Pod when known.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
@@ -6,6 +6,8 @@ use kube::{
     runtime::events::{Event, EventType, Recorder, Reporter},
 };
 use tracing::warn;
+
+use crate::verification::Refusal;
 
 /// Publishes Events regarding regcreds' Pod; a no-op when the Pod is unknown (running outside a cluster).
 #[derive(Clone)]
@@ -39,14 +41,31 @@ impl SelfEvents {
 
     /// A warning that a provider could not mint; `reason` is already free of secrets.
     pub async fn mint_failed(&self, provider: &str, reason: &str) {
+        self.warn(
+            "MintFailed",
+            "Mint",
+            format!("provider {provider}: {reason}; the last good credential stays in place"),
+        )
+        .await;
+    }
+
+    /// A warning that a registry refused a new credential, which was therefore not propagated.
+    pub async fn credential_refused(&self, provider: &str, refusal: &Refusal, kept: &str) {
+        self.warn(
+            "CredentialRefused",
+            "Verify",
+            format!("provider {provider}: {refusal}; {kept}"),
+        )
+        .await;
+    }
+
+    async fn warn(&self, reason: &str, action: &str, note: String) {
         let Some(pod) = &self.pod else { return };
         let event = Event {
             type_: EventType::Warning,
-            reason: "MintFailed".into(),
-            note: Some(format!(
-                "provider {provider}: {reason}; the last good credential stays in place"
-            )),
-            action: "Mint".into(),
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
             secondary: None,
         };
         if let Err(error) = self.recorder.publish(&event, pod).await {

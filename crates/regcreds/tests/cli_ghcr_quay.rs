@@ -99,6 +99,17 @@ fn mint_ghcr_and_quay_against_the_fakes_prints_valid_dockerconfigjson() {
     );
     assert_eq!(fake.requests_to("/oauth2/federation/robot/token").len(), 2);
 
+    // ghcr.io may accept an App token at login and deny the pull: the App provider needs a probe.
+    let unprobed = regcreds(&["config", "check"], &env);
+    assert_eq!(unprobed.status.code(), Some(2), "{}", text(&unprobed.stdout));
+    let problem = text(&unprobed.stderr);
+    assert!(
+        problem.contains("REGCREDS_CHECK_IMAGES")
+            && problem.contains("the ghcr provider needs a probe image on ghcr.io"),
+        "{problem}"
+    );
+    let mut env = env.to_vec();
+    env.push(("REGCREDS_CHECK_IMAGES", "ghcr.io/acme/private-app:1"));
     let check = regcreds(&["config", "check"], &env);
     let stdout = text(&check.stdout);
     assert!(check.status.success(), "{stdout}{}", text(&check.stderr));

@@ -18,7 +18,7 @@ use regcreds_verify::{CheckResult, Outcome};
 use crate::{
     commands::config_failure,
     config::{ConfigProblems, ConfiguredProvider, PROVIDER_NAMES, ProviderArgs},
-    verification::{CheckArgs, Checker},
+    verification::{CheckArgs, Checker, require_probes},
 };
 
 /// Arguments of `regcreds check`.
@@ -70,6 +70,9 @@ async fn validate(args: &RegistryCheckArgs) -> Result<(Vec<ConfiguredProvider>, 
     let mut problems = ConfigProblems::default();
     let checker = args.check.build(&mut problems);
     let providers = select(args, &mut problems).await;
+    if let Some(checker) = &checker {
+        require_probes(&providers, checker, &mut problems);
+    }
     match checker {
         Some(checker) if problems.is_empty() => Ok((providers, checker)),
         _ => Err(problems),

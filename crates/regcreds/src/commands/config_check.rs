@@ -3,13 +3,14 @@
 use std::process::ExitCode;
 
 use crate::{
-    cli::CheckArgs,
+    cli::ConfigCheckArgs,
     commands::config_failure,
     config::{ConfigProblems, Enablement},
+    verification::require_probes,
 };
 
 /// Runs `regcreds config check`.
-pub async fn check(args: CheckArgs) -> ExitCode {
+pub async fn check(args: ConfigCheckArgs) -> ExitCode {
     let mut problems = ConfigProblems::default();
     let statuses = args.providers.statuses(&mut problems).await;
     for status in &statuses {
@@ -28,7 +29,15 @@ pub async fn check(args: CheckArgs) -> ExitCode {
             Enablement::Invalid => println!("provider {:<17} INVALID  (see below)", status.name),
         }
     }
-    if let Err(problems) = args.providers.build().await {
+    let providers = match args.providers.build().await {
+        Ok(providers) => providers,
+        Err(problems) => return config_failure(&problems),
+    };
+    let mut problems = ConfigProblems::default();
+    if let Some(checker) = args.checks.build(&mut problems) {
+        require_probes(&providers, &checker, &mut problems);
+    }
+    if !problems.is_empty() {
         return config_failure(&problems);
     }
     if statuses

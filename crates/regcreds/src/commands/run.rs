@@ -27,7 +27,7 @@ use crate::{
     leader::{self, LeaseSettings},
     metrics::ProviderMetrics,
     rbac, refresh,
-    verification::{PeriodicCheckArgs, PeriodicChecks},
+    verification::{ControllerChecks, PeriodicCheckArgs, require_probes},
 };
 
 /// How long a leader that shuts down waits for the Lease release to be written.
@@ -83,7 +83,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
     };
     info!(instance = %valid.instance.id, "regcreds instance {} ({})", valid.instance.id, valid.instance.origin);
     if valid.run_once {
-        return run_once::run(valid.settings, valid.providers).await;
+        let gate = valid.checks.as_ref().and_then(ControllerChecks::gate);
+        return run_once::run(valid.settings, valid.providers, gate).await;
     }
     let auto_watch = args.propagation.watch_mode == WatchModeArg::Auto;
     match run_valid(args.admin_addr, valid, auto_watch).await {
@@ -100,7 +101,7 @@ struct Valid {
     settings: Settings,
     providers: Vec<ConfiguredProvider>,
     lease: Option<LeaseSettings>,
-    checks: Option<PeriodicChecks>,
+    checks: Option<ControllerChecks>,
     /// Pod healing, when turned on.
     heal: Option<HealSettings>,
     instance: Instance,
@@ -139,6 +140,9 @@ async fn validate(args: &RunArgs) -> Result<Valid, ConfigProblems> {
         _ => None,
     };
     let checks = args.checks.build(&mut problems);
+    if let Some(checks) = &checks {
+        require_probes(&providers, checks.checker(), &mut problems);
+    }
     let heal = args.healing.build(&mut problems);
     if run_once && heal.is_some() {
         problems.add(
@@ -271,11 +275,19 @@ async fn run_valid(admin_addr: SocketAddr, valid: Valid, auto_watch: bool) -> an
         .collect();
     let provider_names: Vec<&'static str> = providers.iter().map(|p| p.provider.name()).collect();
     let (desired_tx, desired) = watch::channel(Desired::new(names));
+    let gate = checks.as_ref().and_then(ControllerChecks::gate);
     if let Some(checks) = checks {
         checks.spawn(desired_tx.subscribe());
     }
     let events = SelfEvents::new(client.clone(), namespace, pod);
-    let _scheduler = refresh::start(providers, desired_tx, provider_metrics.clone(), Some(events)).await?;
+    let _scheduler = refresh::start(
+        providers,
+        desired_tx,
+        provider_metrics.clone(),
+        Some(events),
+        gate,
+    )
+    .await?;
     tokio::spawn(report_readiness(provider_names, provider_metrics, ready_tx));
     info!("propagating to every namespace in scope");
     // NB: after the Lease: only the leader heals, like only the leader writes.

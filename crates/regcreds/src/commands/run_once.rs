@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Exit 0 when every provider minted and every namespace converged, 1 otherwise (each failure logged
-//! with its namespace or provider). No leader election and no admin endpoint: a Job is not a service.
+//! with its namespace or provider). With probe images, a credential its registry refuses is not
+//! written, as in the controller (see `verification::Gate`). No leader election and no admin endpoint: a Job is not a service.
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -14,10 +15,10 @@ use regcreds_propagator::{Desired, DesiredSecret, Propagator, Settings};
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use crate::{config::ConfiguredProvider, kube_client};
+use crate::{config::ConfiguredProvider, kube_client, verification::Gate};
 
 /// Mints, makes one pass, and returns the exit code.
-pub async fn run(settings: Settings, providers: Vec<ConfiguredProvider>) -> ExitCode {
+pub async fn run(settings: Settings, providers: Vec<ConfiguredProvider>, gate: Option<Gate>) -> ExitCode {
     let client = match kube_client::connect_once().await {
         Ok(client) => client,
         Err(err) => {
@@ -28,7 +29,7 @@ pub async fn run(settings: Settings, providers: Vec<ConfiguredProvider>) -> Exit
             return ExitCode::FAILURE;
         }
     };
-    let (desired, failed_mints) = mint_all(&providers).await;
+    let (desired, failed_mints) = mint_all(&providers, gate.as_ref()).await;
     let (_, receiver) = watch::channel(desired);
     match Propagator::new(client, settings, receiver).run_once().await {
         Ok(report) if report.failed == 0 && failed_mints == 0 => {
@@ -56,13 +57,21 @@ pub async fn run(settings: Settings, providers: Vec<ConfiguredProvider>) -> Exit
 
 /// Mints every provider once. A provider that fails keeps whatever its Secrets hold (they stay expected
 /// and referenced, never emptied) and makes the run fail.
-async fn mint_all(providers: &[ConfiguredProvider]) -> (Desired, usize) {
+async fn mint_all(providers: &[ConfiguredProvider], gate: Option<&Gate>) -> (Desired, usize) {
     let mut desired = Desired::new(providers.iter().map(|p| p.provider.secret_name().to_string()));
     let mut failed = 0;
     for configured in providers {
         let provider = &configured.provider;
         match provider.mint().await {
             Ok(credentials) if !credentials.is_empty() => {
+                if let Some(Err(refusal)) = match gate {
+                    Some(gate) => Some(gate.admit(provider.name(), &credentials).await),
+                    None => None,
+                } {
+                    failed += 1;
+                    error!(provider = provider.name(), registry = %refusal.registry, image = %refusal.image, code = refusal.code.as_deref(), "{refusal}; keeping the last good Secret");
+                    continue;
+                }
                 desired.set(DesiredSecret {
                     name: provider.secret_name().to_string(),
                     provider: provider.name().to_string(),

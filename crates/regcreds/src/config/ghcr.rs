@@ -6,14 +6,14 @@
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 
 use clap::Args;
-use regcreds_core::SecretString;
+use regcreds_core::{RegistryHost, SecretString};
 use regcreds_ghcr::{
     DEFAULT_API_URL, DEFAULT_REGISTRY, DEFAULT_SECRET, Error, GhcrProvider, GhcrSettings, PrivateKey,
     TOKEN_USER,
 };
 
 use super::{
-    ConfigProblems, ConfiguredProvider, Enablement, Schedule,
+    ConfigProblems, ConfiguredProvider, Enablement, ProbeRequirement, Schedule,
     setting::{Source, first_set, given, non_blank, split_list},
 };
 
@@ -31,6 +31,14 @@ const CA_FILE: Source = Source::new("REGCREDS_GHCR_CA_FILE", "ghcr-ca-file");
 const SECRET_NAME: Source = Source::new("REGCREDS_GHCR_SECRET_NAME", "ghcr-secret-name");
 const SCHEDULE: Source = Source::new("REGCREDS_GHCR_SCHEDULE", "ghcr-schedule");
 const TIMEOUT: Source = Source::new("REGCREDS_GHCR_TIMEOUT_SECONDS", "ghcr-timeout-seconds");
+
+/// Why the App provider needs a probe image. GitHub documents a personal access token (classic) for
+/// GitHub Packages; users report that ghcr.io accepts an App installation token at login and then
+/// denies the pull of a private package (jikig-ai/soleur#6073, akuity/kargo#2391).
+const APP_TOKENS_MAY_NOT_PULL: &str = "ghcr.io accepts GitHub App installation tokens at login but users report \
+     it denies pulls of private packages with them; with a probe image regcreds proves every token can pull \
+     before any namespace receives it (or use a classic personal access token with the static provider, \
+     see config/ghcr.env)";
 
 /// `ghcr` provider.
 #[derive(Args, Debug, Clone)]
@@ -138,11 +146,17 @@ impl GhcrArgs {
         settings.ca_file = non_blank(&self.ghcr_ca_file);
         settings.timeout = Duration::from_secs(self.ghcr_timeout_seconds);
         match GhcrProvider::new(settings).await {
-            Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
-                Arc::new(provider),
-                schedule,
-                format!("{configured_by} is set"),
-            )),
+            Ok(provider) => {
+                let configured =
+                    ConfiguredProvider::new(Arc::new(provider), schedule, format!("{configured_by} is set"));
+                Enablement::Enabled(match RegistryHost::parse(&self.ghcr_registry) {
+                    Ok(registry) => configured.requiring_probe(ProbeRequirement {
+                        registry,
+                        why: APP_TOKENS_MAY_NOT_PULL,
+                    }),
+                    Err(_) => configured, // NB: GhcrProvider::new has already refused such a host.
+                })
+            }
             Err(error) => {
                 problems.add(self.blame(&error), error);
                 Enablement::Invalid

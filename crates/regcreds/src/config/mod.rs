@@ -27,7 +27,7 @@ mod static_registry;
 use std::sync::Arc;
 
 use clap::Args;
-use regcreds_core::Provider;
+use regcreds_core::{Provider, RegistryHost};
 
 pub use acr::AcrArgs;
 pub use dockerconfig::DockerConfigArgs;
@@ -67,6 +67,18 @@ pub struct ConfiguredProvider {
     pub reason: String,
     /// The variable its Secret name came from, when not `REGCREDS_<PROVIDER>_SECRET_NAME`.
     secret_name_setting: Option<String>,
+    /// A registry this provider's credentials must be proven against before they are propagated.
+    requires_probe: Option<ProbeRequirement>,
+}
+
+/// A registry that may accept a provider's credential at login and still refuse every pull, so that
+/// only a probe image can tell (see `verification::require_probes`).
+#[derive(Clone, Debug)]
+pub struct ProbeRequirement {
+    /// The registry the provider writes credentials for.
+    pub registry: RegistryHost,
+    /// Why, for the problem shown when the probe is missing.
+    pub why: &'static str,
 }
 
 impl ConfiguredProvider {
@@ -77,7 +89,19 @@ impl ConfiguredProvider {
             schedule,
             reason,
             secret_name_setting: None,
+            requires_probe: None,
         }
+    }
+
+    /// Requires a probe image on a registry (see [`ProbeRequirement`]).
+    pub fn requiring_probe(mut self, requirement: ProbeRequirement) -> Self {
+        self.requires_probe = Some(requirement);
+        self
+    }
+
+    /// The probe image this provider needs, if any.
+    pub fn requires_probe(&self) -> Option<&ProbeRequirement> {
+        self.requires_probe.as_ref()
     }
 
     /// Names the variable the Secret name came from (a compatible one), for problems with it.
