@@ -38,7 +38,7 @@ pub(crate) async fn token(
     let mut full =
         reqwest::Url::parse(&url).map_err(|_| step.failed(false, "invalid metadata server URL"))?;
     full.query_pairs_mut().append_pair("scopes", &scopes.join(","));
-    token::fetch(http.get(full).header("Metadata-Flavor", "Google"), &step).await
+    token::fetch(http.get(full).header("Metadata-Flavor", "Google"), "", &step).await
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ impl GcrProvider {
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("assertion", &assertion),
         ];
-        token::fetch(self.http.post(&key.token_uri).form(&form), &step).await
+        token::fetch(self.http.post(&key.token_uri).form(&form), &assertion, &step).await
     }
 }
 

@@ -137,11 +137,59 @@ async fn an_assertion_signed_by_another_key_is_refused_permanently() {
     assert_eq!(
         err.to_string(),
         format!(
-            "provider gcr: token endpoint {}: HTTP 400 invalid_grant",
+            "provider gcr: token endpoint {}: HTTP 400 invalid_grant \"Invalid JWT Signature.\": the key is \
+             not (or no longer) a key of this service account: create a new key",
             fake.token_uri()
         )
     );
     assert_eq!(fake.requests_to("/token").len(), 1, "no blind retries of a 4xx");
+}
+
+/// Google refuses an assertion whose `exp` is more than an hour after its `iat` (the fake does too):
+/// regcreds' assertions ask for exactly the hour.
+#[tokio::test]
+async fn assertions_live_the_hour_google_allows_and_no_longer() {
+    let key = KeyPair::generate();
+    let fake = FakeGoogle::start(Some(&key.public_pem), &[]);
+    let json = key_json(&key.pkcs8, EMAIL, &fake.token_uri());
+    mint(GcrSettings::new(GcrCredentials::KeyJson(json.into())))
+        .await
+        .expect("accepted");
+
+    let claims = fake.requests_to("/token")[0].claims.clone().expect("claims");
+    let (iat, exp) = (
+        claims["iat"].as_i64().expect("iat"),
+        claims["exp"].as_i64().expect("exp"),
+    );
+    assert_eq!(exp - iat, 3600);
+    assert!((iat - Utc::now().timestamp()).abs() <= 5, "iat is now: {iat}");
+}
+
+/// Google's refusal of a long-lived assertion is shown with its reason and a hint, never the assertion.
+/// (The fake is told to allow ten minutes only, so that regcreds' real one-hour assertion is refused.)
+#[tokio::test]
+async fn a_refused_assertion_lifetime_is_reported_with_googles_reason() {
+    let key = KeyPair::generate();
+    let fake = FakeGoogle::start(Some(&key.public_pem), &[("FAKE_GOOGLE_MAX_LIFETIME", "600")]);
+    let json = key_json(&key.pkcs8, EMAIL, &fake.token_uri());
+    let err = mint(GcrSettings::new(GcrCredentials::KeyJson(json.into())))
+        .await
+        .expect_err("too long-lived for this fake");
+
+    assert!(!err.is_transient(), "{err}");
+    let message = err.to_string();
+    assert_eq!(
+        message,
+        format!(
+            "provider gcr: token endpoint {}: HTTP 400 invalid_grant \"Invalid JWT: Token must be a short-lived \
+             token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT \
+             claim.\": regcreds signs assertions valid for 60 minutes from now, so this machine's clock is \
+             probably off (check its time synchronisation)",
+            fake.token_uri()
+        )
+    );
+    let assertion = &fake.requests_to("/token")[0].form["assertion"];
+    assert!(!message.contains(&assertion[assertion.len() - 20..]), "{message}");
 }
 
 #[tokio::test]
