@@ -16,6 +16,8 @@
 //! * [`read_bounded`] reads the files users point regcreds at, never more than 1 MiB.
 //! * [`RegistryHost::parse_bare_host`] and [`is_http_url`] check the hosts and URLs providers are
 //!   configured with, before anything is sent there.
+//! * [`reference`] says which registry an image or a key names, and which key kubelet offers for an
+//!   image.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -24,6 +26,7 @@ mod dockerconfig;
 mod error;
 mod file;
 mod provider;
+pub mod reference;
 mod registry;
 mod secret;
 mod url;

@@ -30,7 +30,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Secret;
-use regcreds_core::{DockerConfig, RegistryHost};
+use regcreds_core::{DockerConfig, RegistryHost, reference};
 use serde_json::{Map, Value};
 
 use crate::{DesiredSecret, labels::PATCHER_MANAGED_BY};
@@ -167,11 +167,8 @@ fn desired_hosts(desired: &DesiredSecret) -> BTreeSet<String> {
 
 /// A dockerconfig key's lower-case `host[:port]`, with Docker Hub's aliases as one host.
 fn host_of(key: &str) -> Option<String> {
-    let host = RegistryHost::parse(key).ok()?.authority().to_ascii_lowercase();
-    Some(match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => "docker.io".into(),
-        _ => host,
-    })
+    let key = RegistryHost::parse(key).ok()?;
+    Some(reference::canonical_authority(key.authority()))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! scheme is the key's own if it has one, else https unless plain http is explicitly allowed for that
 //! host, and globs cannot be dialled.
 
-use regcreds_core::RegistryHost;
+use regcreds_core::{RegistryHost, reference::is_docker_hub};
 use url::Url;
 
 /// Where Docker Hub's v2 API really is.
@@ -16,14 +16,6 @@ use url::Url;
 /// `DefaultV2Registry`, containerd's docker.io host mapping). Verifying against the host that pulls
 /// use is the point of verifying, so every Hub alias maps here.
 pub const DOCKER_HUB_V2: &str = "https://registry-1.docker.io";
-
-/// Host names that all mean Docker Hub.
-const DOCKER_HUB_ALIASES: &[&str] = &[
-    "index.docker.io",
-    "docker.io",
-    "registry-1.docker.io",
-    "registry.hub.docker.com",
-];
 
 /// Why a registry key cannot be turned into a URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,13 +91,6 @@ pub fn base_url(key: &RegistryHost, http: &HttpPolicy) -> Result<Url, EndpointEr
     };
     Url::parse(&format!("{scheme}://{authority}"))
         .map_err(|_| EndpointError::InvalidHost(authority.to_string()))
-}
-
-/// Whether the key names Docker Hub (any of its historical host names, any port-less form).
-pub fn is_docker_hub(authority: &str) -> bool {
-    DOCKER_HUB_ALIASES
-        .iter()
-        .any(|alias| alias.eq_ignore_ascii_case(authority))
 }
 
 #[cfg(test)]

@@ -258,7 +258,7 @@ impl Handshake<'_> {
 
     /// Docker Hub's official images live under `library/`; everyone else's path is taken as written.
     fn repository_path(&self, probe: &ImageRef, base: &Url) -> String {
-        if endpoint::is_docker_hub(&endpoint::authority_of(base)) {
+        if regcreds_core::reference::is_docker_hub(&endpoint::authority_of(base)) {
             probe.docker_hub_repository()
         } else {
             probe.repository().to_string()

@@ -22,7 +22,7 @@ mod periodic;
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use clap::Args;
-use regcreds_core::{CredentialSet, RegistryHost};
+use regcreds_core::{CredentialSet, RegistryHost, reference};
 use regcreds_verify::{CheckResult, ImageRef, Verifier, VerifierOptions};
 
 use crate::config::{ConfigProblems, ConfiguredProvider};
@@ -30,14 +30,6 @@ use crate::config::{ConfigProblems, ConfiguredProvider};
 pub use gate::{Gate, Refusal};
 pub use metrics::CheckMetrics;
 pub use periodic::{ControllerChecks, PeriodicCheckArgs};
-
-/// Docker Hub's many names: a probe written `docker.io/...` applies to the `https://index.docker.io/v1/` key.
-const DOCKER_HUB_NAMES: &[&str] = &[
-    "docker.io",
-    "index.docker.io",
-    "registry-1.docker.io",
-    "registry.hub.docker.com",
-];
 
 /// How credentials are checked (`regcreds check` and `regcreds run`).
 #[derive(Args, Debug, Clone)]
@@ -144,7 +136,7 @@ impl Probe {
         if raw.contains("://") {
             return Err(format!("{raw:?}: write registry/repository:tag without a scheme"));
         }
-        let Some((host, image)) = raw.split_once('/').filter(|(host, _)| looks_like_host(host)) else {
+        let Some((host, image)) = reference::split_registry(raw) else {
             return Err(format!(
                 "{raw:?} must start with its registry host, e.g. registry.example.com:5000/team/app:v1"
             ));
@@ -154,24 +146,12 @@ impl Probe {
         Ok(Self { registry, image })
     }
 
+    /// Whether the probe is in the registry of `key`, however either is written (`https://…`, `/v1/`
+    /// suffixes, Docker Hub's aliases): a probe written `docker.io/...` applies to the
+    /// `https://index.docker.io/v1/` key.
     fn same_registry(&self, key: &RegistryHost) -> bool {
-        canonical_authority(&self.registry) == canonical_authority(key)
-    }
-}
-
-/// docker's rule for "the first path component is a registry": it has a dot or a port, or is localhost.
-fn looks_like_host(first: &str) -> bool {
-    first.contains('.') || first.contains(':') || first == "localhost"
-}
-
-/// `host[:port]`, lower-cased, with every Docker Hub alias folded into one name, so that a probe
-/// matches the credential's key however either is written (`https://…`, `/v1/` suffixes, ...).
-fn canonical_authority(key: &RegistryHost) -> String {
-    let authority = key.authority().to_ascii_lowercase();
-    if DOCKER_HUB_NAMES.contains(&authority.as_str()) {
-        "docker.io".to_string()
-    } else {
-        authority
+        reference::canonical_authority(self.registry.authority())
+            == reference::canonical_authority(key.authority())
     }
 }
 
