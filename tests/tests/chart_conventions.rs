@@ -466,6 +466,7 @@ fn ghcr_and_quay_take_schedule_timeout_and_ca_file_values_the_schema_checks() {
         "providers.ghcr.appId=1",
         "providers.ghcr.installationId=2",
         "providers.ghcr.existingSecret=gh",
+        "checks.images={ghcr.io/my-org/app:1}",
         "providers.quay.enabled=true",
         "providers.quay.robot=org+bot",
     ];

@@ -697,6 +697,27 @@ fn the_chart_refuses_settings_that_cannot_work() {
             "providers.ghcr.existingSecret is required",
         ),
         (
+            &[
+                "providers.ghcr.enabled=true",
+                "providers.ghcr.appId=1",
+                "providers.ghcr.installationId=2",
+                "providers.ghcr.existingSecret=gh",
+                "checks.images={registry.example.com/team/app:1}",
+            ],
+            "providers.ghcr needs a probe image on ghcr.io in checks.images (REGCREDS_CHECK_IMAGES)",
+        ),
+        (
+            &[
+                "providers.ghcr.enabled=true",
+                "providers.ghcr.appId=1",
+                "providers.ghcr.installationId=2",
+                "providers.ghcr.existingSecret=gh",
+                "providers.ghcr.registry=containers.ghe.example",
+                "checks.images={ghcr.io/my-org/app:1}",
+            ],
+            "providers.ghcr needs a probe image on containers.ghe.example",
+        ),
+        (
             &["providers.quay.enabled=true"],
             "providers.quay.robot is required",
         ),
@@ -1051,6 +1072,8 @@ fn every_variable_of_the_readme_tables_can_be_set_through_the_chart() {
         "providers.ghcr.appId=123456",
         "providers.ghcr.installationId=98765432",
         "providers.ghcr.existingSecret=gh",
+        // The App provider needs a probe image on its registry (also for the registry override below).
+        "checks.images={ghcr.io/my-org/app:1,containers.ghe.example/my-org/app:1}",
     ];
     let quay = ["providers.quay.enabled=true", "providers.quay.robot=org+bot"];
     let with =

@@ -150,6 +150,14 @@ ServiceMonitor or PodMonitor is requested (else the pods would be scraped twice)
 {{- if $p.ghcr.enabled }}
 {{- if or (not $p.ghcr.appId) (not $p.ghcr.installationId) }}{{ fail "providers.ghcr.appId and providers.ghcr.installationId are required" }}{{ end }}
 {{- if not $p.ghcr.existingSecret }}{{ fail "providers.ghcr.existingSecret is required (Secret with the GitHub App's private key .pem)" }}{{ end }}
+{{- /* regcreds refuses to start the App provider without a probe on its registry (ghcr.io accepts App
+       tokens at login but users report it denies pulls with them); say so at install, not in a crash loop. */}}
+{{- $registry := lower (default "ghcr.io" $p.ghcr.registry) }}
+{{- $probed := false }}
+{{- range .Values.checks.images }}{{ if hasPrefix (printf "%s/" $registry) (lower .) }}{{ $probed = true }}{{ end }}{{ end }}
+{{- if not $probed }}
+{{- fail (printf "providers.ghcr needs a probe image on %s in checks.images (REGCREDS_CHECK_IMAGES), e.g. [%s/my-org/my-private-app:latest]: every App token is verified against it before it reaches a namespace. For ghcr.io GitHub documents a personal access token (classic): providers.static" $registry $registry) }}
+{{- end }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled .Values.metrics.podMonitor.enabled }}
 {{- fail "enable metrics.serviceMonitor or metrics.podMonitor, not both: Prometheus would scrape every pod twice" }}
