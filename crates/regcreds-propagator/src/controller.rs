@@ -310,6 +310,7 @@ pub(crate) fn error_policy(
 ) -> Action {
     let name = namespace.name_any();
     ctx.metrics.reconcile_failed(error.metric_label());
+    ctx.metrics.converged(&name, false);
     warn!(namespace = %name, error = %error, kind = error.metric_label(), "reconcile failed; will retry");
     for hint in error.rbac_hints() {
         warn!(namespace = %name, "{hint}");

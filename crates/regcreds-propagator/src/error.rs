@@ -46,7 +46,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// A short stable label for metrics.
+    /// Every value [`Error::metric_label`] returns: error counters start at 0 for each, so that the first
+    /// error is an increase (`increase()` sees nothing of a series born at 1).
+    pub const METRIC_LABELS: [&'static str; 6] =
+        ["forbidden", "conflict", "throttled", "api", "many", "controller"];
+
+    /// A short stable label for metrics (one of [`Error::METRIC_LABELS`]).
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Api { .. } => match self.status_code() {

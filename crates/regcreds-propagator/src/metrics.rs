@@ -34,6 +34,8 @@ pub struct PropagatorMetrics {
     foreign_secrets: Counter,
     namespaces_in_scope: Gauge,
     in_scope: Arc<Mutex<HashSet<String>>>,
+    namespaces_not_converged: Gauge,
+    failing: Arc<Mutex<HashSet<String>>>,
 }
 
 impl PropagatorMetrics {
@@ -66,6 +68,14 @@ impl PropagatorMetrics {
             "Namespaces regcreds writes to",
             metrics.namespaces_in_scope.clone(),
         );
+        sub.register(
+            "namespaces_not_converged",
+            "Namespaces whose latest reconcile failed (retried with backoff; reconcile_errors_total says why)",
+            metrics.namespaces_not_converged.clone(),
+        );
+        for error in crate::Error::METRIC_LABELS {
+            let _ = metrics.reconcile_errors.get_or_create(&ErrorLabel { error });
+        }
         metrics
     }
 
@@ -85,6 +95,19 @@ impl PropagatorMetrics {
         self.foreign_secrets.inc();
     }
 
+    /// Records whether the latest reconcile of `namespace` succeeded (or the namespace is going away).
+    pub(crate) fn converged(&self, namespace: &str, converged: bool) {
+        let Ok(mut set) = self.failing.lock() else { return };
+        let changed = if converged {
+            set.remove(namespace)
+        } else {
+            set.insert(namespace.to_string())
+        };
+        if changed {
+            self.namespaces_not_converged.set(set.len() as i64);
+        }
+    }
+
     /// Records whether `namespace` is in scope after its latest reconcile.
     pub(crate) fn scope(&self, namespace: &str, in_scope: bool) {
         let Ok(mut set) = self.in_scope.lock() else { return };
@@ -96,5 +119,37 @@ impl PropagatorMetrics {
         if changed {
             self.namespaces_in_scope.set(set.len() as i64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+
+    fn scrape(registry: &Registry) -> String {
+        let mut text = String::new();
+        encode(&mut text, registry).expect("encode");
+        text
+    }
+
+    #[test]
+    fn a_namespace_counts_as_not_converged_from_a_failed_reconcile_until_a_good_one() {
+        let mut registry = Registry::default();
+        let metrics = PropagatorMetrics::register(&mut registry);
+        let text = scrape(&registry);
+        assert!(text.contains("regcreds_namespaces_not_converged 0"), "{text}");
+        assert!(
+            text.contains("regcreds_reconcile_errors_total{error=\"forbidden\"} 0"),
+            "error counters start at 0: {text}"
+        );
+        metrics.converged("a", false);
+        metrics.converged("a", false);
+        metrics.converged("b", false);
+        metrics.converged("c", true);
+        assert!(scrape(&registry).contains("regcreds_namespaces_not_converged 2"));
+        metrics.converged("a", true);
+        assert!(scrape(&registry).contains("regcreds_namespaces_not_converged 1"));
     }
 }

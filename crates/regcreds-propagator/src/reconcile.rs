@@ -50,16 +50,21 @@ pub async fn reconcile(namespace: Arc<PartialObjectMeta<Namespace>>, ctx: Arc<Co
     match ctx.settings.scope.decide(&namespace.metadata) {
         Decision::Terminating => {
             ctx.metrics.scope(&name, false);
+            ctx.metrics.converged(&name, true);
             Ok(Action::await_change())
         }
         Decision::Exclude(reason) => {
             ctx.metrics.scope(&name, false);
             withdraw(&ctx, &name, &reason).await?;
+            ctx.metrics.converged(&name, true);
             Ok(Action::await_change())
         }
         Decision::Include => {
             ctx.metrics.scope(&name, true);
             let complete = propagate(&ctx, &name).await?;
+            // NB: an incomplete pass (a targeted ServiceAccount that does not exist) is not a failure:
+            // with named targets it may stay so for good.
+            ctx.metrics.converged(&name, true);
             // NB: a named ServiceAccount that does not exist yet normally arrives through the watch; the
             // short requeue is a safety net for an event lost while the apiserver was away. The periodic
             // resync of complete namespaces is one `reconcile_all_on` tick (controller.rs), not a timer

@@ -6,9 +6,51 @@ use std::sync::atomic::AtomicU64;
 use chrono::{DateTime, Utc};
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
     registry::Registry,
 };
+
+/// Labels of `regcreds_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    /// The crate version (`regcreds --version`).
+    version: &'static str,
+    /// CPU architecture the binary was built for.
+    arch: &'static str,
+}
+
+/// Process-wide metrics: `regcreds_build_info{version,arch} 1` and `regcreds_leader`.
+#[derive(Clone, Default)]
+pub struct ProcessMetrics {
+    leader: Gauge,
+}
+
+impl ProcessMetrics {
+    /// Registers the metrics under `registry` (prefix `regcreds`). The leader gauge starts at 0.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        let sub = registry.sub_registry_with_prefix("regcreds");
+        sub.register(
+            "build",
+            "Version of the running regcreds (always 1)",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                arch: std::env::consts::ARCH,
+            }),
+        );
+        sub.register(
+            "leader",
+            "1 while this replica writes (it holds the Lease, or leader election is off), 0 while it stands by",
+            metrics.leader.clone(),
+        );
+        metrics
+    }
+
+    /// Records whether this replica is the one that writes.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+}
 
 /// Label set of per-provider metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,6 +77,7 @@ pub struct ProviderMetrics {
     expiry: Family<ProviderLabel, Gauge<f64, AtomicU64>>,
     consecutive_failures: Family<ProviderLabel, Gauge>,
     last_failure: Family<ProviderLabel, Gauge<f64, AtomicU64>>,
+    refresh_period: Family<ProviderLabel, Gauge>,
 }
 
 impl ProviderMetrics {
@@ -72,7 +115,22 @@ impl ProviderMetrics {
             "Unix time of the last failed mint (absent if none failed since start)",
             metrics.last_failure.clone(),
         );
+        sub.register(
+            "refresh_period_seconds",
+            "Longest gap between two scheduled refreshes (the provider's cron schedule)",
+            metrics.refresh_period.clone(),
+        );
         metrics
+    }
+
+    /// Records the longest gap between two scheduled refreshes of `provider`.
+    pub fn refresh_period(&self, provider: &str, period: std::time::Duration) {
+        let label = ProviderLabel {
+            provider: provider.to_string(),
+        };
+        self.refresh_period
+            .get_or_create(&label)
+            .set(i64::try_from(period.as_secs()).unwrap_or(i64::MAX));
     }
 
     /// Records a successful mint.
@@ -128,6 +186,22 @@ mod tests {
         let mut text = String::new();
         encode(&mut text, registry).expect("encode");
         text
+    }
+
+    #[test]
+    fn build_info_names_the_version_and_the_leader_gauge_follows_the_lease() {
+        let mut registry = Registry::default();
+        let metrics = ProcessMetrics::register(&mut registry);
+        let text = scrape(&registry);
+        let info = format!(
+            "regcreds_build_info{{version=\"{}\",arch=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::ARCH
+        );
+        assert!(text.contains(&info), "{text}");
+        assert!(text.contains("regcreds_leader 0"), "{text}");
+        metrics.set_leader(true);
+        assert!(scrape(&registry).contains("regcreds_leader 1"));
     }
 
     #[test]

@@ -17,6 +17,12 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// `reason`s of `pods_healed` (`verdict::Heal::label`).
+const HEALED_REASONS: [&str; 2] = ["missing_reference", "credential_changed"];
+
+/// `reason`s of `pods_not_healable` (`healer.rs`, `Step::Tell`).
+const NOT_HEALABLE_REASONS: [&str; 2] = ["bare_pod", "own_image_pull_secrets"];
+
 /// Healing counters; cheap to clone (shared).
 #[derive(Clone, Default)]
 pub struct HealMetrics {
@@ -57,6 +63,17 @@ impl HealMetrics {
             "1 when pod healing runs (REGCREDS_HEAL_PODS=true and RBAC allows it)",
             metrics.enabled.clone(),
         );
+        // NB: from 0, so that the first event is an increase (increase() sees nothing of a series born
+        // at 1), and so that dashboards and alerts find every series before it first counts.
+        for error in crate::Error::METRIC_LABELS {
+            let _ = metrics.errors.get_or_create(&ErrorLabel { error });
+        }
+        for reason in HEALED_REASONS {
+            let _ = metrics.healed.get_or_create(&ReasonLabel { reason });
+        }
+        for reason in NOT_HEALABLE_REASONS {
+            let _ = metrics.not_healable.get_or_create(&ReasonLabel { reason });
+        }
         metrics
     }
 

@@ -25,7 +25,7 @@ use crate::{
     healing::Healing,
     kube_client,
     leader::{self, LeaseSettings},
-    metrics::ProviderMetrics,
+    metrics::{ProcessMetrics, ProviderMetrics},
     rbac, refresh,
     verification::{ControllerChecks, PeriodicCheckArgs, require_probes},
 };
@@ -226,6 +226,7 @@ async fn run_valid(admin_addr: SocketAddr, valid: Valid, auto_watch: bool) -> an
         ..
     } = valid;
     let mut registry = Registry::default();
+    let process_metrics = ProcessMetrics::register(&mut registry);
     let provider_metrics = ProviderMetrics::register(&mut registry);
     let propagator_metrics = PropagatorMetrics::register(&mut registry);
     let checks = checks.map(|checks| checks.register(&mut registry));
@@ -269,6 +270,8 @@ async fn run_valid(admin_addr: SocketAddr, valid: Valid, auto_watch: bool) -> an
         }
         None => None,
     };
+    // NB: also without leader election: this replica then writes on its own.
+    process_metrics.set_leader(true);
     let names: Vec<String> = providers
         .iter()
         .map(|p| p.provider.secret_name().to_string())
@@ -316,6 +319,7 @@ async fn run_valid(admin_addr: SocketAddr, valid: Valid, auto_watch: bool) -> an
         healer.stop().await;
     }
     // NB: only now, with every write and deletion finished, may the next leader start writing.
+    process_metrics.set_leader(false);
     if let Some(leadership) = leadership {
         leadership.release(RELEASE_TIMEOUT).await;
     }

@@ -31,7 +31,26 @@ impl Schedule {
     pub fn expression(&self) -> &str {
         &self.expression
     }
+
+    /// The longest gap between two of its next few ticks: how long a healthy provider may go without a
+    /// mint (`regcreds_provider_refresh_period_seconds`, which the mint-failing alert compares against).
+    pub fn period(&self) -> Option<std::time::Duration> {
+        let cron = parse_cron(&self.expression).ok()?;
+        let mut previous = cron.find_next_occurrence(&chrono::Utc::now(), false).ok()?;
+        let mut longest = chrono::TimeDelta::zero();
+        for _ in 0..PERIOD_SAMPLES {
+            let Ok(next) = cron.find_next_occurrence(&previous, false) else {
+                break;
+            };
+            longest = longest.max(next - previous);
+            previous = next;
+        }
+        longest.to_std().ok().filter(|d| !d.is_zero())
+    }
 }
+
+/// Ticks looked at by [`Schedule::period`]: a week of hourly office-hours ticks.
+const PERIOD_SAMPLES: usize = 64;
 
 fn parse_cron(expression: &str) -> Result<Cron, String> {
     let fields = expression.split_whitespace().count();
@@ -74,5 +93,21 @@ mod tests {
             Schedule::parse("0 0 0 29 2 *", source, &mut problems).is_some(),
             "{problems}"
         );
+    }
+
+    #[test]
+    fn the_period_is_the_longest_gap_between_ticks() {
+        let period = |expression: &str| {
+            let mut problems = ConfigProblems::default();
+            let source = Source::new("REGCREDS_STATIC_SCHEDULE", "static-schedule");
+            Schedule::parse(expression, source, &mut problems)
+                .and_then(|s| s.period())
+                .map(|d| d.as_secs())
+        };
+        assert_eq!(period("*/10 * * * * *"), Some(10));
+        assert_eq!(period("0 */30 * * * *"), Some(1800));
+        assert_eq!(period("0 0 */6 * * *"), Some(6 * 3600));
+        // Office hours: the weekend is the longest gap.
+        assert_eq!(period("0 0 9-17 * * MON-FRI"), Some((2 * 24 + 16) * 3600));
     }
 }

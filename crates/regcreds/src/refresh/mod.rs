@@ -60,6 +60,9 @@ pub async fn start(
             })
         })?;
         scheduler.add(job).await?;
+        if let Some(period) = configured.schedule.period() {
+            metrics.refresh_period(configured.provider.name(), period);
+        }
         let context = LoopContext {
             desired: desired.clone(),
             metrics: metrics.clone(),
