@@ -2,14 +2,17 @@
 //!
 //! `$REGCREDS_CONTROLPLANE_BIN` / `$REGCREDS_NODE_BIN` win (set by `cargo xtask test`); otherwise the
 //! cache directories the build scripts fill for the pinned versions:
-//! `${REGCREDS_CACHE:-~/.cache/regcreds}/controlplane/v<k8s>/bin` and
-//! `…/node/v<k8s>-containerd-v<containerd>/bin`.
+//! `${REGCREDS_CACHE:-~/.cache/regcreds}/controlplane/v<k8s>/bin` (`<k8s>` as `$REGCREDS_K8S_VERSION`
+//! selects, see [`crate::versions::selected`]) and `…/node/v<k8s>-containerd-v<containerd>/bin`.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
-use crate::versions::{CONTAINERD_VERSION, K8S_VERSION};
+use crate::versions::{self, CONTAINERD_VERSION, ControlPlaneVersion, K8S_VERSION, LATEST};
 
 /// Environment variable naming a directory with `etcd`, `kube-apiserver`, `kube-controller-manager`.
 pub const CONTROLPLANE_BIN_ENV: &str = "REGCREDS_CONTROLPLANE_BIN";
@@ -45,15 +48,47 @@ impl Binaries {
             .then_some(bins)
     }
 
-    /// The binaries from `$REGCREDS_CONTROLPLANE_BIN`, else from the pinned cache directory.
+    /// The binaries from `$REGCREDS_CONTROLPLANE_BIN`, else from the cache directory of the version
+    /// `$REGCREDS_K8S_VERSION` selects (default [`K8S_VERSION`]).
     pub fn locate() -> Result<Self> {
-        let dir = std::env::var_os(CONTROLPLANE_BIN_ENV).map_or_else(pinned_bin_dir, PathBuf::from);
-        match Self::in_dir(&dir) {
+        let dir = match std::env::var_os(CONTROLPLANE_BIN_ENV) {
+            Some(dir) => PathBuf::from(dir),
+            None => bin_dir(&versions::selected()?),
+        };
+        Self::found_in(&dir)
+    }
+
+    /// The binaries of `version` from its cache directory (`$REGCREDS_CONTROLPLANE_BIN` is not read).
+    pub fn locate_version(version: &ControlPlaneVersion) -> Result<Self> {
+        Self::found_in(&bin_dir(version))
+    }
+
+    fn found_in(dir: &Path) -> Result<Self> {
+        match Self::in_dir(dir) {
             Some(bins) => Ok(bins),
             None => bail!(
                 "control-plane binaries not found in {} (etcd, kube-apiserver, kube-controller-manager); \
                  run `cargo xtask controlplane build`",
                 dir.display()
+            ),
+        }
+    }
+
+    /// The Kubernetes release kube-apiserver reports (`--version`), without the `v`: e.g. `1.33.13`.
+    pub fn kubernetes_version(&self) -> Result<String> {
+        let out = Command::new(&self.kube_apiserver)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("running {} --version", self.kube_apiserver.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        // `Kubernetes v1.33.13`
+        match text.trim().strip_prefix("Kubernetes v") {
+            Some(version) if out.status.success() => Ok(version.to_string()),
+            _ => bail!(
+                "{} --version printed {:?} ({})",
+                self.kube_apiserver.display(),
+                text.trim(),
+                out.status
             ),
         }
     }
@@ -132,11 +167,16 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("regcreds")
 }
 
-/// Where the build script puts the binaries of the pinned [`K8S_VERSION`].
+/// Where the build script puts the binaries of the pinned [`K8S_VERSION`] ([`LATEST`]).
 pub fn pinned_bin_dir() -> PathBuf {
+    bin_dir(&LATEST)
+}
+
+/// Where the build script puts the control-plane binaries of `version`.
+pub fn bin_dir(version: &ControlPlaneVersion) -> PathBuf {
     cache_dir()
         .join("controlplane")
-        .join(format!("v{K8S_VERSION}"))
+        .join(format!("v{}", version.kubernetes))
         .join("bin")
 }
 

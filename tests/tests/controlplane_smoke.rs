@@ -1,6 +1,8 @@
 //! The test kit's control plane behaves like a real cluster in the ways regcreds depends on:
 //! ServiceAccounts appear, dockerconfigjson Secrets round-trip with the apiserver's validation,
-//! namespaces finalize, RBAC is enforced, and request metrics and apiserver restarts work.
+//! namespaces finalize, RBAC is enforced, and request metrics and apiserver restarts work; and it is the
+//! Kubernetes release `$REGCREDS_K8S_VERSION` asks for (`cargo xtask test` runs this suite again on the
+//! oldest supported one).
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -12,7 +14,7 @@ use k8s_openapi::{
     },
 };
 use kube::{Api, api::PostParams};
-use regcreds_testkit::{ControlPlane, temp_namespace, wait_for};
+use regcreds_testkit::{ControlPlane, temp_namespace, versions, wait_for};
 
 const DOCKERCONFIGJSON: &str = "kubernetes.io/dockerconfigjson";
 
@@ -28,6 +30,20 @@ fn pull_secret(name: &str) -> Secret {
     };
     secret.metadata.name = Some(name.into());
     secret
+}
+
+#[tokio::test]
+async fn the_apiserver_serves_the_kubernetes_release_that_was_asked_for() {
+    let cp = ControlPlane::shared().await;
+    let wanted = versions::selected().expect("$REGCREDS_K8S_VERSION names a known control plane");
+    let info = cp.client().apiserver_version().await.expect("GET /version");
+    assert_eq!(info.git_version, format!("v{}", wanted.kubernetes), "{info:?}");
+    assert_eq!(cp.kubernetes_version(), wanted.kubernetes);
+    assert_eq!(
+        format!("{}.{}", info.major, info.minor),
+        wanted.minor_version(),
+        "{info:?}"
+    );
 }
 
 #[tokio::test]

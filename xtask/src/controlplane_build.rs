@@ -3,7 +3,9 @@
 //! No package registry ships kube-apiserver or kubelet, so two scripts build the pinned versions
 //! (`regcreds_testkit::versions`) with Go through the module proxy:
 //! - `xtask/scripts/controlplane-build.sh`: etcd, kube-apiserver, kube-controller-manager into
-//!   `~/.cache/regcreds/controlplane/v<k8s>/bin` (cold: ~7 min on 2 cores);
+//!   `~/.cache/regcreds/controlplane/v<k8s>/bin` (cold: ~7 min on 2 cores), once per control plane of
+//!   `regcreds_testkit::versions::CONTROL_PLANES`: v1.37 (the newest) and v1.33 (the oldest supported
+//!   minor, ~7 min more);
 //! - `xtask/scripts/node-build.sh`: kubelet, kube-scheduler, kube-proxy (same Kubernetes module),
 //!   containerd + its runc shim + ctr, and the static `pause` binary into
 //!   `~/.cache/regcreds/node/v<k8s>-containerd-v<containerd>/bin` (cold: ~5 min more, sharing the
@@ -15,33 +17,34 @@ use std::{path::PathBuf, process::Command, time::Instant};
 
 use anyhow::Result;
 use regcreds_testkit::{
-    binaries::{Binaries, NodeBinaries, pinned_bin_dir, pinned_node_bin_dir},
-    versions::{CONTAINERD_VERSION, ETCD_VERSION, K8S_VERSION},
+    binaries::{self, Binaries, NodeBinaries, pinned_node_bin_dir},
+    versions::{CONTAINERD_VERSION, CONTROL_PLANES, ControlPlaneVersion, K8S_VERSION, LATEST},
 };
 
 use crate::shell::{self, human};
 
-/// Builds the control plane, then the node's parts, each unless cached; returns the control plane's
-/// binary directory.
+/// Builds every control plane (newest first), then the node's parts, each unless cached; returns the
+/// newest control plane's binary directory.
 pub fn run() -> Result<PathBuf> {
-    let dir = control_plane()?;
+    for version in CONTROL_PLANES {
+        control_plane(&version)?;
+    }
     node()?;
-    Ok(dir)
+    Ok(binaries::bin_dir(&LATEST))
 }
 
-/// etcd, kube-apiserver, kube-controller-manager.
-fn control_plane() -> Result<PathBuf> {
-    let dir = pinned_bin_dir();
+/// etcd, kube-apiserver, kube-controller-manager of `version`; returns their directory.
+pub fn control_plane(version: &ControlPlaneVersion) -> Result<PathBuf> {
+    let ControlPlaneVersion { kubernetes, etcd } = *version;
+    let dir = binaries::bin_dir(version);
     if Binaries::in_dir(&dir).is_some() {
         println!(
-            "control plane v{K8S_VERSION} (etcd v{ETCD_VERSION}) cached in {}: nothing to do",
+            "control plane v{kubernetes} (etcd v{etcd}) cached in {}: nothing to do",
             dir.display()
         );
         return Ok(dir);
     }
-    println!(
-        "building kube-apiserver + kube-controller-manager v{K8S_VERSION} and etcd v{ETCD_VERSION} with Go"
-    );
+    println!("building kube-apiserver + kube-controller-manager v{kubernetes} and etcd v{etcd} with Go");
     println!(
         "into {} (cold: ~7 min and ~5 GB of Go caches on 2 cores)",
         dir.display()
@@ -50,10 +53,13 @@ fn control_plane() -> Result<PathBuf> {
     shell::run(
         Command::new("bash")
             .arg(shell::repo_root().join("xtask/scripts/controlplane-build.sh"))
-            .env("K8S_VERSION", K8S_VERSION)
-            .env("ETCD_VERSION", ETCD_VERSION),
+            .env("K8S_VERSION", kubernetes)
+            .env("ETCD_VERSION", etcd),
     )?;
-    println!("control plane built in {}", human(started.elapsed()));
+    println!(
+        "control plane v{kubernetes} built in {}",
+        human(started.elapsed())
+    );
     Ok(dir)
 }
 

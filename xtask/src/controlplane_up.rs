@@ -11,9 +11,10 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use regcreds_testkit::{
-    ControlPlane,
+    ControlPlane, ControlPlaneOptions,
     binaries::{self, Binaries, NodeBinaries},
     node::{self, NODE_IP, NODE_NAME, NodeWorld, PULL_USER},
+    versions::ControlPlaneVersion,
 };
 
 /// How often to check that etcd, kube-apiserver and kube-controller-manager are still running.
@@ -31,6 +32,10 @@ pub struct Args {
     /// inside network, mount and PID namespaces of their own (needs root).
     #[arg(long)]
     node: bool,
+    /// Run this pinned Kubernetes version (e.g. `1.33`, the oldest supported; built if missing)
+    /// instead of `$REGCREDS_CONTROLPLANE_BIN` or the newest. Not with `--node`.
+    #[arg(long, conflicts_with = "node")]
+    k8s_version: Option<String>,
 }
 
 /// Starts the control plane and serves until Ctrl-C (or until one of its processes dies).
@@ -38,11 +43,18 @@ pub fn run(args: Args) -> Result<()> {
     if args.node {
         return run_node();
     }
-    if Binaries::locate().is_err() {
-        crate::controlplane_build::run()?;
+    let version = args
+        .k8s_version
+        .as_deref()
+        .map(ControlPlaneVersion::named)
+        .transpose()?;
+    match version {
+        Some(version) => drop(crate::controlplane_build::control_plane(&version)?),
+        None if Binaries::locate().is_err() => drop(crate::controlplane_build::run()?),
+        None => {}
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(serve(args))
+    runtime.block_on(serve(args, version))
 }
 
 /// `--node`: builds what is missing, then runs itself again inside a node world.
@@ -97,9 +109,13 @@ async fn serve_node() -> Result<()> {
     outcome
 }
 
-async fn serve(args: Args) -> Result<()> {
+async fn serve(args: Args, version: Option<ControlPlaneVersion>) -> Result<()> {
     println!("starting etcd, kube-apiserver and kube-controller-manager ...");
-    let cp = ControlPlane::start().await?;
+    let cp = ControlPlane::start_with(ControlPlaneOptions {
+        k8s_version: version,
+        ..Default::default()
+    })
+    .await?;
     std::fs::copy(cp.kubeconfig_path(), &args.kubeconfig)
         .with_context(|| format!("writing {}", args.kubeconfig.display()))?;
     print_usage(&cp, &args);
@@ -126,7 +142,11 @@ async fn watch(cp: &ControlPlane) -> Result<()> {
 
 fn print_usage(cp: &ControlPlane, args: &Args) {
     let kubeconfig = std::path::absolute(&args.kubeconfig).unwrap_or_else(|_| args.kubeconfig.clone());
-    println!("control plane ready: {}", cp.server_url());
+    println!(
+        "control plane v{} ready: {}",
+        cp.kubernetes_version(),
+        cp.server_url()
+    );
     for (name, pid, log) in cp.processes() {
         println!("  {name:<24} pid {pid:<7} log {}", log.display());
     }

@@ -7,15 +7,28 @@
 //! 4. `cargo build -p regcreds --bin regcreds` (what end-to-end tests run), then `cargo test --workspace`
 //!    with `REGCREDS_CONTROLPLANE_BIN`, `REGCREDS_NODE_BIN` and `REGCREDS_PYTHON` pointing at steps 1
 //!    and 2. The node tests (`tests/tests/node*.rs`) start their own namespaces; they need root.
+//! 5. The oldest supported Kubernetes (`versions::OLDEST`, v1.33): the suites of [`OLDEST_SUITES`] run
+//!    again, the same test binaries with `REGCREDS_K8S_VERSION` and `REGCREDS_CONTROLPLANE_BIN` naming
+//!    its control plane (built in step 2, cached like the newest). Skipped when pass-through arguments
+//!    select tests, and with `--latest-only`.
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use anyhow::Result;
-use regcreds_testkit::binaries::{
-    self, Binaries, CONTROLPLANE_BIN_ENV, NODE_BIN_ENV, NodeBinaries, PYTHON_ENV, pinned_node_bin_dir,
+use regcreds_testkit::{
+    binaries::{
+        self, Binaries, CONTROLPLANE_BIN_ENV, NODE_BIN_ENV, NodeBinaries, PYTHON_ENV, pinned_node_bin_dir,
+    },
+    versions::{self, K8S_VERSION_ENV, OLDEST},
 };
 
 use crate::shell::{self, cargo, human, section};
+
+/// The `regcreds-e2e` test targets that also run against the oldest supported Kubernetes: the control
+/// plane itself (ServiceAccounts appear, namespaces finalize, RBAC), propagation into every namespace and
+/// its ServiceAccounts, the request-counted hot path (a stale ServiceAccount's conflict), and regcreds
+/// with its shipped RBAC patching ServiceAccounts. About a minute and a half in all.
+pub const OLDEST_SUITES: &[&str] = &["controlplane_smoke", "propagation", "hot_path", "rbac"];
 
 /// Options of `test`.
 #[derive(clap::Args)]
@@ -23,6 +36,9 @@ pub struct Args {
     /// Skip `cargo fmt --check` and `cargo clippy` (quick local runs).
     #[arg(long)]
     no_lint: bool,
+    /// Skip the second pass on the oldest supported Kubernetes (and building its control plane).
+    #[arg(long)]
+    latest_only: bool,
     /// Arguments for `cargo test` (replacing `--workspace` if they select packages), e.g.
     /// `cargo xtask test -- -p regcreds-e2e smoke`.
     #[arg(last = true)]
@@ -54,11 +70,16 @@ fn steps(args: &Args, timings: &mut Vec<(&'static str, Duration)>) -> Result<()>
         let script = shell::repo_root().join("xtask/scripts/setup-test-deps.sh");
         shell::run(Command::new("bash").arg(script).env("REGCREDS_VENV", &venv))
     })?;
+    let oldest_pass = !args.latest_only && args.cargo_test_args.is_empty();
     let mut bin_dir = PathBuf::new();
+    let mut oldest_dir = PathBuf::new();
     let mut node_dir = PathBuf::new();
     step("control-plane and node binaries", &mut || {
         bin_dir = controlplane_bin_dir()?;
         node_dir = node_bin_dir()?;
+        if oldest_pass {
+            oldest_dir = crate::controlplane_build::control_plane(&OLDEST)?;
+        }
         Ok(())
     })?;
     if !args.no_lint {
@@ -81,10 +102,34 @@ fn steps(args: &Args, timings: &mut Vec<(&'static str, Duration)>) -> Result<()>
             .env(NODE_BIN_ENV, &node_dir)
             .env(PYTHON_ENV, venv.join("bin/python"));
         shell::run(&mut cmd)
+    })?;
+    if !oldest_pass {
+        return Ok(());
+    }
+    step("cargo test on the oldest Kubernetes", &mut || {
+        println!(
+            "Kubernetes v{} (etcd v{}): {}",
+            OLDEST.kubernetes,
+            OLDEST.etcd,
+            OLDEST_SUITES.join(", ")
+        );
+        let mut cmd = cargo();
+        // `--workspace` (not `-p regcreds-e2e`): the same feature resolution as the pass above, so its
+        // test binaries are reused instead of rebuilding the dependencies with other features.
+        cmd.args(["test", "--workspace"]);
+        for suite in OLDEST_SUITES {
+            cmd.args(["--test", suite]);
+        }
+        cmd.env(CONTROLPLANE_BIN_ENV, &oldest_dir)
+            .env(K8S_VERSION_ENV, OLDEST.kubernetes)
+            .env(NODE_BIN_ENV, &node_dir)
+            .env(PYTHON_ENV, venv.join("bin/python"));
+        shell::run(&mut cmd)
     })
 }
 
-/// `$REGCREDS_CONTROLPLANE_BIN` if it already holds the binaries, else the (cached) pinned build.
+/// `$REGCREDS_CONTROLPLANE_BIN` if it already holds the binaries, else the (cached) pinned build of the
+/// version `$REGCREDS_K8S_VERSION` selects (default: the newest).
 fn controlplane_bin_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(CONTROLPLANE_BIN_ENV).map(PathBuf::from)
         && Binaries::in_dir(&dir).is_some()
@@ -92,7 +137,7 @@ fn controlplane_bin_dir() -> Result<PathBuf> {
         println!("using ${CONTROLPLANE_BIN_ENV} = {}", dir.display());
         return Ok(dir);
     }
-    crate::controlplane_build::run()
+    crate::controlplane_build::control_plane(&versions::selected()?)
 }
 
 /// `$REGCREDS_NODE_BIN` if it already holds the node's binaries, else the (cached) pinned build.

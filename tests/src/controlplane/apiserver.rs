@@ -1,4 +1,8 @@
 //! How kube-apiserver is invoked: certificate authentication, RBAC, real ServiceAccount tokens.
+//!
+//! The same command line for every supported release: each flag here exists from v1.33 (the oldest,
+//! `versions::OLDEST`) to v1.37 (compared in both binaries' `--help`). A flag that one of them lacks
+//! must be chosen by [`crate::ControlPlane::kubernetes_version`]'s minor.
 
 use std::process::Command;
 

@@ -13,6 +13,9 @@
 //! (Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs), node lifecycle (it removes the
 //! `node.kubernetes.io/not-ready` taint once the kubelet reports Ready), taint eviction, EndpointSlices
 //! for Services, and pod garbage collection.
+//!
+//! Every flag and controller name here exists from v1.33 (the oldest supported release) to v1.37
+//! (compared in both binaries' `--help`), so the command line does not depend on the version.
 
 use std::process::Command;
 

@@ -5,6 +5,10 @@
 //! Service's endpoint (so pods reach it through the ClusterIP), authorizes kubelets with the Node
 //! authorizer, and the controller manager also runs the workload and node-lifecycle controllers.
 //!
+//! Its Kubernetes release is v1.37 unless [`ControlPlaneOptions::k8s_version`] or `$REGCREDS_K8S_VERSION`
+//! picks another pinned one, such as the oldest supported v1.33 (see [`crate::versions`]); a binary
+//! directory of another release than the one asked for is refused at start.
+//!
 //! Start-up ([`start`]): locate binaries → temp dir → CA, serving cert, SA signing key → pick ports →
 //! spawn etcd and kube-apiserver → write the admin kubeconfig → spawn kube-controller-manager → poll
 //! `/readyz` → wait for `default/default` ServiceAccount (proof the controller manager works).
@@ -32,7 +36,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{binaries::Binaries, child::Child, kubeconfig, metrics, pki::Pki};
+use crate::{binaries::Binaries, child::Child, kubeconfig, metrics, pki::Pki, versions::ControlPlaneVersion};
 use workdir::Workdir;
 
 /// How long a restarted apiserver may take to be ready again.
@@ -49,6 +53,10 @@ struct Ports {
 /// How to start a control plane; the default is the loopback-only one every e2e suite uses.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ControlPlaneOptions {
+    /// Run this pinned version from its cache directory (see [`crate::binaries::bin_dir`]). `None`:
+    /// `$REGCREDS_CONTROLPLANE_BIN`, else the version `$REGCREDS_K8S_VERSION` selects (default
+    /// [`crate::versions::K8S_VERSION`]).
+    pub k8s_version: Option<ControlPlaneVersion>,
     /// Serve a node at this (non-loopback) address: see the module docs. `None`: loopback only.
     pub node_ip: Option<Ipv4Addr>,
     /// kube-controller-manager's `--kube-api-qps` (its default is 20), e.g. for a benchmark.
@@ -81,6 +89,7 @@ pub struct ControlPlane {
     procs: Mutex<Processes>,
     workdir: Workdir,
     bins: Binaries,
+    kubernetes_version: String,
     options: ControlPlaneOptions,
     ports: Ports,
     pki: Pki,
@@ -114,6 +123,11 @@ impl ControlPlane {
     /// The options it was started with.
     pub fn options(&self) -> ControlPlaneOptions {
         self.options
+    }
+
+    /// The Kubernetes release it runs, as kube-apiserver reports it: e.g. `1.33.13`.
+    pub fn kubernetes_version(&self) -> &str {
+        &self.kubernetes_version
     }
 
     /// A new admin (`system:masters`) client. Must be called inside a Tokio runtime.

@@ -8,7 +8,7 @@ use kube::Api;
 use tokio::time::Instant;
 
 use super::{ControlPlane, ControlPlaneOptions, Ports, Processes, apiserver, etcd, kcm, workdir::Workdir};
-use crate::{binaries::Binaries, child::Child, kubeconfig, pki, pki::Pki, ports::free_ports};
+use crate::{binaries::Binaries, child::Child, kubeconfig, pki, pki::Pki, ports::free_ports, versions};
 
 /// Fresh ports are picked per attempt; only a lost port race is retried.
 const ATTEMPTS: usize = 3;
@@ -22,10 +22,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Starts a control plane, retrying with new ports if one was taken meanwhile.
 pub(super) async fn start(options: ControlPlaneOptions) -> Result<ControlPlane> {
-    let bins = Binaries::locate()?;
+    let (bins, version) = binaries_and_version(&options)?;
     let mut attempt = 1;
     loop {
-        match start_once(&bins, options).await {
+        match start_once(&bins, &version, options).await {
             Err(e) if attempt < ATTEMPTS && format!("{e:#}").contains("address already in use") => {
                 eprintln!("regcreds-testkit: port taken during start-up, retrying ({attempt}/{ATTEMPTS})");
                 attempt += 1;
@@ -33,6 +33,36 @@ pub(super) async fn start(options: ControlPlaneOptions) -> Result<ControlPlane> 
             result => return result,
         }
     }
+}
+
+/// The binaries `options` ask for and the Kubernetes release they are, checked against what was asked:
+/// a `$REGCREDS_CONTROLPLANE_BIN` of another release than `$REGCREDS_K8S_VERSION` names is an error, so
+/// a pass meant for the oldest supported version cannot quietly run the newest.
+fn binaries_and_version(options: &ControlPlaneOptions) -> Result<(Binaries, String)> {
+    let (bins, wanted) = match options.k8s_version {
+        Some(version) => (Binaries::locate_version(&version)?, version),
+        None => (Binaries::locate()?, versions::selected()?),
+    };
+    let version = bins.kubernetes_version()?;
+    let explicit = options.k8s_version.is_some() || std::env::var_os(versions::K8S_VERSION_ENV).is_some();
+    if explicit && version != wanted.kubernetes {
+        bail!(
+            "{} is Kubernetes v{version}, but v{} was asked for (${} / ControlPlaneOptions::k8s_version)",
+            bins.kube_apiserver.display(),
+            wanted.kubernetes,
+            versions::K8S_VERSION_ENV,
+        );
+    }
+    // The node's kubelet, kube-proxy and kube-scheduler are built at K8S_VERSION only, and a kubelet
+    // newer than its apiserver is outside Kubernetes' version skew policy.
+    if options.node_ip.is_some() && !version.starts_with(&format!("{}.", versions::LATEST.minor_version())) {
+        bail!(
+            "a node needs a v{} control plane (the node's parts are v{}); this one is v{version}",
+            versions::LATEST.minor_version(),
+            versions::K8S_VERSION,
+        );
+    }
+    Ok((bins, version))
 }
 
 /// Polls `/readyz` until it answers 200, failing fast if a process exits.
@@ -52,7 +82,7 @@ pub(super) async fn wait_ready(cp: &ControlPlane, timeout: Duration) -> Result<(
     }
 }
 
-async fn start_once(bins: &Binaries, options: ControlPlaneOptions) -> Result<ControlPlane> {
+async fn start_once(bins: &Binaries, version: &str, options: ControlPlaneOptions) -> Result<ControlPlane> {
     let started = Instant::now();
     let workdir = Workdir::create()?;
     let pki = Pki::new()?;
@@ -93,6 +123,7 @@ async fn start_once(bins: &Binaries, options: ControlPlaneOptions) -> Result<Con
         procs: Mutex::new(Processes { etcd, apiserver, kcm }),
         workdir,
         bins: bins.clone(),
+        kubernetes_version: version.to_string(),
         options,
         ports,
         pki,
@@ -110,7 +141,8 @@ async fn start_once(bins: &Binaries, options: ControlPlaneOptions) -> Result<Con
         return Err(e.context(format!("control plane failed to start\n{}", cp.log_tails())));
     }
     eprintln!(
-        "regcreds-testkit: control plane ready at {} in {:.1?} (dir {})",
+        "regcreds-testkit: control plane v{} ready at {} in {:.1?} (dir {})",
+        cp.kubernetes_version,
         cp.server_url,
         started.elapsed(),
         cp.dir().display()
