@@ -5,7 +5,8 @@
 //! - `xtask/scripts/controlplane-build.sh`: etcd, kube-apiserver, kube-controller-manager into
 //!   `~/.cache/regcreds/controlplane/v<k8s>/bin` (cold: ~7 min on 2 cores), once per control plane of
 //!   `regcreds_testkit::versions::CONTROL_PLANES`: v1.37 (the newest) and v1.33 (the oldest supported
-//!   minor, ~7 min more);
+//!   minor: 23 min measured on 2 cores shared with other builds, about as long as v1.37 on idle ones);
+//!   `cargo xtask demo` and `controlplane up --node` build only the newest ([`newest`]);
 //! - `xtask/scripts/node-build.sh`: kubelet, kube-scheduler, kube-proxy (same Kubernetes module),
 //!   containerd + its runc shim + ctr, and the static `pause` binary into
 //!   `~/.cache/regcreds/node/v<k8s>-containerd-v<containerd>/bin` (cold: ~5 min more, sharing the
@@ -31,6 +32,14 @@ pub fn run() -> Result<PathBuf> {
     }
     node()?;
     Ok(binaries::bin_dir(&LATEST))
+}
+
+/// The newest control plane and the node's parts, each unless cached (what the demo and a node need);
+/// returns the control plane's binary directory.
+pub fn newest() -> Result<PathBuf> {
+    let dir = control_plane(&LATEST)?;
+    node()?;
+    Ok(dir)
 }
 
 /// etcd, kube-apiserver, kube-controller-manager of `version`; returns their directory.

@@ -14,7 +14,7 @@ use regcreds_testkit::{
     ControlPlane, ControlPlaneOptions,
     binaries::{self, Binaries, NodeBinaries},
     node::{self, NODE_IP, NODE_NAME, NodeWorld, PULL_USER},
-    versions::ControlPlaneVersion,
+    versions::{self, ControlPlaneVersion},
 };
 
 /// How often to check that etcd, kube-apiserver and kube-controller-manager are still running.
@@ -50,7 +50,9 @@ pub fn run(args: Args) -> Result<()> {
         .transpose()?;
     match version {
         Some(version) => drop(crate::controlplane_build::control_plane(&version)?),
-        None if Binaries::locate().is_err() => drop(crate::controlplane_build::run()?),
+        None if Binaries::locate().is_err() => {
+            drop(crate::controlplane_build::control_plane(&versions::selected()?)?)
+        }
         None => {}
     }
     let runtime = tokio::runtime::Runtime::new()?;
@@ -63,7 +65,7 @@ fn run_node() -> Result<()> {
         return tokio::runtime::Runtime::new()?.block_on(serve_node());
     }
     if Binaries::locate().is_err() || NodeBinaries::locate().is_err() {
-        crate::controlplane_build::run()?;
+        crate::controlplane_build::newest()?;
     }
     let program = std::env::current_exe()?;
     let status = node::run_in_world(&program, &std::env::args_os().skip(1).collect::<Vec<_>>())?;

@@ -85,7 +85,7 @@ fn prepare() -> Result<()> {
         shell::run(Command::new("bash").arg(script))?;
     }
     if Binaries::locate().is_err() || NodeBinaries::locate().is_err() {
-        crate::controlplane_build::run()?;
+        crate::controlplane_build::newest()?;
     }
     shell::run(cargo().args(["build", "-p", "regcreds", "--bin", "regcreds"]))
 }
