@@ -38,7 +38,6 @@ mod ownership;
 mod pki;
 mod ports;
 mod regcreds_bin;
-pub mod registry;
 pub mod versions;
 mod wait;
 
@@ -50,4 +49,5 @@ pub use namespace::{TEMP_NAMESPACE_LABEL, temp_namespace};
 pub use ownership::{append_pull_secret_ref, regcreds_leftovers};
 pub use ports::free_port;
 pub use regcreds_bin::{REGCREDS_BINARY_ENV, regcreds_binary, regcreds_command};
+pub use regcreds_fakes::registry;
 pub use wait::wait_for;

@@ -24,7 +24,7 @@ use std::{
 
 use regcreds_testkit::{
     image::{
-        self, Credentials, OciLayout, RegistryAccess, dockerfile,
+        self, Credentials, OciLayout, PushToRegistry, RegistryAccess, dockerfile,
         regcreds::{ImageMetadata, workspace_root},
         rootfs::{self, UnpackedImage},
         runtime,

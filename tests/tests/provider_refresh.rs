@@ -6,12 +6,7 @@
 
 mod support;
 
-#[path = "../fixtures/process.rs"]
-mod process;
-
-#[path = "../fixtures/fake_github_quay.rs"]
-mod fake;
-
+use regcreds_fakes::github_quay as fake;
 use std::time::Duration;
 
 use fake::{FEDERATION_PATH, FakeWorld, INSTALLATION_PATH, SA_JWT};

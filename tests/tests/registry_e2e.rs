@@ -11,6 +11,7 @@
 //!  regcreds check ──▶ ok / unauthorized / unreachable, exit 0 / 1
 //! ```
 
+use regcreds_fakes::github_quay as fake;
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader, Read, Write},
@@ -19,12 +20,6 @@ use std::{
     process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio},
     time::Duration,
 };
-
-#[path = "../fixtures/process.rs"]
-mod process;
-
-#[path = "../fixtures/fake_github_quay.rs"]
-mod fake;
 
 use fake::{FakeGithubQuay, SA_JWT, generate_app_key};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};

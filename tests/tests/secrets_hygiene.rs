@@ -10,12 +10,7 @@
 
 mod support;
 
-#[path = "../fixtures/process.rs"]
-mod process;
-
-#[path = "../fixtures/fake_github_quay.rs"]
-mod fake;
-
+use regcreds_fakes::github_quay as fake;
 use std::{collections::BTreeMap, time::Duration};
 
 use base64::{Engine, engine::general_purpose::STANDARD};

@@ -3,12 +3,7 @@
 //! key, its claims and headers the way GitHub documents them. The fake's throwaway CA is trusted by the
 //! provider's own client only (`ca_file`).
 
-#[path = "../../../tests/fixtures/process.rs"]
-mod process;
-
-#[path = "../../../tests/fixtures/fake_github_quay.rs"]
-mod fake;
-
+use regcreds_fakes::github_quay as fake;
 use std::{path::Path, time::Duration};
 
 use chrono::Utc;

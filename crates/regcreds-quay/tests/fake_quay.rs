@@ -2,12 +2,7 @@
 //! (tests/fixtures/fake_github_quay.py): Basic auth with the robot name and the ServiceAccount JWT, a
 //! robot token back. The fake's throwaway CA is trusted by the provider's own client only (`ca_file`).
 
-#[path = "../../../tests/fixtures/process.rs"]
-mod process;
-
-#[path = "../../../tests/fixtures/fake_github_quay.rs"]
-mod fake;
-
+use regcreds_fakes::github_quay as fake;
 use std::{path::PathBuf, time::Duration};
 
 use base64::{

@@ -4,10 +4,7 @@
 //! Needs `docker-registry` and `skopeo`; `cargo xtask test` installs them.
 
 // NB: one copy of the fixture, shared with the test kit (`regcreds_testkit::registry`).
-#[allow(dead_code)]
-#[path = "../../../tests/src/registry.rs"]
-mod registry;
-
+use regcreds_fakes::registry;
 use std::{collections::BTreeMap, net::TcpListener, time::Duration};
 
 use regcreds_core::{Credential, CredentialSet, RegistryHost};

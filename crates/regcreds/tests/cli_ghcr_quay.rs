@@ -2,12 +2,7 @@
 //! GitHub and Quay (tests/fixtures/fake_github_quay.py), `config check`, and one clear line per bad
 //! input naming the variable, without ever echoing a key or token.
 
-#[path = "../../../tests/fixtures/process.rs"]
-mod process;
-
-#[path = "../../../tests/fixtures/fake_github_quay.rs"]
-mod fake;
-
+use regcreds_fakes::github_quay as fake;
 use std::{
     path::Path,
     process::{Command, Output},

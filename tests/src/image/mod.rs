@@ -20,7 +20,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use regcreds_testkit::{image, registry::{RegistryOptions, TestRegistry}};
+//! use regcreds_testkit::{image::{self, PushToRegistry}, registry::{RegistryOptions, TestRegistry}};
 //! // Built once per test process from the binary under test; or image::regcreds::build(binary, dir, &options).
 //! let layout = image::regcreds::test_image();
 //! let registry = TestRegistry::start(RegistryOptions::default()).await;
@@ -40,4 +40,4 @@ pub mod runtime;
 
 pub use layer::{Compression, LayerBuilder};
 pub use oci::{ImageConfig, OciImage, OciLayout};
-pub use push::{Credentials, RegistryAccess};
+pub use push::{Credentials, PushToRegistry, RegistryAccess};

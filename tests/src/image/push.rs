@@ -85,11 +85,19 @@ impl Credentials {
     }
 }
 
-/// Pushing to the test kit's registry. (Here, not in `registry.rs`: that file is also compiled on its
-/// own by `regcreds-verify`'s tests, without this module.)
-impl TestRegistry {
+/// Pushing to the test kit's registry ([`TestRegistry`] lives in `regcreds-fakes`, which knows
+/// nothing of images; bring this trait into scope to push).
+pub trait PushToRegistry {
     /// How skopeo reaches this registry as its first user (anonymously without users).
-    pub fn access(&self) -> RegistryAccess {
+    fn access(&self) -> RegistryAccess;
+
+    /// Pushes an image layout (e.g. [`super::regcreds::test_image`]) as `repository:tag` (no host), as
+    /// the first user; returns the manifest digest. Pods then pull `{host}/{repository}:{tag}`.
+    fn push_layout(&self, layout: &OciLayout, repository_tag: &str) -> Result<String>;
+}
+
+impl PushToRegistry for TestRegistry {
+    fn access(&self) -> RegistryAccess {
         RegistryAccess {
             cert_dir: self.tls().then(|| self.cert_dir()),
             tls_verify: self.tls(),
@@ -103,9 +111,7 @@ impl TestRegistry {
         }
     }
 
-    /// Pushes an image layout (e.g. [`super::regcreds::test_image`]) as `repository:tag` (no host), as
-    /// the first user; returns the manifest digest. Pods then pull `{host}/{repository}:{tag}`.
-    pub fn push_layout(&self, layout: &OciLayout, repository_tag: &str) -> Result<String> {
+    fn push_layout(&self, layout: &OciLayout, repository_tag: &str) -> Result<String> {
         push(
             layout,
             &format!("{}/{repository_tag}", self.host()),

@@ -64,6 +64,7 @@ use crate::{
     ControlPlane, ControlPlaneOptions,
     binaries::NodeBinaries,
     child::Child,
+    image::PushToRegistry,
     registry::{RegistryOptions, TestRegistry},
     versions::K8S_VERSION,
 };

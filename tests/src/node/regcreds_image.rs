@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::images;
-use crate::registry::TestRegistry;
+use crate::{image::PushToRegistry, registry::TestRegistry};
 
 /// Repository of regcreds' image in the public registry.
 pub(crate) const REPOSITORY: &str = "regcreds/regcreds";

@@ -2,10 +2,8 @@
 
 #![allow(dead_code)]
 
-#[path = "../../../../tests/fixtures/process.rs"]
-mod process;
-
 use process::FixtureProcess;
+use regcreds_fakes::process;
 
 /// A running moto with its request log.
 pub struct Moto {

@@ -3,9 +3,7 @@
 
 #![allow(dead_code)]
 
-#[path = "../../../../tests/fixtures/process.rs"]
-mod process;
-
+use regcreds_fakes::process;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
