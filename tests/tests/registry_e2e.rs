@@ -284,7 +284,11 @@ async fn a_propagated_static_credential_pulls_the_private_image_and_the_controll
 
     stop(child).await;
     let logs = std::fs::read_to_string(&log).expect("logs");
-    assert!(logs.contains("registry accepts the credential"), "{logs}");
+    // The first check was the gate's, before the Secret was written; the rotation, a re-check's.
+    assert!(
+        logs.contains("registry lets the new credential pull the probe image"),
+        "{logs}"
+    );
     assert!(logs.contains("registry check failed"), "{logs}");
     assert_no_secret(&logs, &[PASSWORD, ROTATED_PASSWORD]);
     assert_no_secret(&exposition, &[PASSWORD, ROTATED_PASSWORD]);
