@@ -81,9 +81,12 @@ fi
 if [[ -x "$PROMTOOL_BIN/promtool" ]]; then
   say "promtool present: $PROMTOOL_BIN/promtool"
 elif command -v go >/dev/null; then
-  say "building promtool $PROMTOOL_VERSION from its Go module (once, several minutes)"
+  say "building promtool $PROMTOOL_VERSION from its Go module (once, about 3 minutes)"
+  # remove_all_sd (prometheus/plugins/plugin_*.go): no service discovery (cloud SDKs, client-go), which the
+  # rule tests never use; halves the modules fetched (965 MB, not 1.8 GB) and most of the compile.
   quiet env GOBIN="$PROMTOOL_BIN" GOFLAGS=-mod=mod CGO_ENABLED=0 \
-    go install -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"
+    go install -tags remove_all_sd -trimpath -ldflags "-s -w" \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"
 else
   say "no Go toolchain: promtool not built, the alert rule tests will fail" >&2
 fi
