@@ -11,7 +11,7 @@ use std::{
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::{Api, Client, api::PostParams};
-use regcreds_testkit::{ControlPlane, binaries, regcreds_binary, wait_for};
+use regcreds_testkit::{ControlPlane, binaries, free_port, regcreds_binary, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const OFF: &str = "pod healing is off for lack of permission";
@@ -77,13 +77,6 @@ fn spawn_as_regcreds(kubeconfig: &Path, selector: &str, log: &Path, admin_port: 
         .stderr(std::fs::File::create(log).expect("log"))
         .spawn()
         .expect("regcreds starts")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// The value of an unlabelled metric on the admin endpoint.

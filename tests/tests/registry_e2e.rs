@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::{Api, Client, api::PostParams};
 use rand::distr::{Alphanumeric, SampleString};
 use regcreds_testkit::{
-    ControlPlane, binaries, regcreds_binary,
+    ControlPlane, binaries, free_port, regcreds_binary,
     registry::{RegistryOptions, TestRegistry},
     wait_for,
 };
@@ -80,14 +80,6 @@ async fn delete_namespace(client: &Client, name: &str) {
     let _ = Api::<Namespace>::all(client.clone())
         .delete(name, &Default::default())
         .await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// A file holding the registry's CA, for `REGCREDS_CHECK_CA_FILE`.

@@ -11,7 +11,7 @@ use std::{
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::{Api, Client, api::PostParams};
-use regcreds_testkit::{ControlPlane, regcreds_binary, wait_for};
+use regcreds_testkit::{ControlPlane, free_port, regcreds_binary, wait_for};
 
 const PASSWORD_1: &str = "first-Pa55word-xyz";
 const PASSWORD_2: &str = "second-Pa55word-xyz";
@@ -52,14 +52,6 @@ async fn ensure_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) 
 
 fn dockerconfig(password: &str) -> String {
     format!(r#"{{"auths":{{"registry.example:5000":{{"username":"puller","password":"{password}"}}}}}}"#)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// `GET path` on the admin port: (status code, body).
