@@ -64,10 +64,9 @@ async fn mint_all(providers: &[ConfiguredProvider], gate: Option<&Gate>) -> (Des
         let provider = &configured.provider;
         match provider.mint().await {
             Ok(credentials) if !credentials.is_empty() => {
-                if let Some(Err(refusal)) = match gate {
-                    Some(gate) => Some(gate.admit(provider.name(), &credentials).await),
-                    None => None,
-                } {
+                if let Some(gate) = gate
+                    && let Err(refusal) = gate.admit(provider.name(), &credentials).await
+                {
                     failed += 1;
                     error!(provider = provider.name(), registry = %refusal.registry, image = %refusal.image, code = refusal.code.as_deref(), "{refusal}; keeping the last good Secret");
                     continue;

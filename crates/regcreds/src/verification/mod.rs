@@ -171,22 +171,20 @@ impl Checker {
 
     /// Checks only the credentials whose registry has a probe image.
     pub async fn check_probed(&self, credentials: &CredentialSet) -> Vec<CheckResult> {
-        let probed = credentials
-            .iter()
-            .filter(|c| self.has_probe_for(&c.registry))
-            .cloned()
-            .collect();
-        self.check(&probed).await
+        self.check(&self.those_with_probe(credentials, true)).await
     }
 
     /// Checks only the credentials whose registry has no probe image.
     pub async fn check_unprobed(&self, credentials: &CredentialSet) -> Vec<CheckResult> {
-        let unprobed = credentials
+        self.check(&self.those_with_probe(credentials, false)).await
+    }
+
+    fn those_with_probe(&self, credentials: &CredentialSet, with_probe: bool) -> CredentialSet {
+        credentials
             .iter()
-            .filter(|c| !self.has_probe_for(&c.registry))
+            .filter(|c| self.has_probe_for(&c.registry) == with_probe)
             .cloned()
-            .collect();
-        self.check(&unprobed).await
+            .collect()
     }
 
     /// Whether any probe image is configured.
