@@ -17,8 +17,6 @@
 
 use std::{
     collections::BTreeMap,
-    io::{Read, Write},
-    net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
     time::{Duration, Instant},
@@ -28,7 +26,9 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Container, Namespace, Pod, PodSpec, Secret, ServiceAccount};
 use kube::{Api, Client, api::PostParams};
 use regcreds_testkit::{
+    admin_get,
     binaries::{Binaries, NodeBinaries},
+    free_ports,
     node::{self, NODE_NAME, NodeWorld, PULL_USER},
     regcreds_binary,
 };
@@ -137,14 +137,14 @@ impl Demo {
             "Starting regcreds",
             "static provider: one registry, one user, one password; every namespace gets it",
         );
-        let admin_port = free_port()?;
+        let [admin_port] = free_ports()?;
         let env = regcreds_env(&world, &world.pull_password(), admin_port).await;
         println!("  $ {} {} run", masked_env(&env), binary.display());
         let log = world.dir().join("logs/regcreds.log");
         let regcreds = Supervised::spawn(&binary, &["run"], &env, &log)?;
         let took = Instant::now();
         poll("regcreds /readyz", || {
-            http_get(admin_port, "/readyz").filter(|(s, _)| *s == 200)
+            admin_get(admin_port, "/readyz").filter(|(s, _)| *s == 200)
         })
         .await?;
         println!(
@@ -280,7 +280,7 @@ impl Demo {
             self.admin_port
         );
         let lines = poll("the regcreds_registry_check metric", || {
-            let (_, body) = http_get(self.admin_port, "/metrics")?;
+            let (_, body) = admin_get(self.admin_port, "/metrics")?;
             let mut lines: Vec<String> = body
                 .lines()
                 .filter(|l| l.starts_with("regcreds_registry_check{"))
@@ -605,26 +605,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// `GET path` on 127.0.0.1:`port`: (status, body), or `None` while nothing answers.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
 }
 
 #[cfg(test)]

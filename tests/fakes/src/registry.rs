@@ -44,6 +44,8 @@ use rcgen::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::ports::free_port;
+
 /// The repository and tag of the image every fixture registry holds.
 pub const IMAGE: &str = "demo/hello:v1";
 
@@ -394,13 +396,6 @@ fn require_tools() {
             );
         }
     }
-}
-
-/// A port nobody listens on right now. The registry binds it a moment later; another process may win
-/// it meanwhile (seen once in a full suite run), and [`TestRegistry::start`] then tries another.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
 }
 
 /// Writes `ca.crt`, `certs/ca.crt`, `server.crt`, `server.key`; returns the CA PEM.

@@ -8,7 +8,7 @@ use kube::Api;
 use tokio::time::Instant;
 
 use super::{ControlPlane, ControlPlaneOptions, Ports, Processes, apiserver, etcd, kcm, workdir::Workdir};
-use crate::{binaries::Binaries, child::Child, kubeconfig, pki, pki::Pki, ports::free_ports, versions};
+use crate::{binaries::Binaries, child::Child, free_ports, kubeconfig, pki, pki::Pki, versions};
 
 /// Fresh ports are picked per attempt; only a lost port race is retried.
 const ATTEMPTS: usize = 3;

@@ -16,19 +16,11 @@ use std::{
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::{Api, Client, api::PostParams};
+pub use regcreds_testkit::free_port;
 use regcreds_testkit::{regcreds_binary, wait_for};
 
 /// Label every test namespace carries, so each regcreds instance selects only its own test's.
 pub const TEST_LABEL: &str = "regcreds-e2e/test";
-
-/// A free loopback port (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 /// `GET path` on `127.0.0.1:port`: (status code, body).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {

@@ -70,7 +70,7 @@ pub struct Usage {
 impl Regcreds {
     /// Starts `regcreds run` with a dockerconfigjson file re-read every second.
     pub fn spawn(launch: &Launch<'_>) -> Result<Self> {
-        let admin_port = free_port()?;
+        let [admin_port] = regcreds_testkit::free_ports()?;
         let log = std::fs::File::create(launch.log)
             .with_context(|| format!("creating {}", launch.log.display()))?;
         let child = Command::new(launch.binary)
@@ -158,10 +158,6 @@ impl Drop for Regcreds {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// `GET /metrics` over plain HTTP/1.1; the admin endpoint closes the connection after answering.
