@@ -124,8 +124,8 @@ fn plural(kind: &str) -> String {
     format!("{kind}s")
 }
 
-/// Builds the `map_err` closure for an API call.
-pub(crate) fn api_error(
+/// Builds the `map_err` closure for an API call (pod healing's calls too: the same hints and labels).
+pub fn api_error(
     verb: &'static str,
     kind: &'static str,
     name: &str,

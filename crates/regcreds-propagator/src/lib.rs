@@ -28,7 +28,6 @@ mod cleanup;
 mod controller;
 mod desired;
 mod error;
-pub mod heal;
 mod index;
 mod instance;
 mod labels;
@@ -46,14 +45,14 @@ mod view;
 pub use cleanup::{CleanupReport, CleanupScope, cleanup};
 pub use controller::Propagator;
 pub use desired::{Desired, DesiredSecret};
-pub use error::{Error, Result};
+pub use error::{Error, Result, api_error};
 pub use instance::{Claim, InstanceId, InvalidInstanceId};
 pub use labels::{
     FIELD_MANAGER, IGNORE_ANNOTATIONS, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
-    PATCHER_MANAGED_BY, PROVIDER_LABEL, REFS_ANNOTATION, REFS_ANNOTATION_PREFIX,
+    PATCHER_MANAGED_BY, PROVIDER_LABEL, REFS_ANNOTATION, REFS_ANNOTATION_PREFIX, instance_selector,
 };
-pub use metrics::PropagatorMetrics;
+pub use metrics::{ErrorLabel, PropagatorMetrics};
 pub use polling::PassReport;
-pub use scope::{LabelSelectorError, NamespaceScope, parse_label_selector};
+pub use scope::{Decision, LabelSelectorError, NamespaceScope, parse_label_selector};
 pub use settings::{ServiceAccountMode, Settings, WatchMode};
 pub use takeover::Predecessor;

@@ -5,10 +5,8 @@
 
 use kube::Client;
 use prometheus_client::registry::Registry;
-use regcreds_propagator::{
-    Desired, Settings,
-    heal::{HealMetrics, HealSettings, Healer},
-};
+use regcreds_heal::{HealMetrics, HealSettings, Healer};
+use regcreds_propagator::{Desired, Settings};
 use tokio::{sync::watch, task::JoinHandle};
 use tracing::{info, warn};
 

@@ -10,7 +10,8 @@
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use prometheus_client::registry::Registry;
-use regcreds_propagator::{Desired, Propagator, PropagatorMetrics, Settings, heal::HealSettings};
+use regcreds_heal::HealSettings;
+use regcreds_propagator::{Desired, Propagator, PropagatorMetrics, Settings};
 use tokio::sync::watch;
 use tracing::{error, info};
 

@@ -2,7 +2,7 @@
 //! one is reported with the others (exit 2, naming the variable) instead of by clap alone.
 
 use clap::Args;
-use regcreds_propagator::heal::{HealSettings, RateLimit};
+use regcreds_heal::{HealSettings, RateLimit};
 
 use super::{
     ConfigProblems,

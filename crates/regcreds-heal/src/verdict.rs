@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::heal::{
+use crate::{
     guard::ReplacementGuard,
     pod::{ContainerFacts, Owner, PodFacts},
     registries::ManagedSecrets,
@@ -277,7 +277,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::heal::pod::fixtures::{pod, stuck};
+    use crate::pod::fixtures::{pod, stuck};
 
     const IMAGE: &str = "10.254.77.1:5443/demo/hello:v1";
 

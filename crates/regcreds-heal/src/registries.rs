@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use regcreds_core::{DockerConfig, reference::KeyPattern};
 
-use crate::Desired;
+use regcreds_propagator::Desired;
 
 /// The registry keys of every minted Secret: what each managed Secret can authenticate.
 #[derive(Debug, Clone, Default)]
@@ -64,7 +64,7 @@ impl ManagedSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DesiredSecret;
+    use regcreds_propagator::DesiredSecret;
 
     #[test]
     fn managed_secrets_come_from_the_minted_dockerconfigjson() {

@@ -1,6 +1,6 @@
 //! How healing behaves; built by the binary from `REGCREDS_HEAL_*`.
 
-use crate::heal::rate_limit::RateLimit;
+use crate::rate_limit::RateLimit;
 
 /// Healing settings. Healing itself is off unless the binary builds these (`REGCREDS_HEAL_PODS=true`).
 #[derive(Debug, Clone, PartialEq)]

@@ -14,13 +14,11 @@ use kube::{
 };
 use tracing::{info, warn};
 
+use regcreds_propagator::{Result, api_error};
+
 use crate::{
-    Result,
-    error::api_error,
-    heal::{
-        pod::PodFacts,
-        verdict::{Cause, Heal},
-    },
+    pod::PodFacts,
+    verdict::{Cause, Heal},
 };
 
 /// What a guarded delete did.
@@ -143,7 +141,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::heal::pod::fixtures::{pod, stuck};
+    use crate::pod::fixtures::{pod, stuck};
 
     /// Requests the fake API server received: method, path, JSON body.
     type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;

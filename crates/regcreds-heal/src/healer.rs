@@ -32,20 +32,16 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 use tracing::{debug, info, warn};
 
+use regcreds_propagator::{Decision, Desired, InstanceId, NamespaceScope, api_error, instance_selector};
+
 use crate::{
-    Desired, InstanceId, NamespaceScope,
-    error::api_error,
-    heal::{
-        HealMetrics, HealSettings,
-        delete::{self, Deletion},
-        guard::Futile,
-        pod::PodFacts,
-        registries::ManagedSecrets,
-        state::{Input, ObjectKey, State, Step},
-        verdict::Leave,
-    },
-    labels::instance_selector,
-    scope::Decision,
+    HealMetrics, HealSettings,
+    delete::{self, Deletion},
+    guard::Futile,
+    pod::PodFacts,
+    registries::ManagedSecrets,
+    state::{Input, ObjectKey, State, Step},
+    verdict::Leave,
 };
 
 /// Only pods that have not left `Pending` can be stuck before their first container starts; the

@@ -7,7 +7,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::metrics::ErrorLabel;
+use regcreds_propagator::ErrorLabel;
 
 /// `reason` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,7 +65,7 @@ impl HealMetrics {
         );
         // NB: from 0, so that the first event is an increase (increase() sees nothing of a series born
         // at 1), and so that dashboards and alerts find every series before it first counts.
-        for error in crate::Error::METRIC_LABELS {
+        for error in regcreds_propagator::Error::METRIC_LABELS {
             let _ = metrics.errors.get_or_create(&ErrorLabel { error });
         }
         for reason in HEALED_REASONS {

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::heal::pod::PodFacts;
+use crate::pod::PodFacts;
 
 /// A controller whose replacement pod came back without the Secrets it was recreated for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,7 @@ impl ReplacementGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::heal::pod::fixtures::{pod, stuck};
+    use crate::pod::fixtures::{pod, stuck};
 
     fn facts(name: &str) -> PodFacts {
         PodFacts::from_pod(&pod(stuck(name, "reg:5000/app:1")))

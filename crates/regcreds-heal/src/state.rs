@@ -17,7 +17,7 @@ use std::{
 
 use kube::runtime::watcher::Event;
 
-use crate::heal::{
+use crate::{
     HealSettings,
     guard::{Futile, ReplacementGuard},
     mirror::{Change, Mirror},
@@ -261,7 +261,7 @@ impl State {
 
     /// Records a successful deletion (for the replacement guard).
     pub(crate) fn deleted(&mut self, pod: &PodFacts, heal: &Heal) {
-        if let crate::heal::verdict::Cause::MissingReference { secrets, .. } = &heal.cause {
+        if let crate::verdict::Cause::MissingReference { secrets, .. } = &heal.cause {
             self.guard.deleted(pod, secrets);
         }
     }
@@ -301,7 +301,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::heal::{
+    use crate::{
         pod::fixtures::{pod, stuck},
         rate_limit::RateLimit,
         verdict::Cause,

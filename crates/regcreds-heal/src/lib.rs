@@ -19,7 +19,16 @@
 //!   pull failures on a registry the missing or changed Secret covers).
 //! * `guard` stops recreating a controller's pods when a replacement comes back without the Secret.
 //! * `rate_limit` bounds deletions per namespace and cluster-wide.
-//! * Provider-agnostic: the registries come from the minted `.dockerconfigjson` in [`Desired`](crate::Desired).
+//! * Provider-agnostic: the registries come from the minted `.dockerconfigjson` in [`Desired`].
+//! * Beside the propagator, not in it: healing reads what the propagator is given ([`Desired`], the
+//!   [`NamespaceScope`], the [`InstanceId`] and its Secrets' labels) and reports API errors the way it
+//!   does ([`regcreds_propagator::Error`]); the propagator knows nothing of healing.
+//!
+//! [`Desired`]: regcreds_propagator::Desired
+//! [`NamespaceScope`]: regcreds_propagator::NamespaceScope
+//! [`InstanceId`]: regcreds_propagator::InstanceId
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod delete;
 mod guard;
