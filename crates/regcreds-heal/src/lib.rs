@@ -23,6 +23,8 @@
 //! * Beside the propagator, not in it: healing reads what the propagator is given ([`Desired`], the
 //!   [`NamespaceScope`], the [`InstanceId`] and its Secrets' labels) and reports API errors the way it
 //!   does ([`regcreds_propagator::Error`]); the propagator knows nothing of healing.
+//! * [`PERMISSIONS`] (and [`HealSettings::permissions`]) list the RBAC each watch and the deletion need;
+//!   the binary checks them before starting the [`Healer`].
 //!
 //! [`Desired`]: regcreds_propagator::Desired
 //! [`NamespaceScope`]: regcreds_propagator::NamespaceScope
@@ -37,6 +39,7 @@ mod metrics;
 mod mirror;
 mod pod;
 mod rate_limit;
+mod rbac;
 mod registries;
 mod settings;
 mod state;
@@ -45,4 +48,5 @@ mod verdict;
 pub use healer::Healer;
 pub use metrics::HealMetrics;
 pub use rate_limit::RateLimit;
+pub use rbac::{CREDENTIAL_CHANGE_PERMISSIONS, PERMISSIONS, Permission};
 pub use settings::HealSettings;

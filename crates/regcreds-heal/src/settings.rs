@@ -1,6 +1,9 @@
 //! How healing behaves; built by the binary from `REGCREDS_HEAL_*`.
 
-use crate::rate_limit::RateLimit;
+use crate::{
+    rate_limit::RateLimit,
+    rbac::{CREDENTIAL_CHANGE_PERMISSIONS, PERMISSIONS, Permission},
+};
 
 /// Healing settings. Healing itself is off unless the binary builds these (`REGCREDS_HEAL_PODS=true`).
 #[derive(Debug, Clone, PartialEq)]
@@ -30,5 +33,45 @@ impl Default for HealSettings {
             },
             after_credential_change: true,
         }
+    }
+}
+
+impl HealSettings {
+    /// Every permission healing with these settings needs, in the order the binary checks them.
+    pub fn permissions(&self) -> Vec<Permission> {
+        let mut needed = PERMISSIONS.to_vec();
+        if self.after_credential_change {
+            needed.extend(CREDENTIAL_CHANGE_PERMISSIONS);
+        }
+        needed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_watched_only_to_heal_after_a_credential_change() {
+        let on = HealSettings::default();
+        assert!(on.after_credential_change, "the default");
+        assert_eq!(
+            on.permissions(),
+            [
+                ("list", "pods"),
+                ("watch", "pods"),
+                ("delete", "pods"),
+                ("list", "serviceaccounts"),
+                ("watch", "serviceaccounts"),
+                ("get", "namespaces"),
+                ("list", "secrets"),
+                ("watch", "secrets"),
+            ]
+        );
+        let off = HealSettings {
+            after_credential_change: false,
+            ..HealSettings::default()
+        };
+        assert_eq!(off.permissions(), PERMISSIONS);
     }
 }

@@ -49,19 +49,8 @@ impl Healing {
         let Some(settings) = &self.settings else {
             return;
         };
-        let mut needed = vec![
-            ("list", "pods"),
-            ("watch", "pods"),
-            ("delete", "pods"),
-            ("list", "serviceaccounts"),
-            ("watch", "serviceaccounts"),
-            ("get", "namespaces"),
-        ];
-        if settings.after_credential_change {
-            needed.extend([("list", "secrets"), ("watch", "secrets")]);
-        }
         let mut missing = Vec::new();
-        for (verb, resource) in needed {
+        for (verb, resource) in settings.permissions() {
             if !allowed_in(client, verb, "", resource, None).await {
                 missing.push(format!("{verb} {resource}"));
             }
