@@ -3,9 +3,6 @@
 /// Invalid ACR settings. Never contains a secret: registry names, IDs, URLs and paths only.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The Secret name is empty.
-    #[error("secret name is empty")]
-    EmptySecretName,
     /// No registry is configured.
     #[error("no registry configured (e.g. myregistry.azurecr.io)")]
     NoRegistry,
@@ -40,9 +37,6 @@ pub enum Error {
     /// A static user name contains ':' (kubelet splits `auth` on the first ':').
     #[error("username must not contain ':'")]
     ColonInUsername,
-    /// The timeout is zero.
-    #[error("timeout must be greater than zero")]
-    ZeroTimeout,
     /// The HTTP client could not be built: the CA file is unusable, or TLS could not be set up.
     #[error(transparent)]
     HttpClient(#[from] crate::ClientError),

@@ -22,6 +22,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
+mod args;
 mod entra;
 mod error;
 mod exchange;
@@ -29,6 +31,8 @@ mod failure;
 mod provider;
 mod settings;
 
+#[cfg(feature = "cli")]
+pub use args::AcrArgs;
 pub use error::{Error, Result};
 pub use provider::AcrProvider;
 pub use regcreds_token_endpoint::ClientError;

@@ -6,6 +6,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
+mod args;
+
+#[cfg(feature = "cli")]
+pub use args::DockerHubArgs;
 use async_trait::async_trait;
 use regcreds_core::{Credential, CredentialSet, Provider, ProviderName, RegistryHost, SecretString};
 

@@ -3,9 +3,6 @@
 /// Invalid ECR settings. Account IDs, regions, ARNs and URLs are not secret and may be echoed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// The Secret name is empty.
-    #[error("secret name is empty")]
-    EmptySecretName,
     /// Neither a region nor ECR Public is configured, so there is nothing to mint.
     #[error("no ECR region configured and ECR Public is off: nothing to mint")]
     NothingToMint,
@@ -27,14 +24,11 @@ pub enum Error {
     /// An endpoint override is not an http(s) URL.
     #[error("{setting} {url:?} is not an http:// or https:// URL")]
     InvalidEndpointUrl {
-        /// Which setting (`endpoint_url`, `public_endpoint_url`).
-        setting: &'static str,
+        /// Which of the two endpoints.
+        setting: crate::Endpoint,
         /// The value.
         url: String,
     },
-    /// The timeout is zero.
-    #[error("timeout must be greater than zero")]
-    ZeroTimeout,
 }
 
 /// `Result` with this crate's [`Error`].

@@ -19,6 +19,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
+mod args;
 mod error;
 mod failure;
 mod private;
@@ -27,9 +29,11 @@ mod public;
 mod settings;
 mod token;
 
+#[cfg(feature = "cli")]
+pub use args::EcrArgs;
 pub use error::{Error, Result};
 pub use provider::EcrProvider;
-pub use settings::{AssumeRole, EcrSettings};
+pub use settings::{AssumeRole, EcrSettings, Endpoint};
 
 /// Provider name, as used in flags, logs and metrics.
 pub const PROVIDER_NAME: &str = "ecr";

@@ -12,7 +12,8 @@ const MAX_REGISTRY_IDS: usize = 10;
 /// [`EcrProvider::with_sdk_config`](crate::EcrProvider::with_sdk_config)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EcrSettings {
-    /// Secret written in every namespace (default `awsecr-cred`).
+    /// Secret written in every namespace (default `awsecr-cred`); callers check it is a valid Secret name
+    /// (`regcreds_settings::SecretName` does, in the binary).
     pub secret_name: String,
     /// Regions to mint a private-registry token in, one call each (e.g. `eu-west-1`). Duplicates are
     /// ignored. May be empty only when [`EcrSettings::public`] is on.
@@ -29,8 +30,26 @@ pub struct EcrSettings {
     pub endpoint_url: Option<String>,
     /// ECR Public endpoint override. Without it the SDK honours `AWS_ENDPOINT_URL_ECR_PUBLIC`.
     pub public_endpoint_url: Option<String>,
-    /// Upper bound for one mint call including the SDK's retries (default 30 s).
+    /// Upper bound for one mint call including the SDK's retries (default 30 s). Must not be zero.
     pub timeout: Duration,
+}
+
+/// Which endpoint override an [`Error::InvalidEndpointUrl`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// [`EcrSettings::endpoint_url`].
+    Private,
+    /// [`EcrSettings::public_endpoint_url`].
+    Public,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Private => "endpoint_url",
+            Self::Public => "public_endpoint_url",
+        })
+    }
 }
 
 /// STS AssumeRole settings (upmc's `aws_assume_role`).
@@ -74,21 +93,15 @@ impl EcrSettings {
     /// Checks every setting and returns a copy with regions trimmed and de-duplicated and blank
     /// registry IDs removed.
     pub(crate) fn validated(&self) -> Result<Self> {
-        if self.secret_name.trim().is_empty() {
-            return Err(Error::EmptySecretName);
-        }
         let regions = validated_regions(&self.regions)?;
         if regions.is_empty() && !self.public {
             return Err(Error::NothingToMint);
         }
-        if self.timeout.is_zero() {
-            return Err(Error::ZeroTimeout);
-        }
         if let Some(role) = &self.assume_role {
             validate_role(role)?;
         }
-        validate_endpoint("endpoint_url", self.endpoint_url.as_deref())?;
-        validate_endpoint("public_endpoint_url", self.public_endpoint_url.as_deref())?;
+        validate_endpoint(Endpoint::Private, self.endpoint_url.as_deref())?;
+        validate_endpoint(Endpoint::Public, self.public_endpoint_url.as_deref())?;
         Ok(Self {
             regions,
             registry_ids: validated_registry_ids(&self.registry_ids)?,
@@ -166,7 +179,7 @@ fn validate_role(role: &AssumeRole) -> Result<()> {
     Ok(())
 }
 
-fn validate_endpoint(setting: &'static str, url: Option<&str>) -> Result<()> {
+fn validate_endpoint(setting: Endpoint, url: Option<&str>) -> Result<()> {
     match url {
         Some(url) if !regcreds_core::is_http_url(url) => Err(Error::InvalidEndpointUrl {
             setting,
@@ -298,7 +311,7 @@ mod tests {
         assert!(matches!(
             settings.validated(),
             Err(Error::InvalidEndpointUrl {
-                setting: "endpoint_url",
+                setting: Endpoint::Private,
                 ..
             })
         ));
@@ -310,7 +323,7 @@ mod tests {
         assert!(matches!(
             settings.validated(),
             Err(Error::InvalidEndpointUrl {
-                setting: "public_endpoint_url",
+                setting: Endpoint::Public,
                 ..
             })
         ));
@@ -319,19 +332,5 @@ mod tests {
             ..with_regions(&["eu-west-1"])
         };
         assert!(settings.validated().is_ok());
-    }
-
-    #[test]
-    fn empty_secret_name_and_zero_timeout_are_rejected() {
-        let settings = EcrSettings {
-            secret_name: " ".into(),
-            ..with_regions(&["eu-west-1"])
-        };
-        assert_eq!(settings.validated(), Err(Error::EmptySecretName));
-        let settings = EcrSettings {
-            timeout: Duration::ZERO,
-            ..with_regions(&["eu-west-1"])
-        };
-        assert_eq!(settings.validated(), Err(Error::ZeroTimeout));
     }
 }

@@ -3,18 +3,12 @@
 /// Invalid GCR settings. Never contains key material.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The Secret name is empty.
-    #[error("secret name is empty")]
-    EmptySecretName,
     /// A registry host is invalid.
     #[error("registry: {0}")]
     Registry(#[source] regcreds_core::RegistryHostError),
     /// No scope is configured.
     #[error("no OAuth2 scope configured")]
     NoScope,
-    /// The timeout is zero.
-    #[error("timeout must be greater than zero")]
-    ZeroTimeout,
     /// The metadata server URL is not an http(s) URL.
     #[error("metadata URL {0:?} is not an http:// or https:// URL")]
     InvalidMetadataUrl(String),

@@ -20,6 +20,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
+mod args;
 mod assertion;
 mod error;
 mod key;
@@ -28,6 +30,8 @@ mod provider;
 mod settings;
 mod token;
 
+#[cfg(feature = "cli")]
+pub use args::GcrArgs;
 pub use error::{Error, KeyError, Result};
 pub use provider::GcrProvider;
 pub use settings::{GcrCredentials, GcrSettings};

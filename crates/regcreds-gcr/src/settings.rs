@@ -9,7 +9,8 @@ use crate::{DEFAULT_REGISTRY, DEFAULT_SCOPE, DEFAULT_SECRET, Error, Result};
 /// Everything a [`GcrProvider`](crate::GcrProvider) needs.
 #[derive(Debug, Clone)]
 pub struct GcrSettings {
-    /// Secret written in every namespace (default `gcr-secret`).
+    /// Secret written in every namespace (default `gcr-secret`); callers check it is a valid Secret name
+    /// (`regcreds_settings::SecretName` does, in the binary).
     pub secret_name: String,
     /// Registry keys the token is written for, e.g. `gcr.io`, `us.gcr.io`, `europe-docker.pkg.dev`,
     /// or upmc's `https://gcr.io` (kept as written). Empty means `gcr.io` alone.
@@ -21,7 +22,7 @@ pub struct GcrSettings {
     /// Metadata server base URL, e.g. `http://169.254.169.254`. Default: `http://$GCE_METADATA_HOST`,
     /// else `http://metadata.google.internal`.
     pub metadata_url: Option<String>,
-    /// Upper bound for one token request (default 30 s).
+    /// Upper bound for one token request (default 30 s). Must not be zero.
     pub timeout: Duration,
 }
 
@@ -53,12 +54,6 @@ impl GcrSettings {
 
     /// Checks the settings (not the key: that needs I/O) and returns the registry keys.
     pub(crate) fn validated_registries(&self) -> Result<Vec<RegistryHost>> {
-        if self.secret_name.trim().is_empty() {
-            return Err(Error::EmptySecretName);
-        }
-        if self.timeout.is_zero() {
-            return Err(Error::ZeroTimeout);
-        }
         if self.scopes().is_empty() {
             return Err(Error::NoScope);
         }
@@ -146,20 +141,6 @@ mod tests {
                 ..settings()
             }),
             Err(Error::NoScope)
-        ));
-        assert!(matches!(
-            registries(GcrSettings {
-                secret_name: String::new(),
-                ..settings()
-            }),
-            Err(Error::EmptySecretName)
-        ));
-        assert!(matches!(
-            registries(GcrSettings {
-                timeout: Duration::ZERO,
-                ..settings()
-            }),
-            Err(Error::ZeroTimeout)
         ));
         let bad_url = GcrSettings {
             metadata_url: Some("169.254.169.254".into()),

@@ -3,9 +3,6 @@
 /// Invalid GHCR settings. Never contains key material: IDs, names, URLs and paths only.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The Secret name is empty.
-    #[error("secret name is empty")]
-    EmptySecretName,
     /// The App ID is neither a number nor a client ID.
     #[error("app ID {0:?} is neither a numeric GitHub App ID nor a client ID (Iv…)")]
     InvalidAppId(String),
@@ -62,9 +59,6 @@ pub enum Error {
     /// The user name is empty or contains ':' (kubelet splits `auth` on the first ':').
     #[error("username must be non-empty and must not contain ':'")]
     InvalidUsername,
-    /// The timeout is zero.
-    #[error("timeout must be greater than zero")]
-    ZeroTimeout,
     /// The HTTP client could not be built: the CA file is unusable, or TLS could not be set up.
     #[error(transparent)]
     HttpClient(#[from] crate::ClientError),

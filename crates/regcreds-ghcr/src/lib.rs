@@ -24,6 +24,8 @@
 #![deny(missing_docs)]
 
 mod app_jwt;
+#[cfg(feature = "cli")]
+mod args;
 mod error;
 mod installation;
 mod key;
@@ -31,6 +33,8 @@ mod pem;
 mod provider;
 mod settings;
 
+#[cfg(feature = "cli")]
+pub use args::GhcrArgs;
 pub use error::{Error, KeyError, Result};
 pub use provider::GhcrProvider;
 pub use regcreds_token_endpoint::ClientError;

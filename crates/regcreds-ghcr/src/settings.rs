@@ -11,7 +11,8 @@ use crate::{
 /// Everything a [`GhcrProvider`](crate::GhcrProvider) needs.
 #[derive(Debug, Clone)]
 pub struct GhcrSettings {
-    /// Secret written in every namespace (default `ghcr-secret`).
+    /// Secret written in every namespace (default `ghcr-secret`); callers check it is a valid Secret name
+    /// (`regcreds_settings::SecretName` does, in the binary).
     pub secret_name: String,
     /// The GitHub App's ID (a number) or client ID (`Iv…`); the JWT's `iss`.
     pub app_id: String,
@@ -33,7 +34,7 @@ pub struct GhcrSettings {
     pub permissions: Option<BTreeMap<String, String>>,
     /// PEM file of CA certificates trusted in addition to the system roots (Enterprise Server, tests).
     pub ca_file: Option<PathBuf>,
-    /// Upper bound for the token request (default 30 s).
+    /// Upper bound for the token request (default 30 s). Must not be zero.
     pub timeout: Duration,
 }
 
@@ -80,12 +81,6 @@ impl GhcrSettings {
 
     /// Checks every setting but the key (read by the provider).
     pub(crate) fn validated(&self) -> Result<Validated> {
-        if self.secret_name.trim().is_empty() {
-            return Err(Error::EmptySecretName);
-        }
-        if self.timeout.is_zero() {
-            return Err(Error::ZeroTimeout);
-        }
         validate_app_id(self.app_id.trim())?;
         let installation_id = positive(&self.installation_id)
             .ok_or_else(|| Error::InvalidInstallationId(self.installation_id.clone()))?;
@@ -306,16 +301,11 @@ mod tests {
     }
 
     #[test]
-    fn a_username_with_a_colon_or_a_zero_timeout_is_rejected() {
+    fn a_username_with_a_colon_is_rejected() {
         let s = GhcrSettings {
             username: "a:b".into(),
             ..settings()
         };
         assert!(matches!(s.validated(), Err(Error::InvalidUsername)));
-        let s = GhcrSettings {
-            timeout: Duration::ZERO,
-            ..settings()
-        };
-        assert!(matches!(s.validated(), Err(Error::ZeroTimeout)));
     }
 }

@@ -5,9 +5,6 @@ use std::path::PathBuf;
 /// Invalid Quay settings. Never contains a token: names, hosts, URLs and paths only.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The Secret name is empty.
-    #[error("secret name is empty")]
-    EmptySecretName,
     /// The robot account is not `<namespace>+<shortname>`.
     #[error("robot account {robot:?}: {reason}")]
     InvalidRobot {
@@ -40,9 +37,6 @@ pub enum Error {
     /// The token file holds something other than a JWT.
     #[error("the ServiceAccount token file {0} does not hold a JWT (a projected ServiceAccount token)")]
     TokenNotJwt(PathBuf),
-    /// The timeout is zero.
-    #[error("timeout must be greater than zero")]
-    ZeroTimeout,
     /// The HTTP client could not be built: the CA file is unusable, or TLS could not be set up.
     #[error(transparent)]
     HttpClient(#[from] crate::ClientError),

@@ -28,11 +28,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
+mod args;
 mod error;
 mod exchange;
 mod provider;
 mod settings;
 
+#[cfg(feature = "cli")]
+pub use args::QuayArgs;
 pub use error::{Error, Result};
 pub use provider::QuayProvider;
 pub use regcreds_token_endpoint::ClientError;

@@ -10,10 +10,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
+mod args;
 mod dockerconfig;
 mod error;
 mod server;
 
+#[cfg(feature = "cli")]
+pub use args::{DockerConfigArgs, StaticArgs};
 pub use dockerconfig::{DockerConfigProvider, DockerConfigSource};
 pub use error::{Error, Result};
 pub use server::StaticProvider;

@@ -17,7 +17,7 @@ use regcreds_verify::{CheckResult, Outcome};
 
 use crate::{
     commands::config_failure,
-    config::{ConfigProblems, ConfiguredProvider, PROVIDER_NAMES, ProviderArgs},
+    config::{ConfigProblems, ConfiguredProvider, ProviderArgs},
     verification::{CheckArgs, Checker, require_probes},
 };
 
@@ -83,10 +83,8 @@ async fn validate(args: &RegistryCheckArgs) -> Result<(Vec<ConfiguredProvider>, 
 async fn select(args: &RegistryCheckArgs, problems: &mut ConfigProblems) -> Vec<ConfiguredProvider> {
     const SETTING: &str = "REGCREDS_CHECK_PROVIDER (--provider)";
     if let Some(name) = &args.provider
-        && !PROVIDER_NAMES.contains(&name.as_str())
+        && !args.providers.knows(name, SETTING, problems)
     {
-        let known = PROVIDER_NAMES.join(", ");
-        problems.add(SETTING, format!("unknown provider {name:?} (known: {known})"));
         return Vec::new();
     }
     let enabled = match args.providers.build().await {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use crate::{
     cli::MintArgs,
     commands::config_failure,
-    config::{ConfigProblems, ConfiguredProvider, PROVIDER_NAMES},
+    config::{ConfigProblems, ConfiguredProvider},
 };
 
 /// Runs `regcreds mint`.
@@ -54,12 +54,10 @@ pub async fn mint(args: MintArgs) -> ExitCode {
 async fn select(args: &MintArgs) -> Result<Vec<ConfiguredProvider>, ConfigProblems> {
     let mut problems = ConfigProblems::default();
     if let Some(name) = &args.provider
-        && !PROVIDER_NAMES.contains(&name.as_str())
+        && !args
+            .providers
+            .knows(name, "REGCREDS_MINT_PROVIDER (--provider)", &mut problems)
     {
-        problems.add(
-            "REGCREDS_MINT_PROVIDER (--provider)",
-            format!("unknown provider {name:?} (known: {})", PROVIDER_NAMES.join(", ")),
-        );
         return Err(problems);
     }
     let enabled = args.providers.build().await?;

@@ -4,10 +4,7 @@
 use clap::Args;
 use regcreds_heal::{HealSettings, RateLimit};
 
-use super::{
-    ConfigProblems,
-    setting::{Source, non_blank},
-};
+use regcreds_settings::{ConfigProblems, Source, non_blank};
 
 const HEAL_PODS: Source = Source::new("REGCREDS_HEAL_PODS", "heal-pods");
 const AFTER_CHANGE: Source = Source::new(

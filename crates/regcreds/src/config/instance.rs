@@ -15,7 +15,7 @@
 use clap::Args;
 use regcreds_propagator::InstanceId;
 
-use super::{ConfigProblems, setting::Source};
+use regcreds_settings::{ConfigProblems, Source, is_dns_subdomain};
 
 const INSTANCE: Source = Source::new("REGCREDS_INSTANCE", "instance");
 /// Where the Kubernetes client finds its own namespace when none is configured.
@@ -80,7 +80,8 @@ impl InstanceArgs {
     /// as that Deployment resolves (`regcreds cleanup --deployment`, run from a Job's pod).
     pub fn resolve_as(&self, workload: Option<&str>, problems: &mut ConfigProblems) -> Option<Instance> {
         if let Some(name) = non_blank(self.instance.as_deref()) {
-            if !is_dns_subdomain(&name) {
+            // NB: the name is a Lease name (a DNS subdomain) and a label value (at most 63 characters).
+            if name.len() > 63 || !is_dns_subdomain(&name) {
                 problems.add(
                     INSTANCE,
                     format!(
@@ -172,18 +173,6 @@ fn fit_label(value: &str) -> String {
 
 fn non_blank(value: Option<&str>) -> Option<String> {
     value.map(str::trim).filter(|v| !v.is_empty()).map(String::from)
-}
-
-fn is_dns_subdomain(name: &str) -> bool {
-    name.len() <= 63
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 #[cfg(test)]

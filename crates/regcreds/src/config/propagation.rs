@@ -8,10 +8,7 @@ use clap::{Args, ValueEnum};
 use regcreds_propagator::{NamespaceScope, ServiceAccountMode, Settings, WatchMode, parse_label_selector};
 use tracing::info;
 
-use super::{
-    ConfigProblems,
-    setting::{Source, non_blank, split_list},
-};
+use regcreds_settings::{ConfigProblems, Source, is_dns_subdomain, non_blank, split_list};
 
 const SERVICE_ACCOUNTS: Source = Source::new("REGCREDS_SERVICE_ACCOUNTS", "service-accounts");
 const COMPAT_SERVICE_ACCOUNTS: Source = Source::compat("CONFIG_SERVICEACCOUNTS", "serviceaccounts");
@@ -319,16 +316,6 @@ pub fn parse_go_bool(value: Option<&str>, source: Source, problems: &mut ConfigP
             None
         }
     }
-}
-
-fn is_dns_subdomain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use croner::{Cron, parser::CronParser};
 
-use super::{ConfigProblems, setting::Source};
+use crate::{ConfigProblems, Source};
 
 /// A validated cron schedule.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,15 +2,16 @@
 //! chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, IRSA web identity, EKS Pod Identity, profiles).
 //! Compatible with upmc registry-creds' `awsregion`, `awsaccount` and `aws_assume_role`.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use clap::Args;
-use regcreds_ecr::{AssumeRole, DEFAULT_SECRET, EcrProvider, EcrSettings, Error};
-
-use super::{
-    ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, non_blank, pick, split_list, unset_name, uses_compat},
+use regcreds_settings::{
+    ConfigProblems, ConfiguredProvider, Enablement, ProviderConfig, Schedule, SecretName, Source,
+    check_token_file, first_set, non_blank, pick, split_list, timeout_seconds, unset_name, uses_compat,
 };
+
+use crate::{AssumeRole, DEFAULT_SECRET, EcrProvider, EcrSettings, Endpoint, Error};
 
 const REGIONS: Source = Source::new("REGCREDS_ECR_REGIONS", "ecr-regions");
 const COMPAT_REGION: Source = Source::compat("awsregion", "aws-region");
@@ -21,10 +22,12 @@ const COMPAT_ROLE: Source = Source::compat("aws_assume_role", "aws_assume_role")
 const PUBLIC: Source = Source::new("REGCREDS_ECR_PUBLIC", "ecr-public");
 const ENDPOINT: Source = Source::new("REGCREDS_ECR_ENDPOINT_URL", "ecr-endpoint-url");
 const COMPAT_ENDPOINT: Source = Source::compat("AWS_ENDPOINT_URL_ECR", "aws-endpoint-url-ecr");
+const PUBLIC_ENDPOINT: Source = Source::new("REGCREDS_ECR_PUBLIC_ENDPOINT_URL", "ecr-public-endpoint-url");
 /// Read by the AWS SDK (IRSA); regcreds only checks its size at start-up.
 const WEB_IDENTITY_TOKEN_FILE: &str = "AWS_WEB_IDENTITY_TOKEN_FILE";
 const SCHEDULE: Source = Source::new("REGCREDS_ECR_SCHEDULE", "ecr-schedule");
 const TIMEOUT: Source = Source::new("REGCREDS_ECR_TIMEOUT_SECONDS", "ecr-timeout-seconds");
+const SECRET_NAME: Source = Source::new("REGCREDS_ECR_SECRET_NAME", "ecr-secret-name");
 
 /// `ecr` provider: one GetAuthorizationToken per region (12-hour tokens), refreshed well before expiry.
 #[derive(Args, Debug, Clone)]
@@ -32,58 +35,63 @@ const TIMEOUT: Source = Source::new("REGCREDS_ECR_TIMEOUT_SECONDS", "ecr-timeout
 pub struct EcrArgs {
     /// Regions to mint tokens in, comma-separated (e.g. `eu-west-1,us-east-1`).
     #[arg(long = "ecr-regions", env = "REGCREDS_ECR_REGIONS")]
-    pub ecr_regions: Option<String>,
+    ecr_regions: Option<String>,
     #[arg(long = "aws-region", env = "awsregion", hide = true)]
-    pub ecr_compat_region: Option<String>,
+    ecr_compat_region: Option<String>,
     /// Account IDs whose registries get an entry (sent as registryIds); empty = the caller's account.
     #[arg(long = "ecr-accounts", env = "REGCREDS_ECR_ACCOUNTS")]
-    pub ecr_accounts: Option<String>,
+    ecr_accounts: Option<String>,
     #[arg(long = "aws-account", env = "awsaccount", hide = true)]
-    pub ecr_compat_account: Option<String>,
+    ecr_compat_account: Option<String>,
     /// IAM role ARN to assume before minting.
     #[arg(long = "ecr-assume-role", env = "REGCREDS_ECR_ASSUME_ROLE")]
-    pub ecr_assume_role: Option<String>,
+    ecr_assume_role: Option<String>,
     #[arg(long = "aws_assume_role", env = "aws_assume_role", hide = true)]
-    pub ecr_compat_role: Option<String>,
+    ecr_compat_role: Option<String>,
     /// ExternalId for the assumed role, if its trust policy requires one.
     #[arg(
         long = "ecr-assume-role-external-id",
         env = "REGCREDS_ECR_ASSUME_ROLE_EXTERNAL_ID"
     )]
-    pub ecr_external_id: Option<String>,
+    ecr_external_id: Option<String>,
     /// Also mint an ECR Public token (`public.ecr.aws`).
     #[arg(long = "ecr-public", env = "REGCREDS_ECR_PUBLIC")]
-    pub ecr_public: bool,
+    ecr_public: bool,
     /// ECR API endpoint override for every region (VPC endpoints; tests). `AWS_ENDPOINT_URL_ECR` works too.
     #[arg(long = "ecr-endpoint-url", env = "REGCREDS_ECR_ENDPOINT_URL")]
-    pub ecr_endpoint_url: Option<String>,
+    ecr_endpoint_url: Option<String>,
     #[arg(long = "aws-endpoint-url-ecr", env = "AWS_ENDPOINT_URL_ECR", hide = true)]
-    pub ecr_compat_endpoint_url: Option<String>,
+    ecr_compat_endpoint_url: Option<String>,
     /// ECR Public API endpoint override.
     #[arg(long = "ecr-public-endpoint-url", env = "REGCREDS_ECR_PUBLIC_ENDPOINT_URL")]
-    pub ecr_public_endpoint_url: Option<String>,
+    ecr_public_endpoint_url: Option<String>,
     /// Name of the Secret written to every namespace.
     #[arg(long = "ecr-secret-name", env = "REGCREDS_ECR_SECRET_NAME", default_value = DEFAULT_SECRET, alias = "aws-secret-name")]
-    pub ecr_secret_name: String,
+    ecr_secret_name: String,
     /// Refresh schedule (6-field cron); tokens are also refreshed halfway through their 12-hour life.
     #[arg(
         long = "ecr-schedule",
         env = "REGCREDS_ECR_SCHEDULE",
         default_value = "0 0 */6 * * *"
     )]
-    pub ecr_schedule: String,
+    ecr_schedule: String,
     /// Upper bound for one mint including retries, in seconds.
     #[arg(
         long = "ecr-timeout-seconds",
         env = "REGCREDS_ECR_TIMEOUT_SECONDS",
         default_value_t = 30
     )]
-    pub ecr_timeout_seconds: u64,
+    ecr_timeout_seconds: u64,
 }
 
-impl EcrArgs {
+#[async_trait]
+impl ProviderConfig for EcrArgs {
+    fn name(&self) -> &'static str {
+        "ecr"
+    }
+
     /// Builds the provider if a region, account, role or ECR Public is configured.
-    pub async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+    async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
         let regions = pick(&[
             (REGIONS, &self.ecr_regions),
             (COMPAT_REGION, &self.ecr_compat_region),
@@ -106,9 +114,8 @@ impl EcrArgs {
             return Enablement::Disabled(format!("set {} or {}", REGIONS.env, COMPAT_REGION.env));
         };
         let schedule = Schedule::parse(&self.ecr_schedule, SCHEDULE, problems);
-        if self.ecr_timeout_seconds == 0 {
-            problems.add(TIMEOUT, "must be at least 1");
-        }
+        let timeout = timeout_seconds(self.ecr_timeout_seconds, TIMEOUT, problems);
+        let secret_name = SecretName::read(&self.ecr_secret_name, SECRET_NAME.env, problems);
         if !check_token_file(WEB_IDENTITY_TOKEN_FILE, problems) {
             return Enablement::Invalid;
         }
@@ -131,8 +138,11 @@ impl EcrArgs {
             (ENDPOINT, &self.ecr_endpoint_url),
             (COMPAT_ENDPOINT, &self.ecr_compat_endpoint_url),
         ]);
+        let (Some(schedule), Some(timeout), Some(secret_name)) = (schedule, timeout, secret_name) else {
+            return Enablement::Invalid;
+        };
         let settings = EcrSettings {
-            secret_name: self.ecr_secret_name.clone(),
+            secret_name: secret_name.into(),
             regions: region_list,
             registry_ids: accounts.as_ref().map(|(a, _)| split_list(a)).unwrap_or_default(),
             assume_role: role
@@ -145,10 +155,7 @@ impl EcrArgs {
             public: self.ecr_public,
             endpoint_url: endpoint.as_ref().map(|(url, _)| url.clone()),
             public_endpoint_url: non_blank(&self.ecr_public_endpoint_url),
-            timeout: Duration::from_secs(self.ecr_timeout_seconds.max(1)),
-        };
-        let Some(schedule) = schedule else {
-            return Enablement::Invalid;
+            timeout,
         };
         match EcrProvider::new(settings).await {
             Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
@@ -163,33 +170,18 @@ impl EcrArgs {
                         accounts.map_or(ACCOUNTS, |a| a.1)
                     }
                     Error::InvalidRoleArn(_) | Error::InvalidSessionName(_) => role.map_or(ROLE, |r| r.1),
-                    Error::InvalidEndpointUrl { setting, .. } if *setting == "endpoint_url" => {
-                        endpoint.map_or(ENDPOINT, |e| e.1)
-                    }
-                    Error::InvalidEndpointUrl { .. } => {
-                        Source::new("REGCREDS_ECR_PUBLIC_ENDPOINT_URL", "ecr-public-endpoint-url")
-                    }
-                    _ => SCHEDULE,
+                    Error::InvalidEndpointUrl {
+                        setting: Endpoint::Private,
+                        ..
+                    } => endpoint.map_or(ENDPOINT, |e| e.1),
+                    Error::InvalidEndpointUrl {
+                        setting: Endpoint::Public,
+                        ..
+                    } => PUBLIC_ENDPOINT,
                 };
                 problems.add(blamed, error);
                 Enablement::Invalid
             }
-        }
-    }
-}
-
-/// A token file the SDK reads on its own (web identity): checked once here, so that a path aimed at
-/// `/dev/zero` or a huge file fails at start-up with a clear message.
-/// Returns whether it is usable (or not set).
-pub(super) fn check_token_file(variable: &'static str, problems: &mut ConfigProblems) -> bool {
-    let Some(path) = std::env::var_os(variable).filter(|p| !p.is_empty()) else {
-        return true;
-    };
-    match regcreds_core::read_bounded(std::path::Path::new(&path)) {
-        Ok(_) => true,
-        Err(error) => {
-            problems.add(variable, error);
-            false
         }
     }
 }

@@ -4,14 +4,15 @@
 
 use std::{path::PathBuf, sync::Arc};
 
+use async_trait::async_trait;
 use clap::Args;
 use regcreds_core::SecretString;
-use regcreds_static::{DEFAULT_DOCKERCONFIG_SECRET, DockerConfigProvider, DockerConfigSource, Error};
-
-use super::{
-    ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, pick},
+use regcreds_settings::{
+    ConfigProblems, ConfiguredProvider, Enablement, ProviderConfig, Schedule, SecretName, Source, first_set,
+    pick,
 };
+
+use crate::{DEFAULT_DOCKERCONFIG_SECRET, DockerConfigProvider, DockerConfigSource, Error};
 
 const JSON: Source = Source::new("REGCREDS_DOCKERCONFIGJSON", "dockerconfigjson");
 const COMPAT_JSON: Source = Source::compat("CONFIG_DOCKERCONFIGJSON", "config-dockerconfigjson");
@@ -34,43 +35,48 @@ pub struct DockerConfigArgs {
         env = "REGCREDS_DOCKERCONFIGJSON",
         hide_env_values = true
     )]
-    pub dcj_json: Option<SecretString>,
+    dcj_json: Option<SecretString>,
     #[arg(
         long = "config-dockerconfigjson",
         env = "CONFIG_DOCKERCONFIGJSON",
         hide = true,
         hide_env_values = true
     )]
-    pub dcj_compat_json: Option<SecretString>,
+    dcj_compat_json: Option<SecretString>,
     /// A file holding the dockerconfigjson, e.g. a mounted Secret; changes are picked up without restart.
     #[arg(long = "dockerconfigjson-path", env = "REGCREDS_DOCKERCONFIGJSON_PATH")]
-    pub dcj_path: Option<PathBuf>,
+    dcj_path: Option<PathBuf>,
     #[arg(
         long = "config-dockerconfigjsonpath",
         env = "CONFIG_DOCKERCONFIGJSONPATH",
         hide = true
     )]
-    pub dcj_compat_path: Option<PathBuf>,
+    dcj_compat_path: Option<PathBuf>,
     /// Name of the Secret written to every namespace [default: image-pull-secret].
     #[arg(
         long = "dockerconfigjson-secret-name",
         env = "REGCREDS_DOCKERCONFIGJSON_SECRET_NAME"
     )]
-    pub dcj_secret_name: Option<String>,
+    dcj_secret_name: Option<String>,
     #[arg(long = "secretname", env = "CONFIG_SECRETNAME", hide = true)]
-    pub dcj_compat_secret_name: Option<String>,
+    dcj_compat_secret_name: Option<String>,
     /// How often the source is re-read (6-field cron). Only a changed document causes writes.
     #[arg(
         long = "dockerconfigjson-schedule",
         env = "REGCREDS_DOCKERCONFIGJSON_SCHEDULE",
         default_value = "*/10 * * * * *"
     )]
-    pub dcj_schedule: String,
+    dcj_schedule: String,
 }
 
-impl DockerConfigArgs {
+#[async_trait]
+impl ProviderConfig for DockerConfigArgs {
+    fn name(&self) -> &'static str {
+        "dockerconfigjson"
+    }
+
     /// Builds the provider if an inline document or a path is given (not both).
-    pub async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+    async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
         let inline = pick(&[(JSON, &self.dcj_json), (COMPAT_JSON, &self.dcj_compat_json)]);
         let path = pick(&[(PATH, &self.dcj_path), (COMPAT_PATH, &self.dcj_compat_path)]);
         let set = [(JSON, inline.is_some()), (PATH, path.is_some())];
@@ -95,7 +101,10 @@ impl DockerConfigArgs {
             (COMPAT_SECRET_NAME, &self.dcj_compat_secret_name),
         ])
         .unwrap_or_else(|| (DEFAULT_DOCKERCONFIG_SECRET.to_string(), SECRET_NAME));
-        let provider = match DockerConfigProvider::new(secret_name, source).await {
+        let Some(secret_name) = SecretName::read(&secret_name, name_source, problems) else {
+            return Enablement::Invalid;
+        };
+        let provider = match DockerConfigProvider::new(String::from(secret_name), source).await {
             Ok(provider) => provider,
             Err(error) => {
                 problems.add(origin, describe(&error));
@@ -106,8 +115,7 @@ impl DockerConfigArgs {
             return Enablement::Invalid;
         };
         let reason = format!("{} is set", origin.env);
-        let configured = ConfiguredProvider::new(Arc::new(provider), schedule, reason);
-        Enablement::Enabled(configured.with_secret_name_setting(name_source))
+        Enablement::Enabled(ConfiguredProvider::new(Arc::new(provider), schedule, reason))
     }
 }
 

@@ -2,17 +2,16 @@
 //! is exchanged at Quay for a robot token that lives an hour, refreshed before its `exp`. A robot's
 //! static password needs no provider of its own: it is a static credential (`REGCREDS_STATIC_*`).
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc};
 
+use async_trait::async_trait;
 use clap::Args;
-use regcreds_quay::{
-    DEFAULT_REGISTRY, DEFAULT_SECRET, DEFAULT_TOKEN_FILE, Error, QuayProvider, QuaySettings,
+use regcreds_settings::{
+    ConfigProblems, ConfiguredProvider, Enablement, ProviderConfig, Schedule, SecretName, Source, first_set,
+    given, non_blank, timeout_seconds,
 };
 
-use super::{
-    ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, given, non_blank},
-};
+use crate::{DEFAULT_REGISTRY, DEFAULT_SECRET, DEFAULT_TOKEN_FILE, Error, QuayProvider, QuaySettings};
 
 const ROBOT: Source = Source::new("REGCREDS_QUAY_ROBOT", "quay-robot");
 const REGISTRY: Source = Source::new("REGCREDS_QUAY_REGISTRY", "quay-registry");
@@ -29,41 +28,46 @@ const TIMEOUT: Source = Source::new("REGCREDS_QUAY_TIMEOUT_SECONDS", "quay-timeo
 pub struct QuayArgs {
     /// The federated robot account, <organization>+<robot>.
     #[arg(long = "quay-robot", env = "REGCREDS_QUAY_ROBOT")]
-    pub quay_robot: Option<String>,
+    quay_robot: Option<String>,
     /// Quay host (quay.io or self-hosted, host[:port]) [default: quay.io].
     #[arg(long = "quay-registry", env = "REGCREDS_QUAY_REGISTRY")]
-    pub quay_registry: Option<String>,
+    quay_registry: Option<String>,
     /// Projected ServiceAccount token, re-read on every mint [default: /var/run/secrets/regcreds/quay/token].
     #[arg(long = "quay-token-file", env = "REGCREDS_QUAY_TOKEN_FILE")]
-    pub quay_token_file: Option<PathBuf>,
+    quay_token_file: Option<PathBuf>,
     /// Base URL of the federation endpoint instead of https://<registry>.
     #[arg(long = "quay-federation-url", env = "REGCREDS_QUAY_FEDERATION_URL")]
-    pub quay_federation_url: Option<String>,
+    quay_federation_url: Option<String>,
     /// Extra CA certificates (PEM) for a self-hosted Quay.
     #[arg(long = "quay-ca-file", env = "REGCREDS_QUAY_CA_FILE")]
-    pub quay_ca_file: Option<PathBuf>,
+    quay_ca_file: Option<PathBuf>,
     /// Name of the Secret written to every namespace.
     #[arg(long = "quay-secret-name", env = "REGCREDS_QUAY_SECRET_NAME", default_value = DEFAULT_SECRET)]
-    pub quay_secret_name: String,
+    quay_secret_name: String,
     /// Refresh schedule (6-field cron); tokens are also refreshed halfway to their exp.
     #[arg(
         long = "quay-schedule",
         env = "REGCREDS_QUAY_SCHEDULE",
         default_value = "0 */30 * * * *"
     )]
-    pub quay_schedule: String,
+    quay_schedule: String,
     /// Upper bound for the exchange, in seconds.
     #[arg(
         long = "quay-timeout-seconds",
         env = "REGCREDS_QUAY_TIMEOUT_SECONDS",
         default_value_t = 30
     )]
-    pub quay_timeout_seconds: u64,
+    quay_timeout_seconds: u64,
 }
 
-impl QuayArgs {
+#[async_trait]
+impl ProviderConfig for QuayArgs {
+    fn name(&self) -> &'static str {
+        "quay"
+    }
+
     /// Builds the provider if a robot, Quay host, token file or federation URL is configured.
-    pub async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+    async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
         let set = [
             (ROBOT, given(&self.quay_robot)),
             (REGISTRY, given(&self.quay_registry)),
@@ -78,17 +82,21 @@ impl QuayArgs {
             problems.add(ROBOT, "is required when the quay provider is configured");
         }
         let schedule = Schedule::parse(&self.quay_schedule, SCHEDULE, problems);
-        let (Some(robot), Some(schedule)) = (robot, schedule) else {
+        let timeout = timeout_seconds(self.quay_timeout_seconds, TIMEOUT, problems);
+        let secret_name = SecretName::read(&self.quay_secret_name, SECRET_NAME.env, problems);
+        let (Some(robot), Some(schedule), Some(timeout), Some(secret_name)) =
+            (robot, schedule, timeout, secret_name)
+        else {
             return Enablement::Invalid;
         };
         let mut settings = QuaySettings::new(robot);
-        settings.secret_name = self.quay_secret_name.clone();
+        settings.secret_name = secret_name.into();
         settings.registry = non_blank(&self.quay_registry).unwrap_or_else(|| DEFAULT_REGISTRY.to_string());
         settings.token_file =
             non_blank(&self.quay_token_file).unwrap_or_else(|| PathBuf::from(DEFAULT_TOKEN_FILE));
         settings.federation_url = non_blank(&self.quay_federation_url);
         settings.ca_file = non_blank(&self.quay_ca_file);
-        settings.timeout = Duration::from_secs(self.quay_timeout_seconds);
+        settings.timeout = timeout;
         match QuayProvider::new(settings).await {
             Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
                 Arc::new(provider),
@@ -106,12 +114,10 @@ impl QuayArgs {
 /// The variable a provider error is about.
 fn blame(error: &Error) -> Source {
     match error {
-        Error::EmptySecretName => SECRET_NAME,
         Error::InvalidRobot { .. } => ROBOT,
         Error::InvalidRegistry { .. } => REGISTRY,
         Error::InvalidUrl(_) => FEDERATION_URL,
         Error::UnreadableTokenFile { .. } | Error::EmptyTokenFile(_) | Error::TokenNotJwt(_) => TOKEN_FILE,
-        Error::ZeroTimeout => TIMEOUT,
         Error::HttpClient(_) => CA_FILE,
     }
 }

@@ -4,16 +4,18 @@
 //! password (admin user, repository-scoped token, or service principal), which is what upmc's
 //! `ACR_URL` + `ACR_CLIENT_ID` + `ACR_PASSWORD` did.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc};
 
+use async_trait::async_trait;
 use clap::{Args, ValueEnum};
-use regcreds_acr::{AcrAuth, AcrProvider, AcrSettings, DEFAULT_SECRET, Error};
 use regcreds_core::SecretString;
-
-use super::{
-    ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, given, non_blank, pick, split_list, unset_name, uses_compat},
+use regcreds_settings::{
+    ConfigProblems, ConfiguredProvider, Enablement, ProviderConfig, Schedule, SecretName, Source,
+    check_token_file, first_set, given, non_blank, pick, split_list, timeout_seconds, unset_name,
+    uses_compat,
 };
+
+use crate::{AcrAuth, AcrProvider, AcrSettings, DEFAULT_SECRET, Error};
 
 const REGISTRIES: Source = Source::new("REGCREDS_ACR_REGISTRY", "acr-registry");
 const COMPAT_URL: Source = Source::compat("ACR_URL", "acr-url");
@@ -24,6 +26,11 @@ const COMPAT_CLIENT_ID: Source = Source::compat("ACR_CLIENT_ID", "acr-compat-cli
 const SECRET: Source = Source::new("REGCREDS_ACR_CLIENT_SECRET", "acr-client-secret");
 const COMPAT_PASSWORD: Source = Source::compat("ACR_PASSWORD", "acr-password");
 const SCHEDULE: Source = Source::new("REGCREDS_ACR_SCHEDULE", "acr-schedule");
+const TIMEOUT: Source = Source::new("REGCREDS_ACR_TIMEOUT_SECONDS", "acr-timeout-seconds");
+const SECRET_NAME: Source = Source::new("REGCREDS_ACR_SECRET_NAME", "acr-secret-name");
+const SCOPE: Source = Source::new("REGCREDS_ACR_SCOPE", "acr-scope");
+const AUTHORITY_HOST: Source = Source::new("REGCREDS_ACR_AUTHORITY_HOST", "acr-authority-host");
+const CA_FILE: Source = Source::new("REGCREDS_ACR_CA_FILE", "acr-ca-file");
 
 /// How the `acr` provider authenticates.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,73 +51,78 @@ pub enum AcrAuthArg {
 pub struct AcrArgs {
     /// Login servers, comma-separated (e.g. `myregistry.azurecr.io`).
     #[arg(long = "acr-registry", env = "REGCREDS_ACR_REGISTRY")]
-    pub acr_registries: Option<String>,
+    acr_registries: Option<String>,
     #[arg(long = "acr-url", env = "ACR_URL", hide = true)]
-    pub acr_compat_url: Option<String>,
+    acr_compat_url: Option<String>,
     /// Authentication mode [default: client-secret when a tenant and secret are set, static when only a
     /// client ID and password are set (upmc), workload-identity when AZURE_FEDERATED_TOKEN_FILE is set,
     /// else managed-identity].
     #[arg(long = "acr-auth", env = "REGCREDS_ACR_AUTH", value_enum)]
-    pub acr_auth: Option<AcrAuthArg>,
+    acr_auth: Option<AcrAuthArg>,
     /// Entra tenant (directory) ID.
     #[arg(long = "acr-tenant-id", env = "REGCREDS_ACR_TENANT_ID")]
-    pub acr_tenant_id: Option<String>,
+    acr_tenant_id: Option<String>,
     /// Client (application) ID; in static mode, the user name.
     #[arg(long = "acr-client-id", env = "REGCREDS_ACR_CLIENT_ID")]
-    pub acr_client_id: Option<String>,
+    acr_client_id: Option<String>,
     #[arg(long = "acr-compat-client-id", env = "ACR_CLIENT_ID", hide = true)]
-    pub acr_compat_client_id: Option<String>,
+    acr_compat_client_id: Option<String>,
     /// Client secret; in static mode, the password.
     #[arg(
         long = "acr-client-secret",
         env = "REGCREDS_ACR_CLIENT_SECRET",
         hide_env_values = true
     )]
-    pub acr_client_secret: Option<SecretString>,
+    acr_client_secret: Option<SecretString>,
     #[arg(
         long = "acr-password",
         env = "ACR_PASSWORD",
         hide = true,
         hide_env_values = true
     )]
-    pub acr_compat_password: Option<SecretString>,
+    acr_compat_password: Option<SecretString>,
     /// Entra authority host (sovereign clouds), https only.
     #[arg(long = "acr-authority-host", env = "REGCREDS_ACR_AUTHORITY_HOST")]
-    pub acr_authority_host: Option<String>,
+    acr_authority_host: Option<String>,
     /// Entra scope of the token exchanged at the registry [default: ACR's own audience,
     /// https://containerregistry.azure.net/.default; .azure.cn with authority login.chinacloudapi.cn,
     /// .azure.us with login.microsoftonline.us]. https://management.azure.com/.default (ARM) works only
     /// while the registry accepts ARM-audience tokens.
     #[arg(long = "acr-scope", env = "REGCREDS_ACR_SCOPE")]
-    pub acr_scope: Option<String>,
+    acr_scope: Option<String>,
     /// Base URL for `/oauth2/exchange` instead of `https://<registry>` (private endpoints).
     #[arg(long = "acr-exchange-url", env = "REGCREDS_ACR_EXCHANGE_URL")]
-    pub acr_exchange_url: Option<String>,
+    acr_exchange_url: Option<String>,
     /// Extra CA certificates (PEM) for Entra and the registry.
     #[arg(long = "acr-ca-file", env = "REGCREDS_ACR_CA_FILE")]
-    pub acr_ca_file: Option<PathBuf>,
+    acr_ca_file: Option<PathBuf>,
     /// Name of the Secret written to every namespace.
     #[arg(long = "acr-secret-name", env = "REGCREDS_ACR_SECRET_NAME", default_value = DEFAULT_SECRET)]
-    pub acr_secret_name: String,
+    acr_secret_name: String,
     /// Refresh schedule (6-field cron); tokens are also refreshed halfway to their `exp`.
     #[arg(
         long = "acr-schedule",
         env = "REGCREDS_ACR_SCHEDULE",
         default_value = "0 */30 * * * *"
     )]
-    pub acr_schedule: String,
+    acr_schedule: String,
     /// Upper bound for each step of a mint, in seconds.
     #[arg(
         long = "acr-timeout-seconds",
         env = "REGCREDS_ACR_TIMEOUT_SECONDS",
         default_value_t = 30
     )]
-    pub acr_timeout_seconds: u64,
+    acr_timeout_seconds: u64,
 }
 
-impl AcrArgs {
+#[async_trait]
+impl ProviderConfig for AcrArgs {
+    fn name(&self) -> &'static str {
+        "acr"
+    }
+
     /// Builds the provider if a registry or ACR credential is configured.
-    pub async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+    async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
         let registries = pick(&[
             (REGISTRIES, &self.acr_registries),
             (COMPAT_URL, &self.acr_compat_url),
@@ -146,25 +158,25 @@ impl AcrArgs {
         let mode = self
             .acr_auth
             .unwrap_or_else(|| self.default_mode(secret.is_some()));
-        if mode == AcrAuthArg::WorkloadIdentity
-            && !super::ecr::check_token_file("AZURE_FEDERATED_TOKEN_FILE", problems)
-        {
+        if mode == AcrAuthArg::WorkloadIdentity && !check_token_file("AZURE_FEDERATED_TOKEN_FILE", problems) {
             return Enablement::Invalid;
         }
         let Some(auth) = self.auth(mode, client_id.clone(), secret.clone(), compat, problems) else {
             return Enablement::Invalid;
         };
         let schedule = Schedule::parse(&self.acr_schedule, SCHEDULE, problems);
+        let timeout = timeout_seconds(self.acr_timeout_seconds, TIMEOUT, problems);
+        let secret_name = SecretName::read(&self.acr_secret_name, SECRET_NAME.env, problems);
+        let (Some(schedule), Some(timeout), Some(secret_name)) = (schedule, timeout, secret_name) else {
+            return Enablement::Invalid;
+        };
         let mut settings = AcrSettings::new(split_list(registry_list), auth);
-        settings.secret_name = self.acr_secret_name.clone();
+        settings.secret_name = secret_name.into();
         settings.authority_host = non_blank(&self.acr_authority_host);
         settings.scope = non_blank(&self.acr_scope);
         settings.exchange_base_url = non_blank(&self.acr_exchange_url);
         settings.ca_file = non_blank(&self.acr_ca_file);
-        settings.timeout = Duration::from_secs(self.acr_timeout_seconds);
-        let Some(schedule) = schedule else {
-            return Enablement::Invalid;
-        };
+        settings.timeout = timeout;
         match AcrProvider::new(settings).await {
             Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
                 Arc::new(provider),
@@ -176,13 +188,9 @@ impl AcrArgs {
                     Error::NoRegistry
                     | Error::InvalidRegistry { .. }
                     | Error::ExchangeUrlWithSeveralRegistries => registries.map_or(REGISTRIES, |r| r.1),
-                    Error::EmptyScope => Source::new("REGCREDS_ACR_SCOPE", "acr-scope"),
-                    Error::AuthorityNotHttps(_) => {
-                        Source::new("REGCREDS_ACR_AUTHORITY_HOST", "acr-authority-host")
-                    }
-                    Error::HttpClient(client) if client.is_ca_file() => {
-                        Source::new("REGCREDS_ACR_CA_FILE", "acr-ca-file")
-                    }
+                    Error::EmptyScope => SCOPE,
+                    Error::AuthorityNotHttps(_) => AUTHORITY_HOST,
+                    Error::HttpClient(client) if client.is_ca_file() => CA_FILE,
                     Error::ColonInUsername => client_id.map_or(CLIENT_ID, |c| c.1),
                     _ => AUTH,
                 };
@@ -191,7 +199,9 @@ impl AcrArgs {
             }
         }
     }
+}
 
+impl AcrArgs {
     /// The mode a user most likely means when none is given (see the flag's help).
     fn default_mode(&self, has_secret: bool) -> AcrAuthArg {
         match (has_secret, given(&self.acr_tenant_id)) {

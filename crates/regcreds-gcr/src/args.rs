@@ -2,16 +2,17 @@
 //! token as the password of user `oauth2accesstoken`. Compatible with upmc registry-creds'
 //! `GCR_APPLICATION_DEFAULT_CREDENTIALS` (the key JSON itself) and `GCR_URL` / `gcrurl`.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc};
 
+use async_trait::async_trait;
 use clap::Args;
 use regcreds_core::SecretString;
-use regcreds_gcr::{DEFAULT_SECRET, Error, GcrCredentials, GcrProvider, GcrSettings};
-
-use super::{
-    ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, given, non_blank, pick, split_list},
+use regcreds_settings::{
+    ConfigProblems, ConfiguredProvider, Enablement, ProviderConfig, Schedule, SecretName, Source, first_set,
+    given, non_blank, pick, split_list, timeout_seconds,
 };
+
+use crate::{DEFAULT_SECRET, Error, GcrCredentials, GcrProvider, GcrSettings};
 
 const KEY: Source = Source::new("REGCREDS_GCR_KEY", "gcr-key");
 const COMPAT_KEY: Source = Source::compat(
@@ -28,6 +29,8 @@ const COMPAT_METADATA_HOST: Source = Source::compat("GCE_METADATA_HOST", "gce-me
 /// Google's own variable for a key file, used when nothing else is configured.
 const APPLICATION_CREDENTIALS: Source = Source::compat("GOOGLE_APPLICATION_CREDENTIALS", "");
 const SCHEDULE: Source = Source::new("REGCREDS_GCR_SCHEDULE", "gcr-schedule");
+const TIMEOUT: Source = Source::new("REGCREDS_GCR_TIMEOUT_SECONDS", "gcr-timeout-seconds");
+const SECRET_NAME: Source = Source::new("REGCREDS_GCR_SECRET_NAME", "gcr-secret-name");
 
 /// `gcr` provider: ~1-hour access tokens, refreshed halfway through their life.
 #[derive(Args, Debug, Clone)]
@@ -37,54 +40,59 @@ const SCHEDULE: Source = Source::new("REGCREDS_GCR_SCHEDULE", "gcr-schedule");
 pub struct GcrArgs {
     /// Service-account key JSON itself.
     #[arg(long = "gcr-key", env = "REGCREDS_GCR_KEY", hide_env_values = true)]
-    pub gcr_key: Option<SecretString>,
+    gcr_key: Option<SecretString>,
     #[arg(
         long = "gcr-application-default-credentials",
         env = "GCR_APPLICATION_DEFAULT_CREDENTIALS",
         hide = true,
         hide_env_values = true
     )]
-    pub gcr_compat_key: Option<SecretString>,
+    gcr_compat_key: Option<SecretString>,
     /// Service-account key file (e.g. a mounted Secret), re-read on every mint.
     #[arg(long = "gcr-key-file", env = "REGCREDS_GCR_KEY_FILE")]
-    pub gcr_key_file: Option<PathBuf>,
+    gcr_key_file: Option<PathBuf>,
     /// Use the metadata server (GCE node identity or GKE workload identity) instead of a key.
     #[arg(long = "gcr-use-metadata", env = "REGCREDS_GCR_USE_METADATA")]
-    pub gcr_use_metadata: bool,
+    gcr_use_metadata: bool,
     /// Registry hosts the token is written for, comma-separated [default: gcr.io].
     #[arg(long = "gcr-hosts", env = "REGCREDS_GCR_HOSTS")]
-    pub gcr_hosts: Option<String>,
+    gcr_hosts: Option<String>,
     #[arg(long = "gcr-url", env = "GCR_URL", hide = true)]
-    pub gcr_compat_url: Option<String>,
+    gcr_compat_url: Option<String>,
     #[arg(long = "gcrurl", env = "gcrurl", hide = true)]
-    pub gcr_compat_url_lower: Option<String>,
+    gcr_compat_url_lower: Option<String>,
     /// Metadata server base URL [default: http://$GCE_METADATA_HOST or http://metadata.google.internal].
     #[arg(long = "gcr-metadata-url", env = "REGCREDS_GCR_METADATA_URL")]
-    pub gcr_metadata_url: Option<String>,
+    gcr_metadata_url: Option<String>,
     #[arg(long = "gce-metadata-host", env = "GCE_METADATA_HOST", hide = true)]
-    pub gcr_compat_metadata_host: Option<String>,
+    gcr_compat_metadata_host: Option<String>,
     /// Name of the Secret written to every namespace.
     #[arg(long = "gcr-secret-name", env = "REGCREDS_GCR_SECRET_NAME", default_value = DEFAULT_SECRET)]
-    pub gcr_secret_name: String,
+    gcr_secret_name: String,
     /// Refresh schedule (6-field cron); tokens are also refreshed halfway through their life.
     #[arg(
         long = "gcr-schedule",
         env = "REGCREDS_GCR_SCHEDULE",
         default_value = "0 */30 * * * *"
     )]
-    pub gcr_schedule: String,
+    gcr_schedule: String,
     /// Upper bound for one token request, in seconds.
     #[arg(
         long = "gcr-timeout-seconds",
         env = "REGCREDS_GCR_TIMEOUT_SECONDS",
         default_value_t = 30
     )]
-    pub gcr_timeout_seconds: u64,
+    gcr_timeout_seconds: u64,
 }
 
-impl GcrArgs {
+#[async_trait]
+impl ProviderConfig for GcrArgs {
+    fn name(&self) -> &'static str {
+        "gcr"
+    }
+
     /// Builds the provider if a key, key file, metadata use or host list is configured.
-    pub async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+    async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
         let key = pick(&[(KEY, &self.gcr_key), (COMPAT_KEY, &self.gcr_compat_key)]);
         let hosts = pick(&[
             (HOSTS, &self.gcr_hosts),
@@ -122,18 +130,20 @@ impl GcrArgs {
             }
         };
         let schedule = Schedule::parse(&self.gcr_schedule, SCHEDULE, problems);
+        let timeout = timeout_seconds(self.gcr_timeout_seconds, TIMEOUT, problems);
+        let secret_name = SecretName::read(&self.gcr_secret_name, SECRET_NAME.env, problems);
         let metadata_url = pick(&[(METADATA_URL, &self.gcr_metadata_url)]).or_else(|| {
             non_blank(&self.gcr_compat_metadata_host)
                 .map(|host| (format!("http://{}", host.trim()), COMPAT_METADATA_HOST))
         });
-        let mut settings = GcrSettings::new(credentials.clone());
-        settings.secret_name = self.gcr_secret_name.clone();
-        settings.registries = hosts.as_ref().map(|(h, _)| split_list(h)).unwrap_or_default();
-        settings.metadata_url = metadata_url.as_ref().map(|(url, _)| url.clone());
-        settings.timeout = Duration::from_secs(self.gcr_timeout_seconds);
-        let Some(schedule) = schedule else {
+        let (Some(schedule), Some(timeout), Some(secret_name)) = (schedule, timeout, secret_name) else {
             return Enablement::Invalid;
         };
+        let mut settings = GcrSettings::new(credentials.clone());
+        settings.secret_name = secret_name.into();
+        settings.registries = hosts.as_ref().map(|(h, _)| split_list(h)).unwrap_or_default();
+        settings.metadata_url = metadata_url.as_ref().map(|(url, _)| url.clone());
+        settings.timeout = timeout;
         match GcrProvider::new(settings).await {
             Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
                 Arc::new(provider),
@@ -149,7 +159,6 @@ impl GcrArgs {
                         GcrCredentials::ApplicationDefault => APPLICATION_CREDENTIALS,
                         _ => KEY_FILE,
                     },
-                    Error::ZeroTimeout => Source::new("REGCREDS_GCR_TIMEOUT_SECONDS", "gcr-timeout-seconds"),
                     _ => configured_source(&set),
                 };
                 problems.add(blamed, error);

@@ -3,18 +3,19 @@
 //! token needs no provider of its own: it is a static credential (`REGCREDS_STATIC_*`, see
 //! config/ghcr.env).
 
-use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
+use async_trait::async_trait;
 use clap::Args;
 use regcreds_core::{RegistryHost, SecretString};
-use regcreds_ghcr::{
-    DEFAULT_API_URL, DEFAULT_REGISTRY, DEFAULT_SECRET, Error, GhcrProvider, GhcrSettings, PrivateKey,
-    TOKEN_USER,
+use regcreds_settings::{
+    ConfigProblems, ConfiguredProvider, Enablement, ProbeRequirement, ProviderConfig, Schedule, SecretName,
+    Source, first_set, given, non_blank, split_list, timeout_seconds,
 };
 
-use super::{
-    ConfigProblems, ConfiguredProvider, Enablement, ProbeRequirement, Schedule,
-    setting::{Source, first_set, given, non_blank, split_list},
+use crate::{
+    DEFAULT_API_URL, DEFAULT_REGISTRY, DEFAULT_SECRET, Error, GhcrProvider, GhcrSettings, PrivateKey,
+    TOKEN_USER,
 };
 
 const APP_ID: Source = Source::new("REGCREDS_GHCR_APP_ID", "ghcr-app-id");
@@ -46,67 +47,72 @@ const APP_TOKENS_MAY_NOT_PULL: &str = "ghcr.io accepts GitHub App installation t
 pub struct GhcrArgs {
     /// The GitHub App's ID (a number) or client ID (Iv…).
     #[arg(long = "ghcr-app-id", env = "REGCREDS_GHCR_APP_ID")]
-    pub ghcr_app_id: Option<String>,
+    ghcr_app_id: Option<String>,
     /// The App's installation ID on the organization or user owning the packages.
     #[arg(long = "ghcr-installation-id", env = "REGCREDS_GHCR_INSTALLATION_ID")]
-    pub ghcr_installation_id: Option<String>,
+    ghcr_installation_id: Option<String>,
     /// The App's private key itself (PEM, PKCS#1 as GitHub issues it, or PKCS#8).
     #[arg(
         long = "ghcr-private-key",
         env = "REGCREDS_GHCR_PRIVATE_KEY",
         hide_env_values = true
     )]
-    pub ghcr_private_key: Option<SecretString>,
+    ghcr_private_key: Option<SecretString>,
     /// The App's private key file (e.g. a mounted Secret), re-read on every mint.
     #[arg(long = "ghcr-private-key-file", env = "REGCREDS_GHCR_PRIVATE_KEY_FILE")]
-    pub ghcr_private_key_file: Option<PathBuf>,
+    ghcr_private_key_file: Option<PathBuf>,
     /// REST API base; GitHub Enterprise Server: https://HOST/api/v3.
     #[arg(long = "ghcr-api-url", env = "REGCREDS_GHCR_API_URL", default_value = DEFAULT_API_URL)]
-    pub ghcr_api_url: String,
+    ghcr_api_url: String,
     /// Registry host the token is written for; GitHub Enterprise Server: its container registry host.
     #[arg(long = "ghcr-registry", env = "REGCREDS_GHCR_REGISTRY", default_value = DEFAULT_REGISTRY)]
-    pub ghcr_registry: String,
+    ghcr_registry: String,
     /// User name written with the token.
     #[arg(long = "ghcr-username", env = "REGCREDS_GHCR_USERNAME", default_value = TOKEN_USER)]
-    pub ghcr_username: String,
+    ghcr_username: String,
     /// Narrow the token to these repositories (names without the owner), comma-separated.
     #[arg(long = "ghcr-repositories", env = "REGCREDS_GHCR_REPOSITORIES")]
-    pub ghcr_repositories: Option<String>,
+    ghcr_repositories: Option<String>,
     /// Narrow the token to these repository IDs, comma-separated.
     #[arg(long = "ghcr-repository-ids", env = "REGCREDS_GHCR_REPOSITORY_IDS")]
-    pub ghcr_repository_ids: Option<String>,
+    ghcr_repository_ids: Option<String>,
     /// Permissions of the token as name:level pairs, or `all` for everything the App was granted.
     #[arg(
         long = "ghcr-permissions",
         env = "REGCREDS_GHCR_PERMISSIONS",
         default_value = "packages:read"
     )]
-    pub ghcr_permissions: String,
+    ghcr_permissions: String,
     /// Extra CA certificates (PEM) for the API (GitHub Enterprise Server with a private CA).
     #[arg(long = "ghcr-ca-file", env = "REGCREDS_GHCR_CA_FILE")]
-    pub ghcr_ca_file: Option<PathBuf>,
+    ghcr_ca_file: Option<PathBuf>,
     /// Name of the Secret written to every namespace.
     #[arg(long = "ghcr-secret-name", env = "REGCREDS_GHCR_SECRET_NAME", default_value = DEFAULT_SECRET)]
-    pub ghcr_secret_name: String,
+    ghcr_secret_name: String,
     /// Refresh schedule (6-field cron); tokens are also refreshed halfway to their expires_at.
     #[arg(
         long = "ghcr-schedule",
         env = "REGCREDS_GHCR_SCHEDULE",
         default_value = "0 */30 * * * *"
     )]
-    pub ghcr_schedule: String,
+    ghcr_schedule: String,
     /// Upper bound for the token request, in seconds.
     #[arg(
         long = "ghcr-timeout-seconds",
         env = "REGCREDS_GHCR_TIMEOUT_SECONDS",
         default_value_t = 30
     )]
-    pub ghcr_timeout_seconds: u64,
+    ghcr_timeout_seconds: u64,
 }
 
-impl GhcrArgs {
+#[async_trait]
+impl ProviderConfig for GhcrArgs {
+    fn name(&self) -> &'static str {
+        "ghcr"
+    }
+
     /// Builds the provider if an App ID, installation ID or key is configured.
-    pub async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+    async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
         let set = [
             (APP_ID, given(&self.ghcr_app_id)),
             (INSTALLATION_ID, given(&self.ghcr_installation_id)),
@@ -130,13 +136,18 @@ impl GhcrArgs {
         let key = self.private_key(problems);
         let permissions = parse_permissions(&self.ghcr_permissions, problems);
         let schedule = Schedule::parse(&self.ghcr_schedule, SCHEDULE, problems);
-        let (Some(app_id), Some(installation_id), Some(key), Some(permissions), Some(schedule)) =
-            (app_id, installation_id, key, permissions, schedule)
+        let timeout = timeout_seconds(self.ghcr_timeout_seconds, TIMEOUT, problems);
+        let secret_name = SecretName::read(&self.ghcr_secret_name, SECRET_NAME.env, problems);
+        let (Some(app_id), Some(installation_id), Some(key), Some(permissions)) =
+            (app_id, installation_id, key, permissions)
         else {
             return Enablement::Invalid;
         };
+        let (Some(schedule), Some(timeout), Some(secret_name)) = (schedule, timeout, secret_name) else {
+            return Enablement::Invalid;
+        };
         let mut settings = GhcrSettings::new(app_id, installation_id, key);
-        settings.secret_name = self.ghcr_secret_name.clone();
+        settings.secret_name = secret_name.into();
         settings.api_url = self.ghcr_api_url.clone();
         settings.registry = self.ghcr_registry.clone();
         settings.username = self.ghcr_username.clone();
@@ -144,7 +155,7 @@ impl GhcrArgs {
         settings.repository_ids = split_list(self.ghcr_repository_ids.as_deref().unwrap_or_default());
         settings.permissions = permissions;
         settings.ca_file = non_blank(&self.ghcr_ca_file);
-        settings.timeout = Duration::from_secs(self.ghcr_timeout_seconds);
+        settings.timeout = timeout;
         match GhcrProvider::new(settings).await {
             Ok(provider) => {
                 let configured =
@@ -163,7 +174,9 @@ impl GhcrArgs {
             }
         }
     }
+}
 
+impl GhcrArgs {
     /// Exactly one of the inline key and the key file.
     fn private_key(&self, problems: &mut ConfigProblems) -> Option<PrivateKey> {
         match (
@@ -195,7 +208,6 @@ impl GhcrArgs {
     /// The variable a provider error is about.
     fn blame(&self, error: &Error) -> Source {
         match error {
-            Error::EmptySecretName => SECRET_NAME,
             Error::InvalidAppId(_) => APP_ID,
             Error::InvalidInstallationId(_) => INSTALLATION_ID,
             Error::UnreadableKeyFile { .. } => PRIVATE_KEY_FILE,
@@ -207,7 +219,6 @@ impl GhcrArgs {
             Error::InvalidRepositoryId(_) => REPOSITORY_IDS,
             Error::InvalidPermission(_) => PERMISSIONS,
             Error::InvalidUsername => USERNAME,
-            Error::ZeroTimeout => TIMEOUT,
             Error::HttpClient(_) => CA_FILE,
         }
     }

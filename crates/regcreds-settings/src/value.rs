@@ -4,50 +4,7 @@
 //! `CONFIG_DOCKERCONFIGJSON`, ...) is its own hidden argument; [`pick`] takes the first that is set and
 //! remembers which one it was, so a problem names the variable the user actually wrote.
 
-use std::fmt;
-
-use super::ConfigProblems;
-
-/// The variable and flag a value can come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Source {
-    /// Environment variable name.
-    pub env: &'static str,
-    /// Long flag name without dashes.
-    pub flag: &'static str,
-    /// A name of upmc registry-creds or imagepullsecret-patcher, accepted for drop-in compatibility.
-    pub compat: bool,
-}
-
-impl Source {
-    /// A setting readable from `env` or `--flag`.
-    pub const fn new(env: &'static str, flag: &'static str) -> Self {
-        Self {
-            env,
-            flag,
-            compat: false,
-        }
-    }
-
-    /// A compatible name (upmc registry-creds, imagepullsecret-patcher) of a setting.
-    pub const fn compat(env: &'static str, flag: &'static str) -> Self {
-        Self {
-            env,
-            flag,
-            compat: true,
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.flag.is_empty() {
-            f.write_str(self.env)
-        } else {
-            write!(f, "{} (--{})", self.env, self.flag)
-        }
-    }
-}
+use crate::{ConfigProblems, Source};
 
 /// A value that can be present but blank. Blank counts as unset, as it did in upmc registry-creds, whose
 /// Secrets carry empty keys for providers nobody uses (and whose `secretKeyRef`s are not optional).

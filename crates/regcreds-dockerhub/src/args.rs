@@ -3,20 +3,22 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use clap::Args;
 use regcreds_core::SecretString;
-use regcreds_dockerhub::{DEFAULT_SECRET, DockerHubProvider, Error};
-
-use super::{
-    ConfigProblems, ConfiguredProvider, Enablement, Schedule,
-    setting::{Source, first_set, given, require, uses_compat},
+use regcreds_settings::{
+    ConfigProblems, ConfiguredProvider, Enablement, ProviderConfig, Schedule, SecretName, Source, first_set,
+    given, require, uses_compat,
 };
+
+use crate::{DEFAULT_SECRET, DockerHubProvider, Error};
 
 const USER: Source = Source::new("REGCREDS_DOCKERHUB_USER", "dockerhub-user");
 const COMPAT_USER: Source = Source::compat("DOCKER_USER", "docker-user");
 const PASSWORD: Source = Source::new("REGCREDS_DOCKERHUB_PASSWORD", "dockerhub-password");
 const COMPAT_PASSWORD: Source = Source::compat("DOCKER_PASSWORD", "docker-password");
 const SCHEDULE: Source = Source::new("REGCREDS_DOCKERHUB_SCHEDULE", "dockerhub-schedule");
+const SECRET_NAME: Source = Source::new("REGCREDS_DOCKERHUB_SECRET_NAME", "dockerhub-secret-name");
 
 /// `dockerhub` provider: a Docker ID with a password or personal access token.
 #[derive(Args, Debug, Clone)]
@@ -24,38 +26,43 @@ const SCHEDULE: Source = Source::new("REGCREDS_DOCKERHUB_SCHEDULE", "dockerhub-s
 pub struct DockerHubArgs {
     /// Docker ID.
     #[arg(long = "dockerhub-user", env = "REGCREDS_DOCKERHUB_USER")]
-    pub hub_user: Option<String>,
+    hub_user: Option<String>,
     #[arg(long = "docker-user", env = "DOCKER_USER", hide = true)]
-    pub hub_compat_user: Option<String>,
+    hub_compat_user: Option<String>,
     /// Password or personal access token (`dckr_pat_…`, read-only scope recommended).
     #[arg(
         long = "dockerhub-password",
         env = "REGCREDS_DOCKERHUB_PASSWORD",
         hide_env_values = true
     )]
-    pub hub_password: Option<SecretString>,
+    hub_password: Option<SecretString>,
     #[arg(
         long = "docker-password",
         env = "DOCKER_PASSWORD",
         hide = true,
         hide_env_values = true
     )]
-    pub hub_compat_password: Option<SecretString>,
+    hub_compat_password: Option<SecretString>,
     /// Name of the Secret written to every namespace.
     #[arg(long = "dockerhub-secret-name", env = "REGCREDS_DOCKERHUB_SECRET_NAME", default_value = DEFAULT_SECRET)]
-    pub hub_secret_name: String,
+    hub_secret_name: String,
     /// Refresh schedule (6-field cron with seconds).
     #[arg(
         long = "dockerhub-schedule",
         env = "REGCREDS_DOCKERHUB_SCHEDULE",
         default_value = "0 0 * * * *"
     )]
-    pub hub_schedule: String,
+    hub_schedule: String,
 }
 
-impl DockerHubArgs {
+#[async_trait]
+impl ProviderConfig for DockerHubArgs {
+    fn name(&self) -> &'static str {
+        "dockerhub"
+    }
+
     /// Builds the provider if a user or password is given.
-    pub fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+    async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
         let set = [
             (USER, given(&self.hub_user)),
             (COMPAT_USER, given(&self.hub_compat_user)),
@@ -66,6 +73,7 @@ impl DockerHubArgs {
             return Enablement::Disabled(format!("set {} or {}", USER.env, COMPAT_USER.env));
         };
         let schedule = Schedule::parse(&self.hub_schedule, SCHEDULE, problems);
+        let secret_name = SecretName::read(&self.hub_secret_name, SECRET_NAME.env, problems);
         let compat = uses_compat(&set);
         let user = require(
             &[(USER, &self.hub_user), (COMPAT_USER, &self.hub_compat_user)],
@@ -82,20 +90,21 @@ impl DockerHubArgs {
             compat,
             problems,
         );
-        let (Some(user), Some(password), Some(schedule)) = (user, password, schedule) else {
+        let (Some(user), Some(password), Some(schedule), Some(secret_name)) =
+            (user, password, schedule, secret_name)
+        else {
             return Enablement::Invalid;
         };
-        match DockerHubProvider::new(self.hub_secret_name.clone(), &user.0, password.0) {
+        match DockerHubProvider::new(String::from(secret_name), &user.0, password.0) {
             Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
                 Arc::new(provider),
                 schedule,
                 format!("{configured_by} is set"),
             )),
             Err(error) => {
-                let blamed = if matches!(error, Error::EmptyPassword) {
-                    password.1
-                } else {
-                    user.1
+                let blamed = match error {
+                    Error::EmptyPassword => password.1,
+                    Error::EmptyUser | Error::InvalidUser => user.1,
                 };
                 problems.add(blamed, error);
                 Enablement::Invalid
