@@ -40,16 +40,12 @@ pub enum Error {
         /// The errors.
         errors: Vec<Error>,
     },
-    /// The controller stopped with an error.
-    #[error("controller: {0}")]
-    Controller(String),
 }
 
 impl Error {
     /// Every value [`Error::metric_label`] returns: error counters start at 0 for each, so that the first
     /// error is an increase (`increase()` sees nothing of a series born at 1).
-    pub const METRIC_LABELS: [&'static str; 6] =
-        ["forbidden", "conflict", "throttled", "api", "many", "controller"];
+    pub const METRIC_LABELS: [&'static str; 5] = ["forbidden", "conflict", "throttled", "api", "many"];
 
     /// A short stable label for metrics (one of [`Error::METRIC_LABELS`]).
     pub fn metric_label(&self) -> &'static str {
@@ -62,7 +58,6 @@ impl Error {
             },
             Self::Conflict { .. } => "conflict",
             Self::Many { .. } => "many",
-            Self::Controller(_) => "controller",
         }
     }
 
