@@ -194,3 +194,76 @@ fn ambient_region() -> Vec<String> {
         .map(|r| split_list(&r))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use regcreds_settings::{ConfigProblems, Enablement, ProviderConfig};
+
+    use super::EcrArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        ecr: EcrArgs,
+    }
+
+    async fn problems_of(argv: &[&str]) -> String {
+        let cli = Cli::try_parse_from([&["regcreds"], argv].concat()).expect("arguments parse");
+        let mut problems = ConfigProblems::default();
+        let enablement = cli.ecr.build(&mut problems).await;
+        assert!(matches!(enablement, Enablement::Invalid), "{problems}");
+        problems.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_bad_secret_name_is_blamed_on_the_secret_name_not_the_schedule() {
+        let problems = problems_of(&["--ecr-regions", "eu-west-1", "--ecr-secret-name", "Bad_Name"]).await;
+        assert_eq!(
+            problems,
+            "invalid configuration: REGCREDS_ECR_SECRET_NAME: \"Bad_Name\" is not a valid Secret name \
+             (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most \
+             253 characters)\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_problem_is_reported_once_against_the_variable_the_user_set() {
+        let problems = problems_of(&[
+            "--aws-region",
+            "eu-west",
+            "--ecr-timeout-seconds",
+            "0",
+            "--ecr-public-endpoint-url",
+            "ftp://x",
+        ])
+        .await;
+        assert_eq!(
+            problems.lines().collect::<Vec<_>>(),
+            [
+                "invalid configuration: REGCREDS_ECR_TIMEOUT_SECONDS (--ecr-timeout-seconds): must be at least 1",
+            ],
+            "the timeout stops the build before the provider checks the rest"
+        );
+        let problems =
+            problems_of(&["--aws-region", "eu-west", "--ecr-public-endpoint-url", "ftp://x"]).await;
+        assert!(
+            problems.starts_with("invalid configuration: awsregion (--aws-region): region \"eu-west\""),
+            "{problems}"
+        );
+        let problems = problems_of(&[
+            "--ecr-regions",
+            "eu-west-1",
+            "--ecr-public-endpoint-url",
+            "ftp://x",
+        ])
+        .await;
+        assert!(
+            problems.starts_with(
+                "invalid configuration: REGCREDS_ECR_PUBLIC_ENDPOINT_URL (--ecr-public-endpoint-url): \
+                 public_endpoint_url \"ftp://x\" is not"
+            ),
+            "{problems}"
+        );
+    }
+}
