@@ -18,13 +18,6 @@ mod instance;
 mod propagation;
 
 use clap::Args;
-use regcreds_acr::AcrArgs;
-use regcreds_dockerhub::DockerHubArgs;
-use regcreds_ecr::EcrArgs;
-use regcreds_gcr::GcrArgs;
-use regcreds_ghcr::GhcrArgs;
-use regcreds_quay::QuayArgs;
-use regcreds_static::{DockerConfigArgs, StaticArgs};
 
 pub use healing::HealArgs;
 pub use instance::{Instance, InstanceArgs, workload_of};
@@ -33,42 +26,40 @@ pub use regcreds_settings::{
     ConfigProblems, ConfiguredProvider, Enablement, ProviderConfig, ProviderStatus, Source,
 };
 
-/// Settings of every provider: one field per provider crate, in the order they are built and reported.
-#[derive(Args, Debug, Clone)]
-pub struct ProviderArgs {
-    #[command(flatten)]
-    static_registry: StaticArgs,
-    #[command(flatten)]
-    dockerconfig: DockerConfigArgs,
-    #[command(flatten)]
-    dockerhub: DockerHubArgs,
-    #[command(flatten)]
-    ecr: EcrArgs,
-    #[command(flatten)]
-    gcr: GcrArgs,
-    #[command(flatten)]
-    acr: AcrArgs,
-    #[command(flatten)]
-    ghcr: GhcrArgs,
-    #[command(flatten)]
-    quay: QuayArgs,
+/// Declares [`ProviderArgs`] with one flattened field per provider crate's `Args`, and the list
+/// [`ProviderArgs::all`] that every command loops over: a new provider is one line here.
+macro_rules! providers {
+    ($($field:ident: $args:ty),+ $(,)?) => {
+        /// Settings of every provider, in the order they are built and reported.
+        #[derive(Args, Debug, Clone)]
+        pub struct ProviderArgs {
+            $(
+                #[command(flatten)]
+                $field: $args,
+            )+
+        }
+
+        impl ProviderArgs {
+            /// Every provider's settings, in order.
+            fn all(&self) -> Vec<&dyn ProviderConfig> {
+                vec![$(&self.$field),+]
+            }
+        }
+    };
+}
+
+providers! {
+    static_registry: regcreds_static::StaticArgs,
+    dockerconfig: regcreds_static::DockerConfigArgs,
+    dockerhub: regcreds_dockerhub::DockerHubArgs,
+    ecr: regcreds_ecr::EcrArgs,
+    gcr: regcreds_gcr::GcrArgs,
+    acr: regcreds_acr::AcrArgs,
+    ghcr: regcreds_ghcr::GhcrArgs,
+    quay: regcreds_quay::QuayArgs,
 }
 
 impl ProviderArgs {
-    /// Every provider's settings, in order.
-    fn all(&self) -> [&dyn ProviderConfig; 8] {
-        [
-            &self.static_registry,
-            &self.dockerconfig,
-            &self.dockerhub,
-            &self.ecr,
-            &self.gcr,
-            &self.acr,
-            &self.ghcr,
-            &self.quay,
-        ]
-    }
-
     /// Whether `name` (given through `setting`, a `--provider` option) names a provider; if not, the
     /// problem lists the known names.
     pub fn knows(&self, name: &str, setting: &str, problems: &mut ConfigProblems) -> bool {
