@@ -1,6 +1,7 @@
 //! regcreds' admin endpoint (`/healthz`, `/readyz`, `/metrics`) as a test reads it: one plain HTTP/1.1
 //! request per call, no client library, so that a test sees exactly what a kubelet probe or a
-//! Prometheus scrape would.
+//! Prometheus scrape would. [`metric_value`] reads one exact series, [`metric_sum`] adds the series of a
+//! metric whose labels match.
 
 use std::{
     io::{Read, Write},
@@ -37,4 +38,61 @@ pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
         let value = line.strip_prefix(series)?.strip_prefix(' ')?;
         value.trim().parse().ok()
     })
+}
+
+/// Sum of the samples of metric `name` whose labels include every `(key, value)` of `labels` (all of
+/// its series when `labels` is empty).
+pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (label_text, value) = match rest.strip_prefix('{') {
+                Some(rest) => rest.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            labels
+                .iter()
+                .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.split_whitespace().next()?.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"# TYPE regcreds_provider_mints counter
+regcreds_provider_mints_total{provider="ecr"} 3
+regcreds_provider_mints_total{provider="dockerhub"} 2
+regcreds_provider_mints_total_other{provider="ecr"} 100
+regcreds_leader 1
+"#;
+
+    #[test]
+    fn metric_value_reads_one_exact_series() {
+        assert_eq!(
+            metric_value(SAMPLE, "regcreds_provider_mints_total{provider=\"ecr\"}"),
+            Some(3.0)
+        );
+        assert_eq!(metric_value(SAMPLE, "regcreds_leader"), Some(1.0));
+        assert_eq!(metric_value(SAMPLE, "regcreds_provider_mints_total"), None);
+    }
+
+    #[test]
+    fn metric_sum_adds_the_series_whose_labels_match() {
+        assert_eq!(metric_sum(SAMPLE, "regcreds_provider_mints_total", &[]), 5.0);
+        assert_eq!(
+            metric_sum(
+                SAMPLE,
+                "regcreds_provider_mints_total",
+                &[("provider", "dockerhub")]
+            ),
+            2.0
+        );
+        assert_eq!(metric_sum(SAMPLE, "regcreds_leader", &[]), 1.0);
+        assert_eq!(metric_sum(SAMPLE, "regcreds_missing", &[]), 0.0);
+    }
 }

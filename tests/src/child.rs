@@ -172,7 +172,7 @@ fn die_with_parent(cmd: &mut Command) {
 
 /// Asks `pid` to shut down cleanly.
 #[allow(unsafe_code)]
-fn send_sigterm(pid: u32) {
+pub(crate) fn send_sigterm(pid: u32) {
     // SAFETY: plain syscall on a pid we own and have not reaped yet, so it cannot be reused.
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGTERM);

@@ -1,10 +1,12 @@
-//! What regcreds leaves in a cluster, and what a user adds by hand that it must leave alone.
+//! What regcreds writes and leaves in a cluster, and what a user adds by hand that it must leave alone.
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::{LocalObjectReference, Secret, ServiceAccount};
 use kube::{
     Api, Client, ResourceExt,
-    api::{ListParams, PostParams},
+    api::{ListParams, ObjectMeta, PostParams},
 };
 
 /// Label every Secret regcreds writes carries (`app.kubernetes.io/managed-by=regcreds`).
@@ -79,4 +81,52 @@ pub async fn append_pull_secret_ref(
         }
     }
     anyhow::bail!("{namespace}/{account}: 10 conflicts in a row adding imagePullSecrets entry {secret}")
+}
+
+/// Secret `name` in `namespace`, if any.
+pub async fn secret(client: &Client, namespace: &str, name: &str) -> Option<Secret> {
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The `.dockerconfigjson` bytes of Secret `name` in `namespace`.
+pub async fn secret_data(client: &Client, namespace: &str, name: &str) -> Option<Vec<u8>> {
+    let secret = secret(client, namespace, name).await?;
+    Some(secret.data?.get(".dockerconfigjson")?.0.clone())
+}
+
+/// The `imagePullSecrets` names of ServiceAccount `account` in `namespace`.
+pub async fn pull_secret_refs(client: &Client, namespace: &str, account: &str) -> Option<Vec<String>> {
+    let account = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .get_opt(account)
+        .await
+        .ok()??;
+    Some(
+        account
+            .image_pull_secrets
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.name)
+            .collect(),
+    )
+}
+
+/// A Secret `name` that a user made by hand (no regcreds label, type `Opaque`): what regcreds must
+/// leave alone.
+pub fn users_opaque_secret(name: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            "token".to_string(),
+            k8s_openapi::ByteString(b"user-owned".to_vec()),
+        )])),
+        ..Default::default()
+    }
 }

@@ -1,5 +1,6 @@
-//! The propagator in this test process against the shared control plane, scoped to one test's
-//! namespaces (those labelled `TEST_LABEL=<test>`).
+//! The propagator library in the test process (no regcreds binary), against a control plane, scoped to
+//! one test's namespaces (those labelled [`TEST_LABEL`]`=<test>`): for tests of propagation itself
+//! that count requests or watch objects change, where a child process would only add noise.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use kube::Client;
 use regcreds_propagator::{Desired, NamespaceScope, Propagator, Settings, parse_label_selector};
 use tokio::sync::{oneshot, watch};
 
-use super::TEST_LABEL;
+use crate::TEST_LABEL;
 
 /// Settings scoped to namespaces labelled `TEST_LABEL=<test>`, plus `extra_excludes` glob patterns.
 pub fn settings(test: &str, extra_excludes: &[&str]) -> Settings {

@@ -42,10 +42,18 @@ fn locate_or_build() -> PathBuf {
 }
 
 /// `regcreds` (the binary under test) with a clean environment but for `KUBECONFIG`: add the
-/// subcommand, its flags and variables.
+/// subcommand, its flags and variables. `regcreds run` as a process: [`crate::Regcreds`].
 pub fn regcreds_command(kubeconfig: &Path) -> Command {
+    let mut cmd = regcreds_clean_command();
+    cmd.env("KUBECONFIG", kubeconfig);
+    cmd
+}
+
+/// `regcreds` with an empty environment, for what needs no cluster (`mint`, `check`, `--help`: clap
+/// prints the value of a set variable in the help, so none may leak in from the test's environment).
+pub fn regcreds_clean_command() -> Command {
     let mut cmd = Command::new(regcreds_binary());
-    cmd.env_clear().env("KUBECONFIG", kubeconfig);
+    cmd.env_clear();
     cmd
 }
 

@@ -4,8 +4,6 @@
 //! cleanup takes over and removes everything. `--dry-run` lists what would go and changes nothing.
 //! Against the test control plane, with `regcreds run` and `regcreds cleanup` as processes.
 
-mod support;
-
 use std::{
     collections::BTreeMap,
     process::{Output, Stdio},
@@ -18,9 +16,9 @@ use kube::{
     api::{ListParams, PostParams},
 };
 use regcreds_testkit::{
-    ControlPlane, append_pull_secret_ref, regcreds_command, regcreds_leftovers, wait_for,
+    ControlPlane, Regcreds, TEST_LABEL, append_pull_secret_ref, delete_namespaces, ensure_namespace,
+    pull_secret_refs, regcreds_command, regcreds_leftovers, secret, users_opaque_secret, wait_for,
 };
-use support::{Regcreds, TEST_LABEL};
 
 const SYSTEM: &str = "regcreds-system";
 /// A pod of Deployment `hub` in regcreds' namespace: instance `hub.regcreds-system`, Lease `hub`.
@@ -53,7 +51,7 @@ fn cleanup_command(
     let mut cmd = regcreds_command(cp.kubeconfig_path());
     cmd.arg("cleanup")
         .args(args)
-        .envs(support::env_refs(env))
+        .envs(env.iter().cloned())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -106,23 +104,19 @@ async fn cleanup_refuses_while_a_controller_holds_the_lease_waits_for_it_to_stop
     let cp = ControlPlane::shared().await;
     let client = cp.client();
     let test = "cleanup-lease";
-    support::ensure_namespace(&client, SYSTEM, &[]).await;
+    ensure_namespace(&client, SYSTEM, &[]).await;
     let namespaces: Vec<String> = (0..3).map(|i| format!("{test}-{i}")).collect();
     for ns in &namespaces {
-        support::ensure_namespace(&client, ns, &[(TEST_LABEL, test)]).await;
+        ensure_namespace(&client, ns, &[(TEST_LABEL, test)]).await;
     }
     let env = env(test);
     let dir = tempfile::tempdir().expect("tempdir");
-    let controller = Regcreds::spawn(
-        cp.kubeconfig_path(),
-        &support::env_refs(&env),
-        dir.path().join("run.log"),
-    );
+    let controller = Regcreds::spawn(cp.kubeconfig_path(), &env, dir.path().join("run.log"));
     controller.wait_log("acquired the lease", TIMEOUT).await;
     for ns in &namespaces {
         wait_for(&format!("{SECRET} in {ns}, referenced"), TIMEOUT, || async {
-            let refs = support::pull_secret_refs(&client, ns, "default").await?;
-            let present = support::secret(&client, ns, SECRET).await.is_some();
+            let refs = pull_secret_refs(&client, ns, "default").await?;
+            let present = secret(&client, ns, SECRET).await.is_some();
             (present && refs.iter().any(|r| r == SECRET)).then_some(())
         })
         .await;
@@ -130,10 +124,7 @@ async fn cleanup_refuses_while_a_controller_holds_the_lease_waits_for_it_to_stop
     // The user's own Secret and entry, next to regcreds' one.
     let users_ns = &namespaces[0];
     Api::<Secret>::namespaced(client.clone(), users_ns)
-        .create(
-            &PostParams::default(),
-            &support::users_opaque_secret(USERS_SECRET),
-        )
+        .create(&PostParams::default(), &users_opaque_secret(USERS_SECRET))
         .await
         .expect("the user's Secret");
     append_pull_secret_ref(&client, users_ns, "default", USERS_SECRET)
@@ -249,11 +240,11 @@ async fn cleanup_refuses_while_a_controller_holds_the_lease_waits_for_it_to_stop
         .collect();
     assert!(ours.is_empty(), "left behind: {ours:?}");
     assert_eq!(
-        support::pull_secret_refs(&client, users_ns, "default").await,
+        pull_secret_refs(&client, users_ns, "default").await,
         Some(vec![USERS_SECRET.to_string()]),
         "the user's entry stays"
     );
-    let users = support::secret(&client, users_ns, USERS_SECRET)
+    let users = secret(&client, users_ns, USERS_SECRET)
         .await
         .expect("the user's Secret stays");
     assert_eq!(
@@ -270,7 +261,7 @@ async fn cleanup_refuses_while_a_controller_holds_the_lease_waits_for_it_to_stop
         None,
         "cleanup released the Lease"
     );
-    support::delete_namespaces(
+    delete_namespaces(
         &client,
         &namespaces.iter().map(String::as_str).collect::<Vec<_>>(),
     )

@@ -10,8 +10,6 @@
 //! Provider outages across several refreshes: `provider_refresh.rs`. 409 conflicts on ServiceAccounts:
 //! `propagation.rs` (`a_concurrent_writer_of_image_pull_secrets_loses_none_of_its_entries`).
 
-mod support;
-
 use std::{collections::BTreeMap, time::Duration};
 
 use futures::{StreamExt, stream};
@@ -25,8 +23,10 @@ use kube::{
     api::{DeleteParams, ListParams, PostParams},
 };
 use regcreds_propagator::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use regcreds_testkit::{ControlPlane, wait_for};
-use support::{Regcreds, TEST_LABEL};
+use regcreds_testkit::{
+    ControlPlane, Regcreds, TEST_LABEL, admin_get, delete_namespaces, ensure_namespace, free_port,
+    metric_sum, pull_secret_refs, regcreds_clean_command, regcreds_command, secret, secret_data, wait_for,
+};
 
 /// One regcreds (or one private control plane) at a time: an instance withdraws its Secrets from
 /// namespaces outside its selector, and two private control planes on 2 cores slow each other down.
@@ -86,10 +86,8 @@ async fn managed_secret_count(client: &Client) -> usize {
 async fn unconverged(client: &Client, names: &[String]) -> Vec<String> {
     let results: Vec<(String, bool)> = stream::iter(names.to_vec())
         .map(|ns| async move {
-            let secret = support::secret_data(client, &ns, SECRET_NAME).await.is_some();
-            let refs = support::pull_secret_refs(client, &ns, "default")
-                .await
-                .unwrap_or_default();
+            let secret = secret_data(client, &ns, SECRET_NAME).await.is_some();
+            let refs = pull_secret_refs(client, &ns, "default").await.unwrap_or_default();
             let ours = refs.iter().filter(|r| *r == SECRET_NAME).count();
             (ns, secret && ours == 1)
         })
@@ -124,9 +122,7 @@ async fn wait_converged(client: &Client, names: &[String], timeout: Duration) {
 /// Every reference in every `default` ServiceAccount of `names`, counted: none lost, none duplicated.
 async fn assert_exactly_one_reference_each(client: &Client, names: &[String]) {
     for ns in names {
-        let refs = support::pull_secret_refs(client, ns, "default")
-            .await
-            .unwrap_or_default();
+        let refs = pull_secret_refs(client, ns, "default").await.unwrap_or_default();
         assert_eq!(refs, vec![SECRET_NAME.to_string()], "namespace {ns}");
     }
 }
@@ -141,11 +137,7 @@ async fn an_apiserver_restart_in_the_middle_of_a_fan_out_to_500_namespaces_conve
     let names = create_namespaces(&client, test, 500).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let env = provider_env(test);
-    let regcreds = Regcreds::spawn(
-        cp.kubeconfig_path(),
-        &support::env_refs(&env),
-        dir.path().join("log"),
-    );
+    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env, dir.path().join("log"));
     wait_for("the fan-out to start", Duration::from_secs(120), || async {
         (managed_secret_count(&client).await >= 20).then_some(())
     })
@@ -209,9 +201,9 @@ async fn an_apiserver_unreachable_at_start_up_is_retried_with_backoff_until_it_a
     let cp = ControlPlane::shared().await;
     let client = cp.client();
     let test = "late-apiserver";
-    support::ensure_namespace(&client, test, &[(TEST_LABEL, test)]).await;
+    ensure_namespace(&client, test, &[(TEST_LABEL, test)]).await;
     // A kubeconfig whose server is a port where nothing listens yet.
-    let port = support::free_port();
+    let port = free_port();
     let apiserver_port: u16 = cp
         .server_url()
         .rsplit(':')
@@ -225,9 +217,8 @@ async fn an_apiserver_unreachable_at_start_up_is_retried_with_backoff_until_it_a
     assert!(text.contains(cp.server_url()));
     std::fs::write(&kubeconfig, text.replace(cp.server_url(), &late_url)).expect("write");
 
-    let env = provider_env(test);
-    let mut env = support::env_refs(&env);
-    env.push(("REGCREDS_LOG_FORMAT", "plain"));
+    let mut env = provider_env(test);
+    env.push(("REGCREDS_LOG_FORMAT", "plain".into()));
     let mut regcreds = Regcreds::spawn(&kubeconfig, &env, dir.path().join("log"));
     // Issue 16: one line per attempt, naming the server and the next attempt; no kube-client ERROR line.
     let retry_line = format!("cannot reach the Kubernetes API server at {late_url}");
@@ -256,10 +247,7 @@ async fn an_apiserver_unreachable_at_start_up_is_retried_with_backoff_until_it_a
         "one line per attempt, nothing else about it: {about_connecting:#?}"
     );
     assert_eq!(regcreds.readyz(), Some(503), "not ready without an apiserver");
-    assert_eq!(
-        support::http_get(regcreds.admin_port, "/healthz").map(|r| r.0),
-        Some(200)
-    );
+    assert_eq!(admin_get(regcreds.admin_port, "/healthz").map(|r| r.0), Some(200));
     assert!(regcreds.exited().is_none(), "it waits instead of exiting");
 
     // The apiserver "appears" on that port.
@@ -277,7 +265,7 @@ async fn an_apiserver_unreachable_at_start_up_is_retried_with_backoff_until_it_a
     wait_converged(&client, &[test.to_string()], Duration::from_secs(60)).await;
     let status = regcreds.stop().await;
     assert!(status.success(), "{status:?}");
-    support::delete_namespaces(&client, &[test]).await;
+    delete_namespaces(&client, &[test]).await;
 }
 
 fn json<T: k8s_openapi::serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
@@ -353,16 +341,14 @@ async fn throttling_by_the_apiserver_is_retried_and_every_namespace_converges() 
     let names = create_namespaces(&admin, test, 40).await;
     let kubeconfig = cp.kubeconfig_as(user, &[]).await.expect("kubeconfig");
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = provider_env(test);
-    let mut env = support::env_refs(&env);
-    env.push(("REGCREDS_CONCURRENCY", "16"));
+    let mut env = provider_env(test);
+    env.push(("REGCREDS_CONCURRENCY", "16".into()));
     let regcreds = Regcreds::spawn(&kubeconfig, &env, dir.path().join("log"));
     wait_converged(&admin, &names, Duration::from_secs(240)).await;
     assert_exactly_one_reference_each(&admin, &names).await;
 
-    let request = http::Request::get("/metrics").body(Vec::new()).expect("request");
-    let metrics = admin.request_text(request).await.expect("apiserver metrics");
-    let rejected = support::metric_sum(
+    let metrics = cp.metrics_text().await.expect("apiserver metrics");
+    let rejected = metric_sum(
         &metrics,
         "apiserver_flowcontrol_rejected_requests_total",
         &[("priority_level", "regcreds-tiny")],
@@ -383,7 +369,7 @@ async fn a_forbidden_namespace_does_not_stop_the_others_and_is_reported_with_the
     let test = "forbid";
     let names = create_namespaces(&admin, test, 5).await;
     for ns in &names {
-        support::ensure_namespace(&admin, ns, &[(TEST_LABEL, test)]).await;
+        ensure_namespace(&admin, ns, &[(TEST_LABEL, test)]).await;
     }
     let rule = |resources: &[&str], verbs: &[&str]| serde_json::json!({"apiGroups": [""], "resources": resources, "verbs": verbs});
     let read: ClusterRole = json(serde_json::json!({
@@ -432,7 +418,7 @@ async fn a_forbidden_namespace_does_not_stop_the_others_and_is_reported_with_the
     let kubeconfig = cp.kubeconfig_as(user, &[]).await.expect("kubeconfig");
     let dir = tempfile::tempdir().expect("tempdir");
     let env = provider_env(test);
-    let regcreds = Regcreds::spawn(&kubeconfig, &support::env_refs(&env), dir.path().join("log"));
+    let regcreds = Regcreds::spawn(&kubeconfig, &env, dir.path().join("log"));
     wait_converged(&admin, allowed, Duration::from_secs(60)).await;
     // The first write to a namespace is the Secret's create (regcreds has not seen one there).
     let hint = format!("missing permission: create secrets in namespace {forbidden}");
@@ -444,7 +430,7 @@ async fn a_forbidden_namespace_does_not_stop_the_others_and_is_reported_with_the
         .unwrap_or_else(|| panic!("no failure line for {forbidden}: {logs}"));
     assert!(failure.contains("\"kind\":\"forbidden\""), "{failure}");
     assert!(
-        support::secret(&admin, forbidden, SECRET_NAME).await.is_none(),
+        secret(&admin, forbidden, SECRET_NAME).await.is_none(),
         "nothing written where it is forbidden"
     );
     let errors = regcreds.metric("regcreds_reconcile_errors_total", &[]);
@@ -458,21 +444,16 @@ async fn a_forbidden_namespace_does_not_stop_the_others_and_is_reported_with_the
     assert!(!logs.contains(PASSWORD));
     drop(regcreds);
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    support::delete_namespaces(&admin, &refs).await;
+    delete_namespaces(&admin, &refs).await;
 }
 
 const SECRET: &str = "Bad-Input-Secret-9f3k";
 
 /// Runs `regcreds run` with `env` against the admin kubeconfig; returns (exit code, stderr).
 fn run_with(kubeconfig: &std::path::Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let out = std::process::Command::new(regcreds_testkit::regcreds_binary())
+    let out = regcreds_command(kubeconfig)
         .arg("run")
-        .env_clear()
-        .env("KUBECONFIG", kubeconfig)
-        .env(
-            "REGCREDS_ADMIN_ADDR",
-            format!("127.0.0.1:{}", support::free_port()),
-        )
+        .env("REGCREDS_ADMIN_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("REGCREDS_LEADER_ELECTION", "false")
         .envs(env.iter().copied())
         .output()
@@ -716,7 +697,7 @@ async fn every_bad_configuration_of_regcreds_run_exits_2_with_its_own_message_an
 
 #[test]
 fn mint_against_unreachable_provider_endpoints_fails_naming_the_endpoint_and_no_secret() {
-    let closed = support::free_port();
+    let closed = free_port();
     let url = format!("http://127.0.0.1:{closed}");
     let https = format!("https://127.0.0.1:{closed}");
     let cases: Vec<(Vec<(&str, &str)>, String)> = vec![
@@ -756,9 +737,8 @@ fn mint_against_unreachable_provider_endpoints_fails_naming_the_endpoint_and_no_
         ),
     ];
     for (env, expected) in cases {
-        let out = std::process::Command::new(regcreds_testkit::regcreds_binary())
+        let out = regcreds_clean_command()
             .arg("mint")
-            .env_clear()
             .envs(env.iter().copied())
             .output()
             .expect("regcreds runs");

@@ -12,8 +12,6 @@
 //! Request counts are deterministic, so asserting them is a behaviour test, not a timing test. Tests
 //! share one control plane and run one at a time; each scopes its propagator with its own label.
 
-mod support;
-
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::future::join_all;
@@ -23,11 +21,10 @@ use kube::{
     api::{DeleteParams, PostParams},
 };
 use regcreds_propagator::{Desired, DesiredSecret};
-use regcreds_testkit::{ControlPlane, Recorded, counting_client, wait_for};
-use support::{
-    TEST_LABEL,
+use regcreds_testkit::{
+    ControlPlane, Recorded, TEST_LABEL, counting_client,
     propagator::{Running, settings},
-    pull_secret_refs, secret_data,
+    pull_secret_refs, secret_data, users_opaque_secret, wait_for,
 };
 use tokio::sync::Mutex;
 
@@ -205,7 +202,7 @@ async fn a_foreign_secret_the_cache_cannot_see_is_found_by_the_conflicting_creat
     let test = "unseen";
     let names = namespaces(&client, test, 2).await;
     let (ns, witness) = (&names[0], &names[1]);
-    let theirs = support::users_opaque_secret(SECRET);
+    let theirs = users_opaque_secret(SECRET);
     let secrets = Api::<Secret>::namespaced(client.clone(), ns);
     let created = secrets
         .create(&PostParams::default(), &theirs)

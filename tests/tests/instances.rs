@@ -3,8 +3,6 @@
 //! writes at rest, a provider removed from one withdraws only that one's Secrets, `regcreds cleanup` of one
 //! leaves the other intact, and the objects of a version without instances are adopted without a step.
 
-mod support;
-
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use k8s_openapi::{
@@ -16,8 +14,10 @@ use kube::{
     api::{ObjectMeta, PostParams},
 };
 use regcreds_propagator::{INSTANCE_LABEL, MANAGED_BY_LABEL, REFS_ANNOTATION};
-use regcreds_testkit::{ControlPlane, regcreds_command, wait_for};
-use support::{Regcreds, TEST_LABEL};
+use regcreds_testkit::{
+    ControlPlane, Regcreds, TEST_LABEL, delete_namespaces, ensure_namespace, pull_secret_refs,
+    regcreds_command, secret, wait_for,
+};
 
 /// One pair of instances at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -46,26 +46,26 @@ fn instance_env(pod: &str, secret: &str, registry: &str, test: &str) -> Vec<(&'s
 }
 
 fn spawn(kubeconfig: &Path, env: &[(&'static str, String)], log: &Path) -> Regcreds {
-    Regcreds::spawn(kubeconfig, &support::env_refs(env), log.to_path_buf())
+    Regcreds::spawn(kubeconfig, env, log.to_path_buf())
 }
 
-async fn wait_secret_and_ref(client: &Client, ns: &str, secret: &str) {
-    wait_for(&format!("{secret} in {ns}, referenced"), TIMEOUT, || async {
-        let refs = support::pull_secret_refs(client, ns, "default").await?;
-        let present = support::secret(client, ns, secret).await.is_some();
-        (present && refs.iter().any(|r| r == secret)).then_some(())
+async fn wait_secret_and_ref(client: &Client, ns: &str, name: &str) {
+    wait_for(&format!("{name} in {ns}, referenced"), TIMEOUT, || async {
+        let refs = pull_secret_refs(client, ns, "default").await?;
+        let present = secret(client, ns, name).await.is_some();
+        (present && refs.iter().any(|r| r == name)).then_some(())
     })
     .await;
 }
 
-async fn wait_gone(client: &Client, ns: &str, secret: &str) {
+async fn wait_gone(client: &Client, ns: &str, name: &str) {
     wait_for(
-        &format!("{secret} gone from {ns}, unreferenced"),
+        &format!("{name} gone from {ns}, unreferenced"),
         TIMEOUT,
         || async {
-            let refs = support::pull_secret_refs(client, ns, "default").await?;
-            let absent = support::secret(client, ns, secret).await.is_none();
-            (absent && !refs.iter().any(|r| r == secret)).then_some(())
+            let refs = pull_secret_refs(client, ns, "default").await?;
+            let absent = secret(client, ns, name).await.is_none();
+            (absent && !refs.iter().any(|r| r == name)).then_some(())
         },
     )
     .await;
@@ -95,7 +95,7 @@ fn own_writes(regcreds: &Regcreds) -> f64 {
 fn cleanup(kubeconfig: &Path, env: &[(&'static str, String)]) -> String {
     let out = regcreds_command(kubeconfig)
         .arg("cleanup")
-        .envs(support::env_refs(env))
+        .envs(env.iter().cloned())
         .output()
         .expect("regcreds cleanup runs");
     assert!(
@@ -113,10 +113,10 @@ async fn two_instances_converge_without_fighting_and_each_withdraws_and_cleans_u
     let cp = ControlPlane::start().await.expect("control plane");
     let client = cp.client();
     let test = "side-by-side";
-    support::ensure_namespace(&client, SYSTEM, &[]).await;
+    ensure_namespace(&client, SYSTEM, &[]).await;
     let names: Vec<String> = (0..4).map(|i| format!("{test}-{i}")).collect();
     for ns in &names {
-        support::ensure_namespace(&client, ns, &[(TEST_LABEL, test)]).await;
+        ensure_namespace(&client, ns, &[(TEST_LABEL, test)]).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let hub_env = instance_env(HUB_POD, "hub-pull", "hub.example", test);
@@ -130,9 +130,7 @@ async fn two_instances_converge_without_fighting_and_each_withdraws_and_cleans_u
         wait_secret_and_ref(&client, ns, "hub-pull").await;
         wait_secret_and_ref(&client, ns, "ecr-pull").await;
     }
-    let first = support::secret(&client, &names[0], "hub-pull")
-        .await
-        .expect("secret");
+    let first = secret(&client, &names[0], "hub-pull").await.expect("secret");
     assert_eq!(
         label(&first, INSTANCE_LABEL).as_deref(),
         Some("hub.regcreds-system")
@@ -175,9 +173,7 @@ async fn two_instances_converge_without_fighting_and_each_withdraws_and_cleans_u
     );
 
     // A provider removed from hub's configuration: hub withdraws its own Secret, never ecr's.
-    let ecr_secret_before = support::secret(&client, &names[0], "ecr-pull")
-        .await
-        .expect("ecr");
+    let ecr_secret_before = secret(&client, &names[0], "ecr-pull").await.expect("ecr");
     assert!(hub.stop().await.success());
     let renamed = instance_env(HUB_POD, "hub-pull-2", "hub.example", test);
     let hub = spawn(cp.kubeconfig_path(), &renamed, &dir.path().join("hub-2.log"));
@@ -185,9 +181,7 @@ async fn two_instances_converge_without_fighting_and_each_withdraws_and_cleans_u
         wait_gone(&client, ns, "hub-pull").await;
         wait_secret_and_ref(&client, ns, "hub-pull-2").await;
     }
-    let ecr_secret_after = support::secret(&client, &names[0], "ecr-pull")
-        .await
-        .expect("ecr kept");
+    let ecr_secret_after = secret(&client, &names[0], "ecr-pull").await.expect("ecr kept");
     assert_eq!(
         ecr_secret_after.resource_version(),
         ecr_secret_before.resource_version(),
@@ -206,7 +200,7 @@ async fn two_instances_converge_without_fighting_and_each_withdraws_and_cleans_u
         wait_gone(&client, ns, "hub-pull-2").await;
         wait_secret_and_ref(&client, ns, "ecr-pull").await;
     }
-    let refs = support::pull_secret_refs(&client, &names[0], "default").await;
+    let refs = pull_secret_refs(&client, &names[0], "default").await;
     assert_eq!(refs, Some(vec!["ecr-pull".to_string()]));
     assert!(!ecr.logs().contains("deleted secret"), "{}", ecr.logs());
     drop(ecr);
@@ -264,10 +258,10 @@ async fn objects_written_before_instances_existed_are_adopted_by_the_instance_th
     let client = cp.client();
     let test = "upgrade";
     let ns = "upgrade-0";
-    support::ensure_namespace(&client, SYSTEM, &[]).await;
-    support::ensure_namespace(&client, ns, &[(TEST_LABEL, test)]).await;
+    ensure_namespace(&client, SYSTEM, &[]).await;
+    ensure_namespace(&client, ns, &[(TEST_LABEL, test)]).await;
     legacy_objects(&client, ns).await;
-    let ecr_legacy = support::secret(&client, ns, "ecr-pull").await.expect("legacy");
+    let ecr_legacy = secret(&client, ns, "ecr-pull").await.expect("legacy");
     let dir = tempfile::tempdir().expect("tempdir");
 
     // Upgrade the `hub` Deployment first: it adopts hub-pull and leaves ecr-pull alone.
@@ -277,7 +271,7 @@ async fn objects_written_before_instances_existed_are_adopted_by_the_instance_th
         &dir.path().join("hub.log"),
     );
     let adopted = wait_for("hub-pull adopted", TIMEOUT, || async {
-        let secret = support::secret(&client, ns, "hub-pull").await?;
+        let secret = secret(&client, ns, "hub-pull").await?;
         (label(&secret, INSTANCE_LABEL).as_deref() == Some("hub.regcreds-system")).then_some(secret)
     })
     .await;
@@ -297,12 +291,10 @@ async fn objects_written_before_instances_existed_are_adopted_by_the_instance_th
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let untouched = support::secret(&client, ns, "ecr-pull")
-        .await
-        .expect("never withdrawn");
+    let untouched = secret(&client, ns, "ecr-pull").await.expect("never withdrawn");
     assert_eq!(untouched.resource_version(), ecr_legacy.resource_version());
     assert_eq!(
-        support::pull_secret_refs(&client, ns, "default").await,
+        pull_secret_refs(&client, ns, "default").await,
         Some(vec!["keep-me".into(), "hub-pull".into(), "ecr-pull".into()]),
         "every reference kept, in order"
     );
@@ -315,7 +307,7 @@ async fn objects_written_before_instances_existed_are_adopted_by_the_instance_th
     );
     wait_for("ecr-pull adopted", TIMEOUT, || async {
         let account = accounts.get("default").await.ok()?;
-        let secret = support::secret(&client, ns, "ecr-pull").await?;
+        let secret = secret(&client, ns, "ecr-pull").await?;
         (label(&secret, INSTANCE_LABEL).as_deref() == Some("ecr.regcreds-system")
             && !account.annotations().contains_key(REFS_ANNOTATION)
             && account
@@ -335,9 +327,9 @@ async fn objects_written_before_instances_existed_are_adopted_by_the_instance_th
         "writes at rest after adoption"
     );
     assert_eq!(
-        support::pull_secret_refs(&client, ns, "default").await,
+        pull_secret_refs(&client, ns, "default").await,
         Some(vec!["keep-me".into(), "hub-pull".into(), "ecr-pull".into()])
     );
     drop((hub, ecr));
-    support::delete_namespaces(&client, &[ns]).await;
+    delete_namespaces(&client, &[ns]).await;
 }

@@ -4,8 +4,6 @@
 //! example manifest sets it. (`CONFIG_LOOP_DURATION`: rbac.rs, with that tool's RBAC; invalid values of
 //! every setting: crates/regcreds/tests/cli_config.rs.)
 
-mod support;
-
 use std::{collections::BTreeMap, path::Path, process::ExitStatus, time::Duration};
 
 use k8s_openapi::{
@@ -20,8 +18,10 @@ use kube::{
     api::{ObjectMeta, PostParams},
 };
 use regcreds_propagator::MANAGED_BY_LABEL;
-use regcreds_testkit::{ControlPlane, wait_for};
-use support::{Regcreds, TEST_LABEL};
+use regcreds_testkit::{
+    ControlPlane, Regcreds, TEST_LABEL, delete_namespaces, ensure_namespace, pull_secret_refs, secret,
+    users_opaque_secret, wait_for,
+};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const SECRET_NAME: &str = "image-pull-secret";
@@ -44,7 +44,7 @@ async fn run_to_completion(
     env: &[(&'static str, String)],
     log: &Path,
 ) -> (ExitStatus, String) {
-    let mut regcreds = Regcreds::spawn(kubeconfig, &support::env_refs(env), log.to_path_buf());
+    let mut regcreds = Regcreds::spawn(kubeconfig, env, log.to_path_buf());
     let status = wait_for("regcreds to exit by itself", Duration::from_secs(90), || {
         let exited = regcreds.exited();
         async move { exited }
@@ -76,20 +76,16 @@ async fn config_runonce_makes_one_pass_then_exits_0_or_1_when_a_namespace_failed
     let test = "runonce";
     let names = ["runonce-0", "runonce-1"];
     for ns in names {
-        support::ensure_namespace(&client, ns, &[(TEST_LABEL, test)]).await;
+        ensure_namespace(&client, ns, &[(TEST_LABEL, test)]).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let env = patcher_env(test, &[("CONFIG_RUNONCE", "true")]);
     let (status, logs) = run_to_completion(cp.kubeconfig_path(), &env, &dir.path().join("first.log")).await;
     assert_eq!(status.code(), Some(0), "{logs}");
     for ns in names {
-        let secret = support::secret(&client, ns, SECRET_NAME)
-            .await
-            .expect("secret written");
+        let secret = secret(&client, ns, SECRET_NAME).await.expect("secret written");
         assert_eq!(password(&secret).as_deref(), Some("patcher-pw"));
-        let refs = support::pull_secret_refs(&client, ns, "default")
-            .await
-            .expect("sa");
+        let refs = pull_secret_refs(&client, ns, "default").await.expect("sa");
         assert!(refs.contains(&SECRET_NAME.to_string()), "{ns}: {refs:?}");
     }
     assert!(logs.contains("one pass over every namespace done"), "{logs}");
@@ -98,7 +94,7 @@ async fn config_runonce_makes_one_pass_then_exits_0_or_1_when_a_namespace_failed
     // with the others, names it, and exits 1.
     let bad = "runonce-denied";
     deny_secrets_in_namespaces_labelled(&client, DENY_LABEL).await;
-    support::ensure_namespace(&client, bad, &[(TEST_LABEL, test), (DENY_LABEL, "true")]).await;
+    ensure_namespace(&client, bad, &[(TEST_LABEL, test), (DENY_LABEL, "true")]).await;
     wait_for("the policy denies Secrets", Duration::from_secs(30), || async {
         let probe = Secret {
             metadata: ObjectMeta {
@@ -121,9 +117,9 @@ async fn config_runonce_makes_one_pass_then_exits_0_or_1_when_a_namespace_failed
     let (status, logs) = run_to_completion(cp.kubeconfig_path(), &env, &dir.path().join("second.log")).await;
     assert_eq!(status.code(), Some(1), "{logs}");
     assert!(logs.contains(bad), "the failing namespace is named: {logs}");
-    assert!(support::secret(&client, bad, SECRET_NAME).await.is_none());
+    assert!(secret(&client, bad, SECRET_NAME).await.is_none());
     assert!(!logs.contains("patcher-pw"));
-    support::delete_namespaces(&client, &[names[0], names[1], bad]).await;
+    delete_namespaces(&client, &[names[0], names[1], bad]).await;
 }
 
 const DENY_LABEL: &str = "regcreds-e2e/deny-secrets";
@@ -178,9 +174,9 @@ async fn config_managedonly_leaves_foreign_secrets_alone_even_with_config_force(
     let (foreign_ns, patchers_ns, empty_ns) =
         ("managedonly-foreign", "managedonly-patcher", "managedonly-empty");
     for ns in [foreign_ns, patchers_ns, empty_ns] {
-        support::ensure_namespace(&client, ns, &[(TEST_LABEL, test)]).await;
+        ensure_namespace(&client, ns, &[(TEST_LABEL, test)]).await;
     }
-    let foreign = create_secret(&client, foreign_ns, support::users_opaque_secret(SECRET_NAME)).await;
+    let foreign = create_secret(&client, foreign_ns, users_opaque_secret(SECRET_NAME)).await;
     // What imagepullsecret-patcher itself created (its ownership annotation), with an old credential.
     create_secret(
         &client,
@@ -219,7 +215,7 @@ async fn config_managedonly_leaves_foreign_secrets_alone_even_with_config_force(
         logs.contains("CONFIG_MANAGEDONLY=true"),
         "said why force is off: {logs}"
     );
-    let kept = support::secret(&client, foreign_ns, SECRET_NAME)
+    let kept = secret(&client, foreign_ns, SECRET_NAME)
         .await
         .expect("foreign kept");
     assert_eq!(
@@ -227,7 +223,7 @@ async fn config_managedonly_leaves_foreign_secrets_alone_even_with_config_force(
         foreign.resource_version(),
         "foreign Secret untouched"
     );
-    let taken = support::secret(&client, patchers_ns, SECRET_NAME)
+    let taken = secret(&client, patchers_ns, SECRET_NAME)
         .await
         .expect("patcher's");
     assert_eq!(
@@ -239,18 +235,16 @@ async fn config_managedonly_leaves_foreign_secrets_alone_even_with_config_force(
         taken.labels().get(MANAGED_BY_LABEL).map(String::as_str),
         Some("regcreds")
     );
-    let created = support::secret(&client, empty_ns, SECRET_NAME)
-        .await
-        .expect("created");
+    let created = secret(&client, empty_ns, SECRET_NAME).await.expect("created");
     assert_eq!(password(&created).as_deref(), Some("patcher-pw"));
 
     // Without CONFIG_MANAGEDONLY, CONFIG_FORCE=true takes the foreign Secret over: the setting matters.
     let env = patcher_env(test, &[("CONFIG_RUNONCE", "true"), ("CONFIG_FORCE", "true")]);
     let (status, logs) = run_to_completion(cp.kubeconfig_path(), &env, &dir.path().join("forced.log")).await;
     assert_eq!(status.code(), Some(0), "{logs}");
-    let forced = support::secret(&client, foreign_ns, SECRET_NAME)
+    let forced = secret(&client, foreign_ns, SECRET_NAME)
         .await
         .expect("taken over");
     assert_eq!(password(&forced).as_deref(), Some("patcher-pw"));
-    support::delete_namespaces(&client, &[foreign_ns, patchers_ns, empty_ns]).await;
+    delete_namespaces(&client, &[foreign_ns, patchers_ns, empty_ns]).await;
 }

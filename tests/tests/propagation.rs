@@ -5,8 +5,6 @@
 //! Tests share one control plane per binary and run one at a time (a propagator reconciles every
 //! namespace it sees). Each test scopes its propagator to namespaces labelled with its own id.
 
-mod support;
-
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::future::join_all;
@@ -21,11 +19,10 @@ use kube::{
 use regcreds_propagator::{
     CleanupScope, Desired, DesiredSecret, InstanceId, MANAGED_BY_LABEL, ServiceAccountMode,
 };
-use regcreds_testkit::{ControlPlane, counting_client, wait_for};
-use support::{
-    TEST_LABEL,
+use regcreds_testkit::{
+    ControlPlane, TEST_LABEL, counting_client,
     propagator::{Running, settings},
-    pull_secret_refs, users_opaque_secret,
+    pull_secret_refs, users_opaque_secret, wait_for,
 };
 use tokio::sync::Mutex;
 

@@ -4,15 +4,15 @@
 //! Issue 17: the same for GitHub App installation tokens (ghcr) and Quay robot federation (quay), against
 //! the HTTPS fake of both services (tests/fixtures/fake_github_quay.py).
 
-mod support;
-
 use regcreds_fakes::github_quay as fake;
 use std::time::Duration;
 
 use fake::{FEDERATION_PATH, FakeWorld, INSTALLATION_PATH, SA_JWT};
-use regcreds_testkit::moto::{Moto, ecr_env};
-use regcreds_testkit::{ControlPlane, wait_for};
-use support::{Regcreds, TEST_LABEL, env_refs};
+use regcreds_testkit::{
+    ControlPlane, Regcreds, TEST_LABEL, delete_namespaces, ensure_namespace,
+    moto::{Moto, ecr_env},
+    pull_secret_refs, secret, secret_data, wait_for,
+};
 
 /// One regcreds at a time: an instance withdraws its Secrets from namespaces outside its selector.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -39,7 +39,7 @@ async fn a_thirty_second_ecr_token_is_refreshed_before_it_expires_without_a_cron
     let cp = ControlPlane::shared().await;
     let client = cp.client();
     let ns = "refresh-expiry";
-    support::ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
+    ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
     let moto = Moto::start(0, &[("ECR_TOKEN_TTL", "30")]);
     let dir = tempfile::tempdir().expect("tempdir");
     let selector = format!("{TEST_LABEL}={ns}");
@@ -48,10 +48,10 @@ async fn a_thirty_second_ecr_token_is_refreshed_before_it_expires_without_a_cron
         ("REGCREDS_ECR_SCHEDULE", YEARLY.to_string()),
         ("REGCREDS_NAMESPACE_SELECTOR", selector),
     ]);
-    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env_refs(&env), dir.path().join("log"));
+    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env, dir.path().join("log"));
 
     wait_for("the ECR Secret", Duration::from_secs(60), || async {
-        support::secret_data(&client, ns, ECR_SECRET).await
+        secret_data(&client, ns, ECR_SECRET).await
     })
     .await;
     let first_expiry = regcreds.metric("regcreds_provider_token_expiry_timestamp_seconds", ECR);
@@ -70,7 +70,7 @@ async fn a_thirty_second_ecr_token_is_refreshed_before_it_expires_without_a_cron
     );
     assert_eq!(regcreds.metric(FAILURES, ECR), 0.0, "{}", regcreds.logs());
     drop(regcreds);
-    support::delete_namespaces(&client, &[ns]).await;
+    delete_namespaces(&client, &[ns]).await;
 }
 
 #[tokio::test]
@@ -79,7 +79,7 @@ async fn an_ecr_outage_keeps_the_last_good_secret_is_visible_in_metrics_and_heal
     let cp = ControlPlane::shared().await;
     let client = cp.client();
     let ns = "refresh-outage";
-    support::ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
+    ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
     let moto = Moto::start(0, &[("ECR_PASSWORD", "before-outage-{region}")]);
     let port = moto.port;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -88,10 +88,10 @@ async fn an_ecr_outage_keeps_the_last_good_secret_is_visible_in_metrics_and_heal
         ("REGCREDS_ECR_SCHEDULE", "*/2 * * * * *".to_string()),
         ("REGCREDS_NAMESPACE_SELECTOR", format!("{TEST_LABEL}={ns}")),
     ]);
-    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env_refs(&env), dir.path().join("log"));
+    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env, dir.path().join("log"));
 
     let good = wait_for("the ECR Secret", Duration::from_secs(60), || async {
-        support::secret(&client, ns, ECR_SECRET).await
+        secret(&client, ns, ECR_SECRET).await
     })
     .await;
     let good_data = good.data.clone().expect("data");
@@ -117,16 +117,14 @@ async fn an_ecr_outage_keeps_the_last_good_secret_is_visible_in_metrics_and_heal
         metrics.contains("regcreds_provider_last_failure_timestamp_seconds{provider=\"ecr\"}"),
         "{metrics}"
     );
-    let during = support::secret(&client, ns, ECR_SECRET)
-        .await
-        .expect("Secret still there");
+    let during = secret(&client, ns, ECR_SECRET).await.expect("Secret still there");
     assert_eq!(
         during.metadata.resource_version, good.metadata.resource_version,
         "the Secret was not written during the outage"
     );
     assert_eq!(during.data, Some(good_data), "byte-identical");
     assert_eq!(
-        support::pull_secret_refs(&client, ns, "default").await,
+        pull_secret_refs(&client, ns, "default").await,
         Some(vec![ECR_SECRET.to_string()]),
         "the reference stays"
     );
@@ -147,7 +145,7 @@ async fn an_ecr_outage_keeps_the_last_good_secret_is_visible_in_metrics_and_heal
     let mints_before = regcreds.metric(MINTS, ECR);
     let _moto = Moto::start(port, &[("ECR_PASSWORD", "after-outage-{region}")]);
     wait_for("the new token in the Secret", Duration::from_secs(90), || async {
-        let data = support::secret_data(&client, ns, ECR_SECRET).await?;
+        let data = secret_data(&client, ns, ECR_SECRET).await?;
         password_in(&data, "after-outage-us-east-1").then_some(())
     })
     .await;
@@ -162,7 +160,7 @@ async fn an_ecr_outage_keeps_the_last_good_secret_is_visible_in_metrics_and_heal
     .await;
     assert_eq!(regcreds.metric(FAILURES, ECR), failures_after, "failures stopped");
     drop(regcreds);
-    support::delete_namespaces(&client, &[ns]).await;
+    delete_namespaces(&client, &[ns]).await;
 }
 
 // === ghcr and quay (issue 17) ===
@@ -187,7 +185,7 @@ async fn thirty_second_ghcr_and_quay_tokens_are_propagated_and_refreshed_before_
     let cp = ControlPlane::shared().await;
     let client = cp.client();
     let ns = "refresh-ghcr-quay";
-    support::ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
+    ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
     let world = FakeWorld::start(&[("FAKE_TOKEN_TTL", "30")]);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut env = world.env();
@@ -197,23 +195,21 @@ async fn thirty_second_ghcr_and_quay_tokens_are_propagated_and_refreshed_before_
         ("REGCREDS_NAMESPACE_SELECTOR", format!("{TEST_LABEL}={ns}")),
         ("REGCREDS_LOG", "debug".to_string()),
     ]);
-    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env_refs(&env), dir.path().join("log"));
+    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env, dir.path().join("log"));
 
     let first_ghcr = wait_for("the ghcr Secret", Duration::from_secs(60), || async {
-        support::secret_data(&client, ns, "ghcr-secret").await
+        secret_data(&client, ns, "ghcr-secret").await
     })
     .await;
     let first_quay = wait_for("the quay Secret", Duration::from_secs(60), || async {
-        support::secret_data(&client, ns, "quay-secret").await
+        secret_data(&client, ns, "quay-secret").await
     })
     .await;
     assert_eq!(
-        support::pull_secret_refs(&client, ns, "default")
-            .await
-            .map(|mut r| {
-                r.sort();
-                r
-            }),
+        pull_secret_refs(&client, ns, "default").await.map(|mut r| {
+            r.sort();
+            r
+        }),
         Some(vec!["ghcr-secret".to_string(), "quay-secret".to_string()])
     );
     let first_expiry = regcreds.metric("regcreds_provider_token_expiry_timestamp_seconds", GHCR);
@@ -239,7 +235,7 @@ async fn thirty_second_ghcr_and_quay_tokens_are_propagated_and_refreshed_before_
         "a refreshed ghcr token in the Secret",
         Duration::from_secs(30),
         || async {
-            let data = support::secret_data(&client, ns, "ghcr-secret").await?;
+            let data = secret_data(&client, ns, "ghcr-secret").await?;
             (password_of(&data) != password_of(&first_ghcr)).then_some(data)
         },
     )
@@ -248,7 +244,7 @@ async fn thirty_second_ghcr_and_quay_tokens_are_propagated_and_refreshed_before_
         "a refreshed quay token in the Secret",
         Duration::from_secs(30),
         || async {
-            let data = support::secret_data(&client, ns, "quay-secret").await?;
+            let data = secret_data(&client, ns, "quay-secret").await?;
             (password_of(&data) != password_of(&first_quay)).then_some(data)
         },
     )
@@ -281,7 +277,7 @@ async fn thirty_second_ghcr_and_quay_tokens_are_propagated_and_refreshed_before_
         );
     }
     drop(regcreds);
-    support::delete_namespaces(&client, &[ns]).await;
+    delete_namespaces(&client, &[ns]).await;
 }
 
 #[tokio::test]
@@ -290,7 +286,7 @@ async fn a_refused_ghcr_or_quay_exchange_keeps_the_last_good_secrets_and_heals_w
     let cp = ControlPlane::shared().await;
     let client = cp.client();
     let ns = "refresh-ghcr-quay-outage";
-    support::ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
+    ensure_namespace(&client, ns, &[(TEST_LABEL, ns)]).await;
     let world = FakeWorld::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut env = world.env();
@@ -299,10 +295,10 @@ async fn a_refused_ghcr_or_quay_exchange_keeps_the_last_good_secrets_and_heals_w
         ("REGCREDS_QUAY_SCHEDULE", "*/2 * * * * *".to_string()),
         ("REGCREDS_NAMESPACE_SELECTOR", format!("{TEST_LABEL}={ns}")),
     ]);
-    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env_refs(&env), dir.path().join("log"));
+    let regcreds = Regcreds::spawn(cp.kubeconfig_path(), &env, dir.path().join("log"));
     for name in ["ghcr-secret", "quay-secret"] {
         wait_for(&format!("Secret {name}"), Duration::from_secs(60), || async {
-            support::secret(&client, ns, name).await
+            secret(&client, ns, name).await
         })
         .await;
     }
@@ -323,12 +319,8 @@ async fn a_refused_ghcr_or_quay_exchange_keeps_the_last_good_secrets_and_heals_w
         failures_of_each(2.0),
     )
     .await;
-    let last_good_ghcr = support::secret(&client, ns, "ghcr-secret")
-        .await
-        .expect("ghcr Secret");
-    let last_good_quay = support::secret(&client, ns, "quay-secret")
-        .await
-        .expect("quay Secret");
+    let last_good_ghcr = secret(&client, ns, "ghcr-secret").await.expect("ghcr Secret");
+    let last_good_quay = secret(&client, ns, "quay-secret").await.expect("quay Secret");
     wait_for(
         "four failed mints in a row of each",
         Duration::from_secs(60),
@@ -336,9 +328,7 @@ async fn a_refused_ghcr_or_quay_exchange_keeps_the_last_good_secrets_and_heals_w
     )
     .await;
     for (good, name) in [(&last_good_ghcr, "ghcr-secret"), (&last_good_quay, "quay-secret")] {
-        let during = support::secret(&client, ns, name)
-            .await
-            .expect("Secret still there");
+        let during = secret(&client, ns, name).await.expect("Secret still there");
         assert_eq!(
             during.metadata.resource_version, good.metadata.resource_version,
             "{name} was not written while the exchange refused"
@@ -363,7 +353,7 @@ async fn a_refused_ghcr_or_quay_exchange_keeps_the_last_good_secrets_and_heals_w
             &format!("a new token in {name}"),
             Duration::from_secs(60),
             || async {
-                let data = support::secret_data(&client, ns, name).await?;
+                let data = secret_data(&client, ns, name).await?;
                 (password_of(&data) != old).then_some(())
             },
         )
@@ -372,5 +362,5 @@ async fn a_refused_ghcr_or_quay_exchange_keeps_the_last_good_secrets_and_heals_w
     assert_eq!(regcreds.metric(CONSECUTIVE, GHCR), 0.0);
     assert_eq!(regcreds.metric(CONSECUTIVE, QUAY), 0.0);
     drop(regcreds);
-    support::delete_namespaces(&client, &[ns]).await;
+    delete_namespaces(&client, &[ns]).await;
 }

@@ -8,8 +8,6 @@
 //! While GitHub and Quay fail, the fake quotes the credential it was sent in its error message, as a
 //! careless server might: regcreds must drop such a message, not pass it on.
 
-mod support;
-
 use regcreds_fakes::github_quay as fake;
 use std::{collections::BTreeMap, time::Duration};
 
@@ -23,9 +21,11 @@ use kube::{
     Api,
     api::{ListParams, PostParams},
 };
-use regcreds_testkit::moto::{Moto, ecr_env};
-use regcreds_testkit::{ControlPlane, wait_for};
-use support::{Regcreds, TEST_LABEL};
+use regcreds_testkit::{
+    ControlPlane, Regcreds, TEST_LABEL, delete_namespaces, ensure_namespace,
+    moto::{Moto, ecr_env},
+    secret_data, wait_for,
+};
 
 const STATIC_PASSWORD: &str = "Static-Hyg1ene-Pa55";
 const FILE_PASSWORD_1: &str = "File-Hyg1ene-First";
@@ -96,7 +96,7 @@ async fn rotated(client: &kube::Client, ns: &str, name: &str, before: &[u8]) {
         &format!("a rotated credential in {name}"),
         Duration::from_secs(60),
         || async {
-            let data = support::secret_data(client, ns, name).await?;
+            let data = secret_data(client, ns, name).await?;
             (data != before).then_some(())
         },
     )
@@ -118,7 +118,7 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
     let test = "hygiene";
     let (ns, foreign_ns) = ("hygiene-a", "hygiene-b");
     for name in [ns, foreign_ns, "regcreds-system"] {
-        support::ensure_namespace(&client, name, &[(TEST_LABEL, test)]).await;
+        ensure_namespace(&client, name, &[(TEST_LABEL, test)]).await;
     }
     // A Secret regcreds did not create, with the static provider's name: a conflict it must report.
     let foreign = Secret {
@@ -169,11 +169,7 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
     env.extend(world.env());
 
     // Phase 1, JSON logs: propagate, rotate, meet the foreign Secret, lose ECR, GitHub and Quay.
-    let json_run = Regcreds::spawn(
-        cp.kubeconfig_path(),
-        &support::env_refs(&env),
-        dir.path().join("json.log"),
-    );
+    let json_run = Regcreds::spawn(cp.kubeconfig_path(), &env, dir.path().join("json.log"));
     let mut first = BTreeMap::new();
     for secret in [
         "static-pull",
@@ -183,7 +179,7 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
         "quay-secret",
     ] {
         let data = wait_for(&format!("{secret} in {ns}"), Duration::from_secs(60), || async {
-            support::secret_data(&client, ns, secret).await
+            secret_data(&client, ns, secret).await
         })
         .await;
         first.insert(secret, data);
@@ -193,7 +189,7 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
     }
     std::fs::write(&file, dockerconfig(FILE_PASSWORD_2)).expect("rotate");
     wait_for("the rotated file credential", Duration::from_secs(60), || async {
-        let data = support::secret_data(&client, ns, "image-pull-secret").await?;
+        let data = secret_data(&client, ns, "image-pull-secret").await?;
         String::from_utf8_lossy(&data)
             .contains(FILE_PASSWORD_2)
             .then_some(())
@@ -241,8 +237,11 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
     // Phase 2, plain logs at debug level: the same providers from a fresh start, ECR still down; GitHub
     // and Quay answer (the HTTP client logs at debug too), then fail again.
     world.heal();
-    let mut plain_env = support::env_refs(&env);
-    plain_env.extend([("REGCREDS_LOG_FORMAT", "plain"), ("REGCREDS_LOG", "debug")]);
+    let mut plain_env = env.clone();
+    plain_env.extend([
+        ("REGCREDS_LOG_FORMAT", "plain".into()),
+        ("REGCREDS_LOG", "debug".into()),
+    ]);
     let plain_run = Regcreds::spawn(cp.kubeconfig_path(), &plain_env, dir.path().join("plain.log"));
     wait_for("ghcr and quay mints", Duration::from_secs(60), || async {
         (plain_run.metric(MINTS, GHCR) >= 1.0 && plain_run.metric(MINTS, QUAY) >= 1.0).then_some(())
@@ -295,17 +294,15 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
         assert_eq!(quoted, None, "the message quoting the credential was dropped");
     }
     // The scan looked at the right material: the Secrets really hold these values.
-    let data = support::secret_data(&client, ns, "awsecr-cred")
-        .await
-        .expect("ECR Secret");
+    let data = secret_data(&client, ns, "awsecr-cred").await.expect("ECR Secret");
     assert!(String::from_utf8_lossy(&data).contains(&STANDARD.encode(format!("AWS:{ECR_PASSWORD}"))));
-    let data = support::secret_data(&client, ns, "static-pull")
+    let data = secret_data(&client, ns, "static-pull")
         .await
         .expect("static Secret");
     assert!(String::from_utf8_lossy(&data).contains(STATIC_PASSWORD));
     let issued = world.fake.issued_tokens();
     for secret in ["ghcr-secret", "quay-secret"] {
-        let data = support::secret_data(&client, ns, secret).await.expect(secret);
+        let data = secret_data(&client, ns, secret).await.expect(secret);
         let data = String::from_utf8_lossy(&data);
         assert!(
             issued.iter().any(|token| data.contains(token.as_str())),
@@ -318,5 +315,5 @@ async fn no_credential_value_appears_in_logs_events_or_metrics_through_rotation_
         events.len(),
         json_metrics.len() + plain_metrics.len()
     );
-    support::delete_namespaces(&client, &[ns, foreign_ns]).await;
+    delete_namespaces(&client, &[ns, foreign_ns]).await;
 }

@@ -8,8 +8,6 @@
 //! Tests share one control plane per binary and run one at a time (a propagator reconciles every
 //! namespace it sees). Each test scopes its propagator to namespaces labelled with its own id.
 
-mod support;
-
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use k8s_openapi::{
@@ -24,11 +22,10 @@ use kube::{
     api::{ListParams, ObjectMeta, PostParams},
 };
 use regcreds_propagator::{CleanupScope, Desired, DesiredSecret, InstanceId, MANAGED_BY_LABEL};
-use regcreds_testkit::{ControlPlane, wait_for};
-use support::{
-    TEST_LABEL, delete_namespaces, ensure_namespace,
+use regcreds_testkit::{
+    ControlPlane, TEST_LABEL, delete_namespaces, ensure_namespace,
     propagator::{Running, settings},
-    pull_secret_refs, secret,
+    pull_secret_refs, secret, wait_for,
 };
 use tokio::sync::Mutex;
 
