@@ -1,4 +1,7 @@
-//! Assembling the kube-runtime `Controller` and running it until shutdown.
+//! The watch-driven driver of [`reconcile`]: the kube-runtime `Controller` over namespaces (metadata
+//! only), woken by their watch, by the watches of managed Secrets and ServiceAccounts (their indexes
+//! are the reconcile's [`View`]), by every change of [`Desired`] and by the resync tick, until shutdown.
+//! `polling.rs` is the other driver, for RBAC that cannot watch namespaces.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -10,7 +13,6 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::{Action, Config},
-        events::{Recorder, Reporter},
         reflector::{self, ObjectRef, Store},
         watcher,
     },
@@ -22,145 +24,73 @@ use tracing::{debug, info, warn};
 use crate::{
     Desired, Error, NamespaceScope, PropagatorMetrics, Result, ServiceAccountMode, Settings, WatchMode,
     cached::{AccountState, SecretState},
+    failure,
     index::{self, Cached, IndexWriter},
     labels::{IGNORE_ANNOTATIONS, managed_selector},
     reconcile::{Context, reconcile},
     view::View,
 };
 
-/// Propagates [`Desired`] Secrets into every namespace in scope until shut down.
-pub struct Propagator {
+/// Runs the controller until `shutdown` resolves (in-flight reconciles finish first).
+pub(crate) async fn run(
     client: Client,
     settings: Settings,
     desired: watch::Receiver<Desired>,
     metrics: PropagatorMetrics,
-}
-
-impl Propagator {
-    /// A propagator fed by `desired`; every change of it reconciles every namespace.
-    pub fn new(client: Client, settings: Settings, desired: watch::Receiver<Desired>) -> Self {
-        Self {
-            client,
-            settings,
-            desired,
-            metrics: PropagatorMetrics::default(),
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<()> {
+    let config = Config::default().concurrency(settings.concurrency);
+    let (namespaces, namespace_wakes) = watch_namespaces(&client, settings.scope.clone());
+    // NB: every trigger is an `ObjectRef` stream (`reconcile_on`): the namespace watch only feeds the
+    // store and says which namespaces to wake, so no object is cloned to trigger a reconcile.
+    let mut controller = Controller::for_stream(stream::pending(), namespaces)
+        .with_config(config)
+        .reconcile_on(namespace_wakes);
+    let view = match settings.watch_mode {
+        WatchMode::Watch => {
+            let (wakes, view) = watch_dependents(&client, &settings.service_accounts);
+            controller = controller.reconcile_on(wakes);
+            view
         }
-    }
-
-    /// Counts into `metrics` (registered by the caller) instead of private, unexported counters.
-    pub fn with_metrics(mut self, metrics: PropagatorMetrics) -> Self {
-        self.metrics = metrics;
-        self
-    }
-
-    /// One pass over every namespace, reading Secrets and ServiceAccounts directly, then returns what it
-    /// did: imagepullsecret-patcher's `CONFIG_RUNONCE`, for a Job or CronJob.
-    pub async fn run_once(self) -> Result<crate::PassReport> {
-        let Self {
-            client,
-            settings,
-            desired,
-            metrics,
-        } = self;
-        let reporter = Reporter {
-            controller: "regcreds".into(),
-            instance: settings.instance.clone(),
-        };
-        let context = Context {
-            recorder: Recorder::new(client.clone(), reporter),
-            client,
-            settings,
-            desired,
-            view: View::Direct,
-            metrics,
-        };
-        crate::polling::once(Arc::new(context)).await
-    }
-
-    /// Runs until `shutdown` resolves (in-flight reconciles finish first).
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<()> {
-        let Self {
-            client,
-            settings,
-            desired,
-            metrics,
-        } = self;
-        let reporter = Reporter {
-            controller: "regcreds".into(),
-            instance: settings.instance.clone(),
-        };
-        let recorder = Recorder::new(client.clone(), reporter);
-        if let Some(interval) = settings.namespace_poll {
-            let context = Context {
-                client,
-                settings,
-                desired,
-                view: View::Direct,
-                recorder,
-                metrics,
-            };
-            return crate::polling::run(Arc::new(context), interval, shutdown).await;
-        }
-        let config = Config::default().concurrency(settings.concurrency);
-        let (namespaces, namespace_wakes) = watch_namespaces(&client, settings.scope.clone());
-        // NB: every trigger is an `ObjectRef` stream (`reconcile_on`): the namespace watch only feeds the
-        // store and says which namespaces to wake, so no object is cloned to trigger a reconcile.
-        let mut controller = Controller::for_stream(stream::pending(), namespaces)
-            .with_config(config)
-            .reconcile_on(namespace_wakes);
-        let view = match settings.watch_mode {
-            WatchMode::Watch => {
-                let (wakes, view) = watch_dependents(&client, &settings.service_accounts);
-                controller = controller.reconcile_on(wakes);
-                view
+        WatchMode::Poll => View::Direct,
+    };
+    if view.watches_one_account_name() {
+        // NB: accounts of other names are not in the index, so references recorded on them under an
+        // earlier list of targets are found once, here (`retarget.rs`).
+        let (client, settings) = (client.clone(), settings.clone());
+        tokio::spawn(async move {
+            match crate::retarget::sweep(&client, &settings).await {
+                Ok(0) => {}
+                Ok(released) => info!(
+                    released,
+                    "removed regcreds' references from {released} serviceaccounts it no longer targets"
+                ),
+                Err(error) => {
+                    warn!(%error, "could not look for serviceaccounts regcreds no longer targets")
+                }
             }
-            WatchMode::Poll => View::Direct,
-        };
-        if view.watches_one_account_name() {
-            // NB: accounts of other names are not in the index, so references recorded on them under an
-            // earlier list of targets are found once, here (`retarget.rs`).
-            let (client, settings) = (client.clone(), settings.clone());
-            tokio::spawn(async move {
-                match crate::retarget::sweep(&client, &settings).await {
-                    Ok(0) => {}
-                    Ok(released) => info!(
-                        released,
-                        "removed regcreds' references from {released} serviceaccounts it no longer targets"
-                    ),
-                    Err(error) => {
-                        warn!(%error, "could not look for serviceaccounts regcreds no longer targets")
-                    }
-                }
-            });
-        }
-        let changes = WatchStream::from_changes(desired.clone()).map(|_| ());
-        let every = settings.resync.max(Duration::from_secs(1));
-        let resync = IntervalStream::new(tokio::time::interval_at(
-            tokio::time::Instant::now() + every,
-            every,
-        ))
-        .map(|_| ());
-        let context = Arc::new(Context {
-            client,
-            settings,
-            desired,
-            view,
-            recorder,
-            metrics,
         });
-        controller
-            .reconcile_all_on(stream::select(changes, resync))
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, context)
-            .for_each(|result| async move {
-                match result {
-                    Ok((namespace, _)) => debug!(namespace = %namespace.name, "reconciled"),
-                    Err(error) => debug!(%error, "reconcile failed"),
-                }
-            })
-            .await;
-        Ok(())
     }
+    let changes = WatchStream::from_changes(desired.clone()).map(|_| ());
+    let every = settings.resync.max(Duration::from_secs(1));
+    let resync = IntervalStream::new(tokio::time::interval_at(
+        tokio::time::Instant::now() + every,
+        every,
+    ))
+    .map(|_| ());
+    let context = Arc::new(Context::new(client, settings, desired, view, metrics));
+    controller
+        .reconcile_all_on(stream::select(changes, resync))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((namespace, _)) => debug!(namespace = %namespace.name, "reconciled"),
+                Err(error) => debug!(%error, "reconcile failed"),
+            }
+        })
+        .await;
+    Ok(())
 }
 
 /// A reference that wakes the reconcile of one namespace.
@@ -302,19 +232,9 @@ where
     })
 }
 
-/// Logs a failed reconcile and retries it later; Forbidden waits longer (only an RBAC change helps).
-pub(crate) fn error_policy(
-    namespace: Arc<PartialObjectMeta<Namespace>>,
-    error: &Error,
-    ctx: Arc<Context>,
-) -> Action {
-    let name = namespace.name_any();
-    ctx.metrics.reconcile_failed(error.metric_label());
-    ctx.metrics.converged(&name, false);
-    warn!(namespace = %name, error = %error, kind = error.metric_label(), "reconcile failed; will retry");
-    for hint in error.rbac_hints() {
-        warn!(namespace = %name, "{hint}");
-    }
+/// Records a failed reconcile and retries it later; Forbidden waits longer (only an RBAC change helps).
+fn error_policy(namespace: Arc<PartialObjectMeta<Namespace>>, error: &Error, ctx: Arc<Context>) -> Action {
+    failure::record(&namespace.name_any(), error, &ctx.metrics);
     if error.is_forbidden() {
         Action::requeue(Duration::from_secs(60))
     } else {

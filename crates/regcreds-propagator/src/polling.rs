@@ -1,7 +1,8 @@
-//! Namespace polling, for RBAC that cannot watch namespaces (imagepullsecret-patcher's ClusterRole grants
-//! only `list` and `get` on them): list every `interval`, reconcile each namespace with bounded
-//! concurrency, and start a pass at once when the desired Secrets change. [`once`] is a single pass
-//! (imagepullsecret-patcher's `CONFIG_RUNONCE`, for a Job or CronJob).
+//! The polling driver of [`reconcile`], for RBAC that cannot watch namespaces (imagepullsecret-patcher's
+//! ClusterRole grants only `list` and `get` on them): list every `interval`, reconcile each namespace
+//! with bounded concurrency, and start a pass at once when the desired Secrets change. A failed
+//! namespace is retried at the next pass. [`once`] is a single pass (imagepullsecret-patcher's
+//! `CONFIG_RUNONCE`, for a Job or CronJob). `controller.rs` is the other driver.
 
 use std::{
     future::Future,
@@ -14,13 +15,13 @@ use std::{
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::{Api, api::ListParams};
+use kube::{Api, ResourceExt, api::ListParams};
 use tracing::warn;
 
 use crate::{
     Result,
-    controller::error_policy,
     error::api_error,
+    failure,
     reconcile::{Context, reconcile},
 };
 
@@ -73,7 +74,7 @@ async fn pass(ctx: &Arc<Context>) -> Result<PassReport> {
                 let namespace = Arc::new(namespace);
                 if let Err(error) = reconcile(namespace.clone(), ctx.clone()).await {
                     failed.fetch_add(1, Ordering::Relaxed);
-                    let _ = error_policy(namespace, &error, ctx);
+                    failure::record(&namespace.name_any(), &error, &ctx.metrics);
                 }
             }
         })

@@ -8,7 +8,7 @@ use kube::{
     core::PartialObjectMeta,
     runtime::{
         controller::Action,
-        events::{Event, EventType, Recorder},
+        events::{Event, EventType, Recorder, Reporter},
     },
 };
 use tokio::sync::watch;
@@ -40,6 +40,30 @@ pub struct Context {
     pub recorder: Recorder,
     /// Counters.
     pub metrics: PropagatorMetrics,
+}
+
+impl Context {
+    /// A context whose Events name `regcreds` as controller and `settings.instance` (this replica).
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        desired: watch::Receiver<Desired>,
+        view: View,
+        metrics: PropagatorMetrics,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "regcreds".into(),
+            instance: settings.instance.clone(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            desired,
+            view,
+            metrics,
+        }
+    }
 }
 
 /// Reconciles one namespace.
