@@ -48,7 +48,7 @@ pub struct ConfigCheckArgs {
     pub providers: ProviderArgs,
     /// Credential checks (probe images some providers require).
     #[command(flatten)]
-    pub checks: crate::verification::CheckArgs,
+    pub checks: regcreds_verify::CheckArgs,
 }
 
 /// Arguments of `regcreds mint`.

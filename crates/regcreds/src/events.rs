@@ -5,9 +5,8 @@ use kube::{
     Client,
     runtime::events::{Event, EventType, Recorder, Reporter},
 };
+use regcreds_verify::Refusal;
 use tracing::warn;
-
-use crate::verification::Refusal;
 
 /// Publishes Events regarding regcreds' Pod; a no-op when the Pod is unknown (running outside a cluster).
 #[derive(Clone)]

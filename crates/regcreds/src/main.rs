@@ -14,7 +14,6 @@ mod metrics;
 mod rbac;
 mod refresh;
 mod stop;
-mod verification;
 
 use std::process::ExitCode;
 

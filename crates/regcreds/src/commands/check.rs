@@ -13,12 +13,11 @@
 use std::process::ExitCode;
 
 use regcreds_core::{CredentialSet, RegistryHost};
-use regcreds_verify::{CheckResult, Outcome};
+use regcreds_verify::{CheckArgs, CheckResult, Checker, Outcome, require_probes};
 
 use crate::{
     commands::config_failure,
     config::{ConfigProblems, ConfiguredProvider, ProviderArgs},
-    verification::{CheckArgs, Checker, require_probes},
 };
 
 /// Arguments of `regcreds check`.

@@ -2,11 +2,12 @@
 
 use std::process::ExitCode;
 
+use regcreds_verify::require_probes;
+
 use crate::{
     cli::ConfigCheckArgs,
     commands::config_failure,
     config::{ConfigProblems, Enablement},
-    verification::require_probes,
 };
 
 /// Runs `regcreds config check`.

@@ -12,6 +12,7 @@ use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 use prometheus_client::registry::Registry;
 use regcreds_heal::HealSettings;
 use regcreds_propagator::{Desired, Propagator, PropagatorMetrics, Settings};
+use regcreds_verify::{ControllerChecks, PeriodicCheckArgs, PublishedConfig, require_probes};
 use tokio::sync::watch;
 use tracing::{error, info};
 
@@ -28,7 +29,6 @@ use crate::{
     leader::{self, LeaseSettings},
     metrics::{ProcessMetrics, ProviderMetrics},
     rbac, refresh,
-    verification::{ControllerChecks, PeriodicCheckArgs, require_probes},
 };
 
 /// How long a leader that shuts down waits for the Lease release to be written.
@@ -281,7 +281,7 @@ async fn run_valid(admin_addr: SocketAddr, valid: Valid, auto_watch: bool) -> an
     let (desired_tx, desired) = watch::channel(Desired::new(names));
     let gate = checks.as_ref().and_then(ControllerChecks::gate);
     if let Some(checks) = checks {
-        checks.spawn(desired_tx.subscribe());
+        checks.spawn(desired_tx.subscribe(), published);
     }
     let events = SelfEvents::new(client.clone(), namespace, pod);
     let _scheduler = refresh::start(
@@ -327,6 +327,18 @@ async fn run_valid(admin_addr: SocketAddr, valid: Valid, auto_watch: bool) -> an
     stopped?;
     info!("shut down cleanly");
     Ok(())
+}
+
+/// What the re-checks check: every minted Secret's bytes.
+fn published(desired: &Desired) -> Vec<PublishedConfig> {
+    desired
+        .secrets()
+        .map(|secret| PublishedConfig {
+            name: secret.name.clone(),
+            provider: secret.provider.clone(),
+            data: secret.data.clone(),
+        })
+        .collect()
 }
 
 /// Flips readiness once every provider has minted at least once.

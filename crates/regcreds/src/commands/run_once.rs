@@ -7,15 +7,16 @@
 //!
 //! Exit 0 when every provider minted and every namespace converged, 1 otherwise (each failure logged
 //! with its namespace or provider). With probe images, a credential its registry refuses is not
-//! written, as in the controller (see `verification::Gate`). No leader election and no admin endpoint: a Job is not a service.
+//! written, as in the controller (see `regcreds_verify::Gate`). No leader election and no admin endpoint: a Job is not a service.
 
 use std::{process::ExitCode, sync::Arc};
 
 use regcreds_propagator::{Desired, DesiredSecret, Propagator, Settings};
+use regcreds_verify::Gate;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use crate::{config::ConfiguredProvider, kube_client, verification::Gate};
+use crate::{config::ConfiguredProvider, kube_client};
 
 /// Mints, makes one pass, and returns the exit code.
 pub async fn run(settings: Settings, providers: Vec<ConfiguredProvider>, gate: Option<Gate>) -> ExitCode {

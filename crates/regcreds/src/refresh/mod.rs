@@ -23,6 +23,7 @@ use std::{sync::Arc, time::Duration};
 use chrono::Utc;
 use regcreds_core::{CredentialSet, Provider};
 use regcreds_propagator::{Desired, DesiredSecret};
+use regcreds_verify::{Gate, Refusal};
 use tokio::{
     sync::{mpsc, watch},
     time::Instant,
@@ -30,12 +31,7 @@ use tokio::{
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tracing::{debug, info, warn};
 
-use crate::{
-    config::ConfiguredProvider,
-    events::SelfEvents,
-    metrics::ProviderMetrics,
-    verification::{Gate, Refusal},
-};
+use crate::{config::ConfiguredProvider, events::SelfEvents, metrics::ProviderMetrics};
 use backoff::Backoff;
 
 pub use timing::refresh_delay;

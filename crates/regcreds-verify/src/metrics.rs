@@ -11,7 +11,8 @@ use prometheus_client::{
     metrics::{family::Family, gauge::Gauge},
     registry::Registry,
 };
-use regcreds_verify::{CheckResult, Outcome};
+
+use crate::{CheckResult, Outcome};
 
 /// Labels of the outcome gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

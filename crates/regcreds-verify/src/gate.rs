@@ -19,10 +19,9 @@
 use std::fmt;
 
 use regcreds_core::CredentialSet;
-use regcreds_verify::{CheckResult, Outcome};
 use tracing::{info, warn};
 
-use super::{CheckMetrics, Checker};
+use crate::{CheckMetrics, CheckResult, Checker, Outcome};
 
 /// Proves new credentials against their registries' probe images before they are published.
 #[derive(Clone)]

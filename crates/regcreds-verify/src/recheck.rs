@@ -1,58 +1,37 @@
 //! The controller's checks: the [`Gate`] before a credential is published, and re-checks after.
 //!
 //! ```text
-//!  REGCREDS_CHECK_* ──PeriodicCheckArgs::build──▶ ControllerChecks { Checker, interval, CheckMetrics }
+//!  ControllerChecks { Checker, interval, CheckMetrics }   (built by PeriodicCheckArgs::build, feature `cli`)
 //!      ├─ gate()  ──▶ Gate (only with probe images): refresh loop, before publishing a new credential
-//!      └─ spawn() ──▶ watch<Desired> ──bytes changed: registries without a probe (the gate did the rest)
-//!                                    └─every interval: every registry ──▶ CheckMetrics, one log line each
+//!      └─ spawn() ──▶ watch<T> ──read──▶ [PublishedConfig]
+//!                       ├─bytes changed: registries without a probe (the gate did the rest)
+//!                       └─every interval: every registry ──▶ CheckMetrics, one log line each
 //! ```
 //!
 //! The loop checks the bytes that were published, not a second mint: what is verified is exactly what
 //! every namespace holds. It checks only what the refresh loops published, so a standby replica (which
-//! mints nothing) sends nothing to registries.
+//! mints nothing) sends nothing to registries. It knows nothing of Kubernetes: the binary says how to
+//! read its desired state (`T`) as [`PublishedConfig`]s.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use clap::Args;
 use prometheus_client::registry::Registry;
 use regcreds_core::DockerConfig;
-use regcreds_propagator::{Desired, DesiredSecret};
-use regcreds_verify::CheckResult;
 use tokio::{sync::watch, time::Instant};
 use tracing::{info, warn};
 
-use super::{CheckArgs, CheckMetrics, Checker, Gate};
-use crate::config::ConfigProblems;
+use crate::{CheckMetrics, CheckResult, Checker, Gate};
 
-/// `regcreds run`'s checks: [`CheckArgs`] plus how often to repeat them.
-#[derive(Args, Debug, Clone)]
-pub struct PeriodicCheckArgs {
-    /// Seconds between re-checks of every propagated credential. Credentials are also checked right
-    /// after each mint that changed them. 0 turns the re-checks off; a credential whose registry has a
-    /// probe image is still verified before it is propagated.
-    #[arg(
-        long = "check-interval-seconds",
-        env = "REGCREDS_CHECK_INTERVAL_SECONDS",
-        default_value_t = 3600,
-        help_heading = "Credential checks"
-    )]
-    pub check_interval_seconds: u64,
-    /// How to check.
-    #[command(flatten)]
-    pub check: CheckArgs,
-}
-
-impl PeriodicCheckArgs {
-    /// The controller's checks; `None` when a setting is invalid (then recorded).
-    pub fn build(&self, problems: &mut ConfigProblems) -> Option<ControllerChecks> {
-        let checker = self.check.build(problems)?;
-        Some(ControllerChecks {
-            checker,
-            interval: (self.check_interval_seconds > 0)
-                .then(|| Duration::from_secs(self.check_interval_seconds)),
-            metrics: CheckMetrics::default(),
-        })
-    }
+/// One published `.dockerconfigjson`: what the re-checks check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedConfig {
+    /// Where it is published (the Secret name). A change re-checks a name only when its bytes differ
+    /// from those last checked under it.
+    pub name: String,
+    /// The provider that minted it (a metric label).
+    pub provider: String,
+    /// The exact `.dockerconfigjson` bytes.
+    pub data: Arc<[u8]>,
 }
 
 /// Everything the controller checks: before publishing (the gate) and after (the loop).
@@ -64,7 +43,17 @@ pub struct ControllerChecks {
 }
 
 impl ControllerChecks {
-    /// The checker, for validations that depend on the probes (see [`super::require_probes`]).
+    /// Checks with `checker`, every `interval` too unless it is `None`; metrics are not registered
+    /// until [`ControllerChecks::register`].
+    pub fn new(checker: Checker, interval: Option<Duration>) -> Self {
+        Self {
+            checker,
+            interval,
+            metrics: CheckMetrics::default(),
+        }
+    }
+
+    /// The checker, for validations that depend on the probes (e.g. `require_probes`, feature `cli`).
     pub fn checker(&self) -> &Checker {
         &self.checker
     }
@@ -82,16 +71,25 @@ impl ControllerChecks {
             .then(|| Gate::new(self.checker.clone(), self.metrics.clone()))
     }
 
-    /// Starts re-checking what is published on `desired` (subscribe before the first mint); nothing
-    /// when re-checks are off.
-    pub fn spawn(self, desired: watch::Receiver<Desired>) {
+    /// Every how long everything published is re-checked; `None` when re-checks are off.
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
+    /// Starts re-checking what is published on `desired` (subscribe before the first mint), read by
+    /// `read`; nothing when re-checks are off. The loop ends when `desired`'s sender is dropped.
+    pub fn spawn<T, F>(self, desired: watch::Receiver<T>, read: F)
+    where
+        T: Send + Sync + 'static,
+        F: Fn(&T) -> Vec<PublishedConfig> + Send + 'static,
+    {
         if let Some(interval) = self.interval {
             let checks = PeriodicChecks {
                 checker: self.checker,
                 interval,
                 metrics: self.metrics,
             };
-            tokio::spawn(checks.check_loop(desired));
+            tokio::spawn(checks.check_loop(desired, read));
         }
     }
 }
@@ -113,18 +111,19 @@ enum Pass {
 }
 
 impl PeriodicChecks {
-    async fn check_loop(self, mut desired: watch::Receiver<Desired>) {
+    async fn check_loop<T, F>(self, mut desired: watch::Receiver<T>, read: F)
+    where
+        F: Fn(&T) -> Vec<PublishedConfig>,
+    {
         // Secret name → the bytes last checked: a mint that changed nothing is not checked again.
         let mut checked: BTreeMap<String, Arc<[u8]>> = BTreeMap::new();
         let mut every = tokio::time::interval_at(Instant::now() + self.interval, self.interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pass = Pass::AfterChange;
         loop {
-            let due: Vec<DesiredSecret> = desired
-                .borrow_and_update()
-                .secrets()
+            let due: Vec<PublishedConfig> = read(&desired.borrow_and_update())
+                .into_iter()
                 .filter(|s| pass == Pass::Recheck || checked.get(&s.name) != Some(&s.data))
-                .cloned()
                 .collect();
             for secret in due {
                 self.check_secret(&secret, pass).await;
@@ -140,7 +139,7 @@ impl PeriodicChecks {
         }
     }
 
-    async fn check_secret(&self, secret: &DesiredSecret, pass: Pass) {
+    async fn check_secret(&self, secret: &PublishedConfig, pass: Pass) {
         // These are bytes regcreds rendered itself; a parse error would be a bug, not a registry problem.
         let credentials = match DockerConfig::parse(&secret.data) {
             Ok(config) => config.into_credentials(),
@@ -183,36 +182,5 @@ fn log_result(provider: &str, result: &CheckResult) {
             elapsed_ms,
             "registry check failed: pulls with this credential will fail"
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn periodic(seconds: u64, images: &[&str]) -> PeriodicCheckArgs {
-        PeriodicCheckArgs {
-            check_interval_seconds: seconds,
-            check: CheckArgs {
-                check_images: images.iter().map(|s| s.to_string()).collect(),
-                check_ca_file: None,
-                check_insecure_hosts: Vec::new(),
-                check_timeout_seconds: 5,
-            },
-        }
-    }
-
-    #[test]
-    fn interval_zero_turns_the_rechecks_off_but_not_the_gate() {
-        let mut problems = ConfigProblems::default();
-        let off = periodic(0, &["ghcr.io/org/app:1"])
-            .build(&mut problems)
-            .expect("valid");
-        assert!(off.interval.is_none());
-        assert!(off.gate().is_some(), "a probe image gates publishing");
-        let on = periodic(60, &[]).build(&mut problems).expect("valid");
-        assert_eq!(on.interval, Some(Duration::from_secs(60)));
-        assert!(on.gate().is_none(), "nothing to prove pull rights with");
-        assert!(problems.is_empty());
     }
 }
