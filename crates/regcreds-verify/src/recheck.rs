@@ -184,3 +184,98 @@ fn log_result(provider: &str, result: &CheckResult) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{Read, Write},
+        net::TcpListener,
+        sync::atomic::{AtomicUsize, Ordering},
+        thread,
+    };
+
+    use super::*;
+    use crate::{Verifier, VerifierOptions};
+
+    /// A plain-http registry that lets anybody in at `/v2/`, one request per connection; returns
+    /// `host:port` and the number of requests so far.
+    fn open_registry() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let host = listener.local_addr().expect("addr").to_string();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && matches!(stream.read(&mut byte), Ok(1)) {
+                    head.push(byte[0]);
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                let _ =
+                    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        (host, requests)
+    }
+
+    fn checks(host: &str, interval: Duration) -> PeriodicChecks {
+        let options = VerifierOptions {
+            insecure_http_hosts: vec![host.to_string()],
+            ..VerifierOptions::default()
+        };
+        PeriodicChecks {
+            checker: Checker::new(Verifier::new(options).expect("verifier"), Vec::new()),
+            interval,
+            metrics: CheckMetrics::default(),
+        }
+    }
+
+    fn published(host: &str, password: &str) -> Vec<PublishedConfig> {
+        let json = format!(r#"{{"auths":{{"{host}":{{"username":"me","password":"{password}"}}}}}}"#);
+        vec![PublishedConfig {
+            name: "regcreds-static".into(),
+            provider: "static".into(),
+            data: Arc::from(json.as_bytes()),
+        }]
+    }
+
+    async fn wait_for(requests: &AtomicUsize, at_least: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while requests.load(Ordering::SeqCst) < at_least {
+            assert!(Instant::now() < deadline, "only {requests:?} requests");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn changed_bytes_are_checked_once_and_the_loop_ends_with_its_sender() {
+        let (host, requests) = open_registry();
+        let (sender, receiver) = watch::channel(published(&host, "one"));
+        let task = tokio::spawn(checks(&host, Duration::from_secs(3600)).check_loop(receiver, Vec::clone));
+        wait_for(&requests, 1).await;
+        let per_check = requests.load(Ordering::SeqCst);
+        sender.send_replace(published(&host, "one"));
+        sender.send_replace(published(&host, "two"));
+        wait_for(&requests, 2 * per_check).await;
+        drop(sender);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the loop ends when the refresh loops are gone")
+            .expect("no panic");
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            2 * per_check,
+            "the same bytes are not checked twice"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_interval_everything_is_checked_again() {
+        let (host, requests) = open_registry();
+        let (_sender, receiver) = watch::channel(published(&host, "one"));
+        tokio::spawn(checks(&host, Duration::from_millis(100)).check_loop(receiver, Vec::clone));
+        wait_for(&requests, 3).await;
+    }
+}
