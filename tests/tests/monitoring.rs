@@ -13,7 +13,7 @@
 
 use std::{
     collections::BTreeSet,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Output, Stdio},
     time::Duration,
 };
@@ -24,9 +24,11 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use regcreds_testkit::{
-    ControlPlane, binaries, free_port, metric_value,
+    ControlPlane, Regcreds, TEST_LABEL, binaries, ensure_namespace, free_port,
+    manifests::repo,
+    metric_value,
     moto::{Moto, ecr_env},
-    regcreds_command, scrape, versions,
+    regcreds_command, versions,
 };
 use serde_json::Value;
 
@@ -35,14 +37,6 @@ const DASHBOARD: &str = "deploy/helm/regcreds/files/grafana-dashboard.json";
 const RULE_TESTS: &str = "tests/monitoring/prometheus-rules.test.yaml";
 const COMPONENT: &str = "deploy/components/monitoring";
 const SYSTEM_NAMESPACE: &str = "regcreds-system";
-const TEST_LABEL: &str = "regcreds-e2e/test";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is in the workspace")
-        .to_path_buf()
-}
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("reading {path}: {e}"))
@@ -270,16 +264,6 @@ fn served_names(exposition: &str) -> BTreeSet<String> {
     names
 }
 
-/// Kills a regcreds child when the test ends, also on a failed assertion.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A scrape of `regcreds run` in the states the alerts are about: leading, two providers minted (ECR
 /// against moto, with an expiry), then one failing (its file broken), a namespace written to and one it
 /// cannot write to (a ResourceQuota of zero Secrets). Pod healing's counters start at 0 for each known
@@ -291,23 +275,9 @@ async fn real_scrape() -> String {
     let run = format!("monitoring-{:08x}", rand::random::<u32>());
     let quota_namespace = run.as_str();
     let writable = format!("{run}-ok");
-    for (name, labels) in [
-        (SYSTEM_NAMESPACE, None),
-        (quota_namespace, Some((TEST_LABEL, quota_namespace))),
-        (writable.as_str(), Some((TEST_LABEL, quota_namespace))),
-    ] {
-        let mut namespace = Namespace::default();
-        namespace.metadata.name = Some(name.into());
-        namespace.metadata.labels =
-            labels.map(|(k, v)| [(k.to_string(), v.to_string())].into_iter().collect());
-        match Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(error) => panic!("creating {name}: {error}"),
-        }
+    ensure_namespace(&client, SYSTEM_NAMESPACE, &[]).await;
+    for name in [quota_namespace, writable.as_str()] {
+        ensure_namespace(&client, name, &[(TEST_LABEL, quota_namespace)]).await;
     }
     let quota: ResourceQuota = serde_json::from_value(serde_json::json!({
         "metadata": { "name": "no-secrets" },
@@ -337,37 +307,29 @@ async fn real_scrape() -> String {
     let auths =
         format!(r#"{{"auths":{{"{nowhere}":{{"username":"puller","password":"monitoring-Pa55"}}}}}}"#);
     std::fs::write(&config, auths).expect("write config");
-    let port = free_port();
-    let log = dir.path().join("regcreds.log");
-    let child = regcreds_command(cp.kubeconfig_path())
-        .arg("run")
-        .envs(ecr_env(&moto.url()))
+    let mut cmd = regcreds_command(cp.kubeconfig_path());
+    cmd.envs(ecr_env(&moto.url()))
         .env("CONFIG_DOCKERCONFIGJSONPATH", &config)
         .env("REGCREDS_DOCKERCONFIGJSON_SCHEDULE", "*/1 * * * * *")
-        .env("REGCREDS_ADMIN_ADDR", format!("127.0.0.1:{port}"))
         .env("REGCREDS_NAMESPACE", SYSTEM_NAMESPACE)
         .env("REGCREDS_INSTANCE", "monitoring")
         .env(
             "REGCREDS_NAMESPACE_SELECTOR",
             format!("{TEST_LABEL}={quota_namespace}"),
         )
-        .env("REGCREDS_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("regcreds starts");
-    let _child = KillOnDrop(child);
+        .env("REGCREDS_LOG_FORMAT", "json");
+    let regcreds = Regcreds::start(cmd, dir.path().join("regcreds.log"));
     let until = |what: &'static str, done: &dyn Fn(&str) -> bool| {
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         loop {
-            let text = scrape(port).unwrap_or_default();
+            let text = regcreds.metrics().unwrap_or_default();
             if done(&text) {
                 return text;
             }
             assert!(
                 std::time::Instant::now() < deadline,
                 "timed out waiting for {what}; last scrape:\n{text}\nregcreds' log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
+                regcreds.logs()
             );
             std::thread::sleep(Duration::from_millis(250));
         }

@@ -14,6 +14,7 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use regcreds_testkit::{
+    metric_value,
     node::{self, Installed, NodeWorld, Workload},
     node_tests, temp_namespace,
 };
@@ -194,7 +195,8 @@ async fn assert_one_leader(world: &NodeWorld, installed: &Installed, pods: &[Pod
     for pod in pods {
         let (status, metrics) = world.http_get_pod(pod, 8080, "/metrics").await?;
         ensure!(status == 200, "/metrics answered {status}");
-        let mints = metric_value(&metrics, "regcreds_provider_mints_total{provider=\"static\"}");
+        let mints =
+            metric_value(&metrics, "regcreds_provider_mints_total{provider=\"static\"}").unwrap_or(0.0);
         if mints > 0.0 {
             minted.push(pod.metadata.name.clone().unwrap_or_default());
         }
@@ -225,13 +227,6 @@ async fn a_new_namespace_pulls(world: &NodeWorld, secret: &str) -> Result<String
         "the pod got its pull secret from the ServiceAccount: {pulled_with:?}"
     );
     Ok(ns)
-}
-
-/// The value of the first sample line starting with `series`, or 0.
-fn metric_value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// Seed 000 (upmc registry-creds): `deploy/examples/upmc-registry-creds` with only the image swapped

@@ -4,7 +4,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::Duration,
 };
 
@@ -13,38 +13,19 @@ use kube::{
     Api, Client,
     api::{ListParams, PostParams},
 };
-use regcreds_testkit::{ControlPlane, binaries, regcreds_binary, wait_for};
+use regcreds_testkit::{
+    ControlPlane, Regcreds, TEST_LABEL, ensure_namespace,
+    manifests::{kubectl, repo},
+    regcreds_command, wait_for,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Kills a regcreds child when a test ends early (a failed assertion), so none is left running.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
-    }
-}
-
-fn kubectl() -> PathBuf {
-    std::env::var_os("REGCREDS_KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let venv = binaries::venv_dir().join("bin/kubectl");
-            if venv.is_file() {
-                venv
-            } else {
-                PathBuf::from("kubectl")
-            }
-        })
-}
-
 /// `kubectl apply` of a kustomization or file, as the admin.
 fn apply(cp: &ControlPlane, args: &[&str]) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root");
     let out = Command::new(kubectl())
-        .current_dir(repo)
+        .current_dir(repo())
         .arg("--kubeconfig")
         .arg(cp.kubeconfig_path())
         .arg("apply")
@@ -71,41 +52,30 @@ const STATIC_PROVIDER: &[(&str, &str)] = &[
     ("DOCKER_PRIVATE_REGISTRY_PASSWORD", "rbac-test-password"),
 ];
 
-fn spawn(kubeconfig: &Path, own_namespace: &str, selector: &str, log: &Path) -> Child {
-    spawn_with(kubeconfig, own_namespace, selector, log, STATIC_PROVIDER)
+fn spawn(kubeconfig: &Path, own_namespace: &str, test: &str, log: PathBuf) -> Regcreds {
+    spawn_with(kubeconfig, own_namespace, test, log, STATIC_PROVIDER)
 }
 
+/// `regcreds run` as the shipped manifests run it (leader election on, plain logs), for the namespaces
+/// of `test`.
 fn spawn_with(
     kubeconfig: &Path,
     own_namespace: &str,
-    selector: &str,
-    log: &Path,
+    test: &str,
+    log: PathBuf,
     env: &[(&str, &str)],
-) -> Child {
-    Command::new(regcreds_binary())
-        .arg("run")
-        .env_clear()
-        .env("KUBECONFIG", kubeconfig)
-        .envs(env.iter().copied())
-        .env("REGCREDS_ADMIN_ADDR", "127.0.0.1:0")
+) -> Regcreds {
+    let mut cmd = regcreds_command(kubeconfig);
+    cmd.envs(env.iter().copied())
         .env("REGCREDS_NAMESPACE", own_namespace)
         .env("REGCREDS_POD_NAME", "regcreds-test")
-        .env("REGCREDS_NAMESPACE_SELECTOR", selector)
-        .env("REGCREDS_RESYNC_SECONDS", "10")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log"))
-        .spawn()
-        .expect("regcreds starts")
+        .env("REGCREDS_NAMESPACE_SELECTOR", format!("{TEST_LABEL}={test}"))
+        .env("REGCREDS_RESYNC_SECONDS", "10");
+    Regcreds::start(cmd, log)
 }
 
 async fn labelled_namespace(client: &Client, name: &str, test: &str) {
-    let mut ns = Namespace::default();
-    ns.metadata.name = Some(name.into());
-    ns.metadata.labels = Some([("regcreds-e2e/test".to_string(), test.to_string())].into());
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("namespace");
+    ensure_namespace(client, name, &[(TEST_LABEL, test)]).await;
 }
 
 async fn wait_propagated(client: &Client, ns: &str) {
@@ -133,13 +103,6 @@ async fn wait_secret_and_reference(client: &Client, ns: &str, secret: &str, acco
     .await;
 }
 
-fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
 #[tokio::test]
 async fn with_the_shipped_rbac_regcreds_does_its_whole_job_and_is_forbidden_outside_it() {
     let _serial = SERIAL.lock().await;
@@ -151,13 +114,12 @@ async fn with_the_shipped_rbac_regcreds_does_its_whole_job_and_is_forbidden_outs
 
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("regcreds.log");
-    let child = spawn(&kubeconfig, "regcreds", "regcreds-e2e/test=rbac-shipped", &log);
-    let _kill_child = KillOnDrop(child.id());
+    let regcreds = spawn(&kubeconfig, "regcreds", "rbac-shipped", log.clone());
     wait_propagated(&client, "rbac-shipped-0").await;
     let late = "rbac-shipped-late";
     labelled_namespace(&client, late, "rbac-shipped").await;
     wait_propagated(&client, late).await;
-    stop(child);
+    regcreds.stop().await;
     let logs = std::fs::read_to_string(&log).expect("log");
     assert!(
         logs.contains("acquired the lease"),
@@ -212,8 +174,7 @@ async fn with_upmc_style_rbac_regcreds_still_propagates_without_drift_watches_an
 
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("regcreds.log");
-    let child = spawn(&kubeconfig, "kube-system", "regcreds-e2e/test=rbac-upmc", &log);
-    let _kill_child = KillOnDrop(child.id());
+    let regcreds = spawn(&kubeconfig, "kube-system", "rbac-upmc", log.clone());
     wait_propagated(&client, "rbac-upmc-0").await;
     let late = "rbac-upmc-late";
     labelled_namespace(&client, late, "rbac-upmc").await;
@@ -225,7 +186,7 @@ async fn with_upmc_style_rbac_regcreds_still_propagates_without_drift_watches_an
         .await
         .expect("delete");
     wait_propagated(&client, late).await;
-    stop(child);
+    regcreds.stop().await;
     let logs = std::fs::read_to_string(&log).expect("log");
     assert_eq!(
         logs.matches("running without drift watches").count(),
@@ -272,21 +233,20 @@ async fn with_imagepullsecret_patcher_rbac_regcreds_polls_namespaces_and_patches
         // Issue 16: the patcher's loop period becomes the period of the namespace listing.
         ("CONFIG_LOOP_DURATION", "3s"),
     ];
-    let child = spawn_with(
+    let regcreds = spawn_with(
         &kubeconfig,
         "imagepullsecret-patcher",
-        "regcreds-e2e/test=rbac-patcher",
-        &log,
+        "rbac-patcher",
+        log.clone(),
         &env,
     );
-    let _kill_child = KillOnDrop(child.id());
     for account in ["default", "builder"] {
         wait_secret_and_reference(&client, "rbac-patcher-0", "image-pull-secret", account).await;
     }
     let late = "rbac-patcher-late";
     labelled_namespace(&client, late, "rbac-patcher").await;
     wait_secret_and_reference(&client, late, "image-pull-secret", "default").await;
-    stop(child);
+    regcreds.stop().await;
     let logs = std::fs::read_to_string(&log).expect("log");
     assert_eq!(
         logs.matches("does not allow watch on namespaces").count(),

@@ -14,10 +14,8 @@
 use regcreds_fakes::github_quay as fake;
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpStream,
     path::{Path, PathBuf},
-    process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio},
+    process::Output,
     time::Duration,
 };
 
@@ -26,7 +24,9 @@ use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::{Api, Client, api::PostParams};
 use rand::distr::{Alphanumeric, SampleString};
 use regcreds_testkit::{
-    ControlPlane, binaries, free_port, regcreds_binary,
+    ControlPlane, Regcreds, free_port,
+    moto::{self, Moto},
+    regcreds_clean_command,
     registry::{RegistryOptions, TestRegistry},
     wait_for,
 };
@@ -89,54 +89,25 @@ fn ca_file(registry: &TestRegistry) -> PathBuf {
 
 /// `regcreds <args>` with exactly `env` (plus PATH) and its output.
 fn regcreds(args: &[&str], env: &[(&str, String)]) -> Output {
-    Command::new(regcreds_binary())
+    regcreds_clean_command()
         .args(args)
-        .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .envs(env.iter().cloned())
         .output()
         .expect("regcreds runs")
 }
 
-/// A `regcreds run` process, killed if the test fails before [`stop`] (no orphan outlives a test).
-struct Running(Option<Child>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// `regcreds run` in the background, JSON logs to `log`.
-fn spawn_run(env: &[(&str, String)], log: &Path) -> Running {
-    let child = Command::new(regcreds_binary())
-        .arg("run")
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("REGCREDS_LEADER_ELECTION", "false")
-        .env("REGCREDS_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("regcreds starts");
-    Running(Some(child))
+/// `regcreds run` against the shared control plane, scoped to `namespace`, with `env` (leader election
+/// off, JSON logs to `log`).
+fn spawn_run(cp: &ControlPlane, namespace: &str, env: &[(&str, String)], log: PathBuf) -> Regcreds {
+    let mut env = env.to_vec();
+    env.push(("REGCREDS_NAMESPACE_SELECTOR", scope_to(namespace)));
+    Regcreds::spawn(cp.kubeconfig_path(), &env, log)
 }
 
 /// SIGTERM and wait: regcreds must shut down cleanly.
-async fn stop(mut running: Running) {
-    let mut child = running.0.take().expect("running");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    let status = wait_for("regcreds to exit", Duration::from_secs(20), || {
-        let exited = child.try_wait().ok().flatten();
-        async move { exited }
-    })
-    .await;
+async fn stop(regcreds: Regcreds) {
+    let status = regcreds.stop().await;
     assert!(status.success(), "exit status {status:?}");
 }
 
@@ -186,20 +157,9 @@ fn write_authfile(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// `GET /metrics` on the admin port.
-fn metrics(port: u16) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
-}
-
-async fn wait_for_metric(port: u16, line: &str) {
+async fn wait_for_metric(regcreds: &Regcreds, line: &str) {
     wait_for(&format!("metric {line}"), TIMEOUT, || async {
-        metrics(port)?.lines().any(|l| l == line).then_some(())
+        regcreds.metrics()?.lines().any(|l| l == line).then_some(())
     })
     .await;
 }
@@ -224,12 +184,8 @@ async fn a_propagated_static_credential_pulls_the_private_image_and_the_controll
     let mut registry = private_registry(&[(USER, PASSWORD)]).await;
     let work = tempfile::tempdir().expect("tempdir");
     let namespace = fresh_namespace_name("registry-e2e");
-    let port = free_port();
     let log = work.path().join("regcreds.log");
     let env = [
-        ("KUBECONFIG", cp.kubeconfig_path().display().to_string()),
-        ("REGCREDS_NAMESPACE_SELECTOR", scope_to(&namespace)),
-        ("REGCREDS_ADMIN_ADDR", format!("127.0.0.1:{port}")),
         ("REGCREDS_STATIC_SERVER", registry.host().to_string()),
         ("REGCREDS_STATIC_USER", USER.to_string()),
         ("REGCREDS_STATIC_PASSWORD", PASSWORD.to_string()),
@@ -237,7 +193,7 @@ async fn a_propagated_static_credential_pulls_the_private_image_and_the_controll
         ("REGCREDS_CHECK_IMAGES", registry.image_name()),
         ("REGCREDS_CHECK_INTERVAL_SECONDS", "1".to_string()),
     ];
-    let child = spawn_run(&env, &log);
+    let regcreds = spawn_run(cp, &namespace, &env, log.clone());
     create_namespace(&client, &namespace).await;
 
     let dockerconfig = wait_for_dockerconfig(&client, &namespace, STATIC_SECRET).await;
@@ -263,18 +219,18 @@ async fn a_propagated_static_credential_pulls_the_private_image_and_the_controll
     let series = |outcome: &str| {
         format!(r#"regcreds_registry_check{{provider="static",registry="{host}",outcome="{outcome}"}}"#)
     };
-    wait_for_metric(port, &format!("{} 1", series("ok"))).await;
+    wait_for_metric(&regcreds, &format!("{} 1", series("ok"))).await;
     // ... and keeps checking: a password changed at the registry shows up within the interval.
     registry.set_user(USER, ROTATED_PASSWORD).await;
-    wait_for_metric(port, &format!("{} 1", series("unauthorized"))).await;
-    wait_for_metric(port, &format!("{} 0", series("ok"))).await;
-    let exposition = metrics(port).expect("metrics");
+    wait_for_metric(&regcreds, &format!("{} 1", series("unauthorized"))).await;
+    wait_for_metric(&regcreds, &format!("{} 0", series("ok"))).await;
+    let exposition = regcreds.metrics().expect("metrics");
     assert!(
         exposition.contains("regcreds_registry_check_timestamp_seconds{"),
         "{exposition}"
     );
 
-    stop(child).await;
+    stop(regcreds).await;
     let logs = std::fs::read_to_string(&log).expect("logs");
     // The first check was the gate's, before the Secret was written; the rotation, a re-check's.
     assert!(
@@ -354,61 +310,14 @@ async fn regcreds_check_tells_ok_from_unauthorized_from_unreachable() {
 
 // === ECR: moto mints, the registry accepts the token ===
 
-/// `tests/fixtures/moto_ecr.py`, stopped when dropped (its stdin closes).
-struct Moto {
-    child: Child,
-    _stdin: ChildStdin,
-    /// Kept open: moto must never write into a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-    url: String,
-}
-
-impl Moto {
-    /// Starts moto with `env`; its own log (werkzeug's request lines) goes to `log`.
-    fn start(env: &[(&str, &str)], log: &Path) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/moto_ecr.py");
-        let mut child = Command::new(binaries::python())
-            .arg(&script)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).expect("moto log"))
-            .spawn()
-            .expect("start moto_ecr.py");
-        let stdin = child.stdin.take().expect("stdin");
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        stdout.read_line(&mut line).expect("read moto's READY line");
-        let port = line
-            .strip_prefix("READY ")
-            .and_then(|p| p.trim().parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("moto_ecr.py did not start: {line:?}"));
-        Self {
-            child,
-            _stdin: stdin,
-            _stdout: stdout,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The ecr provider against `moto`, its proxy endpoint checked with `registry`'s CA.
 fn ecr_env(moto: &Moto, registry: &TestRegistry) -> Vec<(&'static str, String)> {
-    vec![
-        ("REGCREDS_ECR_REGIONS", "us-east-1".to_string()),
-        ("REGCREDS_ECR_ENDPOINT_URL", moto.url.clone()),
+    let mut env = moto::ecr_env(&moto.url());
+    env.extend([
         ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_ACCESS_KEY_ID", "AKIDREGCREDSE2E".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "e2e-secret-key".to_string()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
         ("REGCREDS_CHECK_CA_FILE", ca_file(registry).display().to_string()),
-    ]
+    ]);
+    env
 }
 
 #[tokio::test]
@@ -418,8 +327,8 @@ async fn an_ecr_token_minted_by_moto_is_propagated_and_pulls_from_the_registry()
     let proxy = format!("https://{}", registry.host());
     let work = tempfile::tempdir().expect("tempdir");
     let moto = Moto::start(
+        0,
         &[("ECR_PROXY_ENDPOINT", &proxy), ("ECR_PASSWORD", ECR_PASSWORD)],
-        &work.path().join("moto.log"),
     );
 
     // `mint --show-secrets` prints a dockerconfigjson skopeo can use as it is.
@@ -456,13 +365,7 @@ async fn an_ecr_token_minted_by_moto_is_propagated_and_pulls_from_the_registry()
     let client = cp.client();
     let namespace = fresh_namespace_name("registry-ecr");
     let log = work.path().join("regcreds.log");
-    let mut env = ecr_env(&moto, &registry);
-    env.extend([
-        ("KUBECONFIG", cp.kubeconfig_path().display().to_string()),
-        ("REGCREDS_NAMESPACE_SELECTOR", scope_to(&namespace)),
-        ("REGCREDS_ADMIN_ADDR", format!("127.0.0.1:{}", free_port())),
-    ]);
-    let child = spawn_run(&env, &log);
+    let regcreds = spawn_run(cp, &namespace, &ecr_env(&moto, &registry), log.clone());
     create_namespace(&client, &namespace).await;
     let dockerconfig = wait_for_dockerconfig(&client, &namespace, ECR_SECRET).await;
     let keys: BTreeMap<String, serde_json::Value> = serde_json::from_value(
@@ -479,7 +382,7 @@ async fn an_ecr_token_minted_by_moto_is_propagated_and_pulls_from_the_registry()
         registry.skopeo_inspect(&authfile).as_deref(),
         Ok(registry.image_digest())
     );
-    stop(child).await;
+    stop(regcreds).await;
     assert_no_secret(&std::fs::read_to_string(&log).expect("logs"), &[ECR_PASSWORD]);
     delete_namespace(&client, &namespace).await;
 }
@@ -572,15 +475,9 @@ async fn ghcr_and_quay_tokens_minted_by_the_fakes_pull_from_the_registry_via_min
     let client = cp.client();
     let namespace = fresh_namespace_name("registry-ghcr-quay");
     let log = work.path().join("regcreds.log");
-    let port = free_port();
     let mut run_env = env.clone();
-    run_env.extend([
-        ("KUBECONFIG", cp.kubeconfig_path().display().to_string()),
-        ("REGCREDS_NAMESPACE_SELECTOR", scope_to(&namespace)),
-        ("REGCREDS_ADMIN_ADDR", format!("127.0.0.1:{port}")),
-        ("REGCREDS_CHECK_INTERVAL_SECONDS", "1".to_string()),
-    ]);
-    let child = spawn_run(&run_env, &log);
+    run_env.push(("REGCREDS_CHECK_INTERVAL_SECONDS", "1".to_string()));
+    let regcreds = spawn_run(cp, &namespace, &run_env, log.clone());
     create_namespace(&client, &namespace).await;
     for (provider, user) in [("ghcr", GHCR_USER), ("quay", QUAY_ROBOT)] {
         let secret = format!("{provider}-secret");
@@ -595,12 +492,12 @@ async fn ghcr_and_quay_tokens_minted_by_the_fakes_pull_from_the_registry_via_min
             "{provider}: skopeo with the propagated Secret"
         );
         wait_for_metric(
-            port,
+            &regcreds,
             &format!(r#"regcreds_registry_check{{provider="{provider}",registry="{host}",outcome="ok"}} 1"#),
         )
         .await;
     }
-    stop(child).await;
+    stop(regcreds).await;
     assert_no_secret(
         &std::fs::read_to_string(&log).expect("logs"),
         &[GHCR_TOKEN, QUAY_TOKEN, SA_JWT],

@@ -2,16 +2,15 @@
 //! metrics on the admin port, rotation of a mounted dockerconfigjson without a restart, clean SIGTERM.
 
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    path::Path,
-    process::{Child, Command, Stdio},
+    path::{Path, PathBuf},
     time::Duration,
 };
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use kube::{Api, Client, api::PostParams};
-use regcreds_testkit::{ControlPlane, free_port, regcreds_binary, wait_for};
+use kube::{Api, Client};
+use regcreds_testkit::{
+    ControlPlane, Regcreds, TEST_LABEL, ensure_namespace, metric_value, regcreds_command, wait_for,
+};
 
 const PASSWORD_1: &str = "first-Pa55word-xyz";
 const PASSWORD_2: &str = "second-Pa55word-xyz";
@@ -20,95 +19,45 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// which would include another test's namespaces.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Kills a regcreds child when a test ends early (a failed assertion), so none is left running.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
-    }
-}
 /// regcreds' own namespace: holds the Lease, and is never written to.
 const SYSTEM_NAMESPACE: &str = "regcreds-system";
-
-async fn ensure_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) {
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(name.into());
-    namespace.metadata.labels = Some(
-        labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    );
-    match Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(error) => panic!("creating namespace {name}: {error}"),
-    }
-}
+/// The dockerconfigjson provider's mint counter.
+const MINTS: &str = "regcreds_provider_mints_total{provider=\"dockerconfigjson\"}";
 
 fn dockerconfig(password: &str) -> String {
     format!(r#"{{"auths":{{"registry.example:5000":{{"username":"puller","password":"{password}"}}}}}}"#)
 }
 
-/// `GET path` on the admin port: (status code, body).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    Some((
-        status,
-        response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    ))
-}
-
-fn spawn_regcreds(kubeconfig: &Path, config_file: &Path, port: u16, selector: &str, log: &Path) -> Child {
+fn spawn_regcreds(kubeconfig: &Path, config_file: &Path, selector: &str, log: PathBuf) -> Regcreds {
     // NB: an instance of its own per test: an instance withdraws its Secrets from namespaces outside its
     // selector, and another test's namespaces (left behind when that test ran first) are outside it.
     let instance = selector.rsplit('=').next().unwrap_or("regcreds");
     spawn_with(
         kubeconfig,
         config_file,
-        port,
         selector,
         log,
         &[("REGCREDS_INSTANCE", instance)],
     )
 }
 
+/// `regcreds run` as a Deployment runs it here: the mounted dockerconfigjson re-read every second,
+/// leader election on (its Lease in [`SYSTEM_NAMESPACE`]), JSON logs, plus `extra`.
 fn spawn_with(
     kubeconfig: &Path,
     config_file: &Path,
-    port: u16,
     selector: &str,
-    log: &Path,
+    log: PathBuf,
     extra: &[(&str, &str)],
-) -> Child {
-    Command::new(regcreds_binary())
-        .arg("run")
-        .env_clear()
-        .envs(extra.iter().copied())
-        .env("KUBECONFIG", kubeconfig)
+) -> Regcreds {
+    let mut cmd = regcreds_command(kubeconfig);
+    cmd.envs(extra.iter().copied())
         .env("CONFIG_DOCKERCONFIGJSONPATH", config_file)
         .env("REGCREDS_DOCKERCONFIGJSON_SCHEDULE", "*/1 * * * * *")
-        .env("REGCREDS_ADMIN_ADDR", format!("127.0.0.1:{port}"))
         .env("REGCREDS_NAMESPACE", SYSTEM_NAMESPACE)
         .env("REGCREDS_NAMESPACE_SELECTOR", selector)
-        .env("REGCREDS_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("regcreds starts")
+        .env("REGCREDS_LOG_FORMAT", "json");
+    Regcreds::start(cmd, log)
 }
 
 async fn secret_password(client: &Client, ns: &str) -> Option<String> {
@@ -133,18 +82,15 @@ async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_witho
     std::fs::write(&config_file, dockerconfig(PASSWORD_1)).expect("write config");
     let ns = "run-binary-0";
     ensure_namespace(&client, SYSTEM_NAMESPACE, &[]).await;
-    ensure_namespace(&client, ns, &[("regcreds-e2e/test", "run-binary")]).await;
+    ensure_namespace(&client, ns, &[(TEST_LABEL, "run-binary")]).await;
 
-    let port = free_port();
     let log = dir.path().join("regcreds.log");
-    let mut child = spawn_regcreds(
+    let mut regcreds = spawn_regcreds(
         cp.kubeconfig_path(),
         &config_file,
-        port,
-        "regcreds-e2e/test=run-binary",
-        &log,
+        &format!("{TEST_LABEL}=run-binary"),
+        log.clone(),
     );
-    let _kill_child = KillOnDrop(child.id());
 
     wait_for("secret with the first password", TIMEOUT, || async {
         (secret_password(&client, ns).await.as_deref() == Some(PASSWORD_1)).then_some(())
@@ -162,10 +108,10 @@ async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_witho
     })
     .await;
     wait_for("/readyz 200", TIMEOUT, || async {
-        (http_get(port, "/readyz")?.0 == 200).then_some(())
+        (regcreds.readyz()? == 200).then_some(())
     })
     .await;
-    assert_eq!(http_get(port, "/healthz").map(|r| r.0), Some(200));
+    assert_eq!(regcreds.admin_get("/healthz").map(|r| r.0), Some(200));
 
     // Kubernetes updates a mounted Secret in place; regcreds picks it up without a restart.
     std::fs::write(&config_file, dockerconfig(PASSWORD_2)).expect("rewrite config");
@@ -176,16 +122,12 @@ async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_witho
 
     // A few more ticks with nothing new: they must not be logged at INFO (checked below).
     wait_for("five mints", TIMEOUT, || async {
-        let (_, metrics) = http_get(port, "/metrics")?;
-        (mint_count(&metrics)? >= 5.0).then_some(())
+        (metric_value(&regcreds.metrics()?, MINTS)? >= 5.0).then_some(())
     })
     .await;
-    let (status, metrics) = http_get(port, "/metrics").expect("metrics");
+    let (status, metrics) = regcreds.admin_get("/metrics").expect("metrics");
     assert_eq!(status, 200);
-    assert!(
-        metrics.contains("regcreds_provider_mints_total{provider=\"dockerconfigjson\"}"),
-        "{metrics}"
-    );
+    assert!(metrics.contains(MINTS), "{metrics}");
     for series in [
         "regcreds_provider_last_success_timestamp_seconds{provider=\"dockerconfigjson\"}",
         "regcreds_secrets_written_total{action=\"created\"} 1",
@@ -199,15 +141,8 @@ async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_witho
     }
 
     // SIGTERM: graceful shutdown, exit code 0.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    let status = wait_for("regcreds to exit", Duration::from_secs(20), || {
-        let exited = child.try_wait().ok().flatten();
-        async move { exited }
-    })
-    .await;
+    regcreds.terminate();
+    let status = regcreds.wait_exit(Duration::from_secs(20)).await;
     assert!(status.success(), "exit status {status:?}");
 
     let logs = std::fs::read_to_string(&log).expect("logs");
@@ -249,18 +184,6 @@ async fn regcreds_run_propagates_a_mounted_dockerconfigjson_and_rotates_it_witho
         .expect("delete namespace");
 }
 
-/// `regcreds_provider_mints_total` of the dockerconfigjson provider.
-fn mint_count(metrics: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("regcreds_provider_mints_total{provider=\"dockerconfigjson\"} "))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-fn log_has(path: &Path, needle: &str) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|logs| logs.contains(needle))
-}
-
 #[tokio::test]
 async fn two_replicas_have_exactly_one_writer_and_the_standby_takes_over_when_the_leader_dies() {
     let _serial = SERIAL.lock().await;
@@ -270,77 +193,58 @@ async fn two_replicas_have_exactly_one_writer_and_the_standby_takes_over_when_th
     let dir = tempfile::tempdir().expect("tempdir");
     let config_file = dir.path().join(".dockerconfigjson");
     std::fs::write(&config_file, dockerconfig(PASSWORD_1)).expect("write config");
-    let selector = "regcreds-e2e/test=ha";
+    let selector = &format!("{TEST_LABEL}=ha");
     let ha = [
         ("REGCREDS_LEASE_NAME", "regcreds-ha"),
         ("REGCREDS_LEASE_DURATION_SECONDS", "4"),
     ];
-    let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
     let mut a = spawn_with(
         cp.kubeconfig_path(),
         &config_file,
-        free_port(),
         selector,
-        &log_a,
+        dir.path().join("a.log"),
         &[&ha[..], &[("REGCREDS_POD_NAME", "replica-a")]].concat(),
     );
-    let _kill_a = KillOnDrop(a.id());
-    wait_for("replica a leads", TIMEOUT, || async {
-        log_has(&log_a, "acquired the lease").then_some(())
-    })
-    .await;
+    a.wait_log("acquired the lease", TIMEOUT).await;
     let mut b = spawn_with(
         cp.kubeconfig_path(),
         &config_file,
-        free_port(),
         selector,
-        &log_b,
+        dir.path().join("b.log"),
         &[&ha[..], &[("REGCREDS_POD_NAME", "replica-b")]].concat(),
     );
-    let _kill_b = KillOnDrop(b.id());
-    wait_for("replica b stands by", TIMEOUT, || async {
-        log_has(&log_b, "standing by").then_some(())
-    })
-    .await;
+    b.wait_log("standing by", TIMEOUT).await;
 
     let first = "ha-0";
-    ensure_namespace(&client, first, &[("regcreds-e2e/test", "ha")]).await;
+    ensure_namespace(&client, first, &[(TEST_LABEL, "ha")]).await;
     wait_for("secret from the leader", TIMEOUT, || async {
         (secret_password(&client, first).await.as_deref() == Some(PASSWORD_1)).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(log_has(
-        &log_a,
-        "created secret image-pull-secret in namespace ha-0"
-    ));
+    assert!(a.log_has("created secret image-pull-secret in namespace ha-0"));
     assert!(
-        !log_has(&log_b, "created secret") && !log_has(&log_b, "acquired the lease"),
+        !b.log_has("created secret") && !b.log_has("acquired the lease"),
         "the standby wrote nothing"
     );
 
     // The leader dies without releasing the lease (a node failure): the standby takes over.
-    a.kill().expect("kill leader");
-    let _ = a.wait();
+    a.kill();
     let killed = std::time::Instant::now();
-    wait_for("replica b takes over", TIMEOUT, || async {
-        log_has(&log_b, "acquired the lease").then_some(())
-    })
-    .await;
+    b.wait_log("acquired the lease", TIMEOUT).await;
     let failover = killed.elapsed();
     assert!(
         failover <= Duration::from_secs(4 + 6),
         "failover took {failover:?} with a 4 s lease"
     );
     let second = "ha-1";
-    ensure_namespace(&client, second, &[("regcreds-e2e/test", "ha")]).await;
+    ensure_namespace(&client, second, &[(TEST_LABEL, "ha")]).await;
     wait_for("secret from the new leader", TIMEOUT, || async {
         (secret_password(&client, second).await.as_deref() == Some(PASSWORD_1)).then_some(())
     })
     .await;
     println!("failover after leader death: {failover:?}");
-    b.kill().expect("kill");
-    let _ = b.wait();
+    b.kill();
     let namespaces = Api::<Namespace>::all(client.clone());
     for ns in [first, second] {
         let _ = namespaces.delete(ns, &Default::default()).await;
@@ -356,16 +260,15 @@ async fn a_restart_with_a_new_credential_converges_every_namespace() {
     ensure_namespace(&client, SYSTEM_NAMESPACE, &[]).await;
     let names: Vec<String> = (0..5).map(|i| format!("restart-{i}")).collect();
     for ns in &names {
-        ensure_namespace(&client, ns, &[("regcreds-e2e/test", "restart")]).await;
+        ensure_namespace(&client, ns, &[(TEST_LABEL, "restart")]).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let config_file = dir.path().join(".dockerconfigjson");
-    let selector = "regcreds-e2e/test=restart";
+    let selector = &format!("{TEST_LABEL}=restart");
     for (round, password) in [PASSWORD_1, PASSWORD_2].into_iter().enumerate() {
         std::fs::write(&config_file, dockerconfig(password)).expect("write config");
         let log = dir.path().join(format!("round-{round}.log"));
-        let mut child = spawn_regcreds(cp.kubeconfig_path(), &config_file, free_port(), selector, &log);
-        let _kill_child = KillOnDrop(child.id());
+        let regcreds = spawn_regcreds(cp.kubeconfig_path(), &config_file, selector, log);
         for ns in &names {
             wait_for(
                 &format!("{ns} has round {round}'s credential"),
@@ -374,11 +277,7 @@ async fn a_restart_with_a_new_credential_converges_every_namespace() {
             )
             .await;
         }
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        let _ = child.wait();
+        regcreds.stop().await;
     }
     let namespaces = Api::<Namespace>::all(client.clone());
     for ns in &names {
@@ -398,7 +297,7 @@ async fn a_rollout_restart_hands_the_lease_to_the_new_pod_at_once_and_converges_
     ensure_namespace(&client, SYSTEM_NAMESPACE, &[]).await;
     let names: Vec<String> = (0..3).map(|i| format!("rollout-{i}")).collect();
     for ns in &names {
-        ensure_namespace(&client, ns, &[("regcreds-e2e/test", "rollout")]).await;
+        ensure_namespace(&client, ns, &[(TEST_LABEL, "rollout")]).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     // Each pod sees the credential of its own revision (as with env from a Secret).
@@ -410,29 +309,19 @@ async fn a_rollout_restart_hands_the_lease_to_the_new_pod_at_once_and_converges_
         ("REGCREDS_LEASE_NAME", "regcreds-rollout"),
         ("REGCREDS_LEASE_DURATION_SECONDS", "30"),
     ];
-    let selector = "regcreds-e2e/test=rollout";
-    let replica = |pod: &'static str, config: &Path, log: &Path| {
+    let selector = &format!("{TEST_LABEL}=rollout");
+    let replica = |pod: &'static str, config: &Path, log: &str| {
         spawn_with(
             cp.kubeconfig_path(),
             config,
-            free_port(),
             selector,
-            log,
+            dir.path().join(log),
             &[&lease[..], &[("REGCREDS_POD_NAME", pod)]].concat(),
         )
     };
-    let logs: Vec<_> = ["a", "b", "c"]
-        .iter()
-        .map(|r| dir.path().join(format!("{r}.log")))
-        .collect();
-    let mut a = replica("regcreds-7d9f8b6c4-x2k5p", &old_config, &logs[0]);
-    let _kill_a = KillOnDrop(a.id());
-    wait_for("old replica a leads", TIMEOUT, || async {
-        log_has(&logs[0], "acquired the lease").then_some(())
-    })
-    .await;
-    let b = replica("regcreds-7d9f8b6c4-w8q4z", &old_config, &logs[1]);
-    let _kill_b = KillOnDrop(b.id());
+    let mut a = replica("regcreds-7d9f8b6c4-x2k5p", &old_config, "a.log");
+    a.wait_log("acquired the lease", TIMEOUT).await;
+    let mut b = replica("regcreds-7d9f8b6c4-w8q4z", &old_config, "b.log");
     for ns in &names {
         wait_for(&format!("{ns} has the old credential"), TIMEOUT, || async {
             (secret_password(&client, ns).await.as_deref() == Some(PASSWORD_1)).then_some(())
@@ -440,25 +329,14 @@ async fn a_rollout_restart_hands_the_lease_to_the_new_pod_at_once_and_converges_
         .await;
     }
     // The rollout: a pod of the new revision starts (and stands by), then the old leader gets SIGTERM.
-    let c = replica("regcreds-5c7b9d6f8-bdfgh", &new_config, &logs[2]);
-    let _kill_c = KillOnDrop(c.id());
-    for log in [&logs[1], &logs[2]] {
-        wait_for("standing by", TIMEOUT, || async {
-            log_has(log, "standing by").then_some(())
-        })
-        .await;
+    let c = replica("regcreds-5c7b9d6f8-bdfgh", &new_config, "c.log");
+    for standby in [&b, &c] {
+        standby.wait_log("standing by", TIMEOUT).await;
     }
     let sigterm = std::time::Instant::now();
-    Command::new("kill")
-        .args(["-TERM", &a.id().to_string()])
-        .status()
-        .expect("kill");
-    let status = wait_for("old leader exits", Duration::from_secs(30), || {
-        let exited = a.try_wait().ok().flatten();
-        async move { exited }
-    })
-    .await;
-    assert!(status.success(), "{status:?}");
+    a.terminate();
+    let status = a.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "old leader exit {status:?}");
     let exited = sigterm.elapsed();
     // The mechanism: the Lease was handed back before the old process exited.
     let held = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), SYSTEM_NAMESPACE)
@@ -471,13 +349,10 @@ async fn a_rollout_restart_hands_the_lease_to_the_new_pod_at_once_and_converges_
         Some("regcreds-7d9f8b6c4-x2k5p"),
         "released before exit"
     );
-    assert!(log_has(&logs[0], "released the lease"));
-    while !log_has(&logs[2], "acquired the lease") {
+    assert!(a.log_has("released the lease"));
+    while !c.log_has("acquired the lease") {
         if sigterm.elapsed() > TIMEOUT {
-            let all: Vec<String> = logs
-                .iter()
-                .map(|l| std::fs::read_to_string(l).unwrap_or_default())
-                .collect();
+            let all: Vec<String> = [&a, &b, &c].iter().map(|r| r.logs()).collect();
             panic!(
                 "the new pod did not take over; logs a, b, c:\n{}",
                 all.join("\n----\n")
@@ -503,24 +378,14 @@ async fn a_rollout_restart_hands_the_lease_to_the_new_pod_at_once_and_converges_
         "hand-over took {handover:?}; waiting for the 30 s lease to expire is what release avoids"
     );
     assert!(
-        !log_has(&logs[1], "acquired the lease"),
+        !b.log_has("acquired the lease"),
         "the old sibling never took over"
     );
     // The rollout goes on: the old standby gets SIGTERM too, and stops cleanly at once.
-    let mut b = b;
-    Command::new("kill")
-        .args(["-TERM", &b.id().to_string()])
-        .status()
-        .expect("kill");
-    let status = wait_for("old standby exits", Duration::from_secs(10), || {
-        let exited = b.try_wait().ok().flatten();
-        async move { exited }
-    })
-    .await;
+    b.terminate();
+    let status = b.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "standby exit {status:?}");
-    let mut c = c;
-    let _ = c.kill();
-    let _ = c.wait();
+    drop(c);
     let namespaces = Api::<Namespace>::all(client.clone());
     for ns in &names {
         let _ = namespaces.delete(ns, &Default::default()).await;

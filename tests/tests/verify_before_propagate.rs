@@ -15,7 +15,6 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -30,9 +29,9 @@ use kube::{
 };
 use rand::distr::{Alphanumeric, SampleString};
 use regcreds_testkit::{
-    ControlPlane, admin_get, free_port, metric_value, regcreds_command,
+    ControlPlane, Regcreds, metric_value, regcreds_command,
     registry::{RegistryOptions, TestRegistry},
-    scrape, wait_for,
+    wait_for,
 };
 
 const PULLER: &str = "puller";
@@ -45,39 +44,13 @@ const SECRET: &str = "verified-pull";
 const HOME: &str = "default";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A `regcreds run` process, killed when the test ends however it ends.
-struct Running {
-    child: Child,
-    log: PathBuf,
-    port: u16,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn wait_for_log(&self, needle: &str) {
-        wait_for(&format!("log line {needle:?}"), TIMEOUT, || async {
-            self.log().contains(needle).then_some(())
-        })
-        .await;
-    }
-
-    async fn wait_for_metric(&self, series: &str, at_least: f64) {
-        wait_for(&format!("{series} >= {at_least}"), TIMEOUT, || async {
-            let value = metric_value(&scrape(self.port)?, series)?;
-            (value >= at_least).then_some(())
-        })
-        .await;
-    }
+/// Waits until `series` of `regcreds`' `/metrics` is at least `at_least`.
+async fn wait_for_metric(regcreds: &Regcreds, series: &str, at_least: f64) {
+    wait_for(&format!("{series} >= {at_least}"), TIMEOUT, || async {
+        let value = metric_value(&regcreds.metrics()?, series)?;
+        (value >= at_least).then_some(())
+    })
+    .await;
 }
 
 struct World {
@@ -121,14 +94,11 @@ impl World {
         std::fs::write(self.config_file(), doc.to_string()).expect("write config.json");
     }
 
-    fn spawn(&self) -> Running {
-        let port = free_port();
-        let log = self.dir.path().join("regcreds.log");
+    fn spawn(&self) -> Regcreds {
         let ca = self.registry.cert_dir().join("ca.crt");
         let token_host = self.registry.token_host().expect("token registry");
-        let child = regcreds_command(&self.kubeconfig)
-            .arg("run")
-            .env("REGCREDS_INSTANCE", format!("verify-{}", self.run_id))
+        let mut cmd = regcreds_command(&self.kubeconfig);
+        cmd.env("REGCREDS_INSTANCE", format!("verify-{}", self.run_id))
             .env("REGCREDS_NAMESPACE", HOME)
             .env("REGCREDS_POD_NAME", format!("regcreds-verify-{}", self.run_id))
             .env("REGCREDS_LEADER_ELECTION", "false")
@@ -136,19 +106,14 @@ impl World {
                 "REGCREDS_NAMESPACE_SELECTOR",
                 format!("regcreds-verify={}", self.run_id),
             )
-            .env("REGCREDS_ADMIN_ADDR", format!("127.0.0.1:{port}"))
             .env("REGCREDS_LOG_FORMAT", "json")
             .env("REGCREDS_DOCKERCONFIGJSON_PATH", self.config_file())
             .env("REGCREDS_DOCKERCONFIGJSON_SECRET_NAME", SECRET)
             .env("REGCREDS_DOCKERCONFIGJSON_SCHEDULE", "*/1 * * * * *")
             .env("REGCREDS_CHECK_IMAGES", self.registry.image_name())
             .env("REGCREDS_CHECK_CA_FILE", &ca)
-            .env("REGCREDS_CHECK_INSECURE_HOSTS", token_host)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("regcreds starts");
-        Running { child, log, port }
+            .env("REGCREDS_CHECK_INSECURE_HOSTS", token_host);
+        Regcreds::start(cmd, self.dir.path().join("regcreds.log"))
     }
 
     async fn namespace(&self, prefix: &str) -> String {
@@ -256,24 +221,24 @@ async fn a_credential_the_registry_refuses_never_replaces_the_last_good_one_in_a
             r#"regcreds_registry_check{{provider="dockerconfigjson",registry="{host}",outcome="{outcome}"}}"#
         )
     };
-    running.wait_for_metric(&check("ok"), 1.0).await;
+    wait_for_metric(&running, &check("ok"), 1.0).await;
     running
-        .wait_for_log("registry lets the new credential pull the probe image")
+        .wait_log("registry lets the new credential pull the probe image", TIMEOUT)
         .await;
 
     // The file now holds an identity that logs in and gets a token, but may not pull.
     let history = world.record_history(&first);
     world.write_credential(APP, APP_PASSWORD);
     running
-        .wait_for_log("refused the new credential for demo/hello:v1")
+        .wait_log("refused the new credential for demo/hello:v1", TIMEOUT)
         .await;
-    running
-        .wait_for_metric(
-            r#"regcreds_provider_mint_failures_total{provider="dockerconfigjson",error="registry_refused"}"#,
-            1.0,
-        )
-        .await;
-    running.wait_for_metric(&check("unauthorized"), 1.0).await;
+    wait_for_metric(
+        &running,
+        r#"regcreds_provider_mint_failures_total{provider="dockerconfigjson",error="registry_refused"}"#,
+        1.0,
+    )
+    .await;
+    wait_for_metric(&running, &check("unauthorized"), 1.0).await;
     // A namespace created after the refusal gets the last good credential, not the refused one.
     let second = world.namespace("verify-b").await;
     assert_eq!(world.propagated_password(&second).await, PULLER_PASSWORD);
@@ -281,7 +246,7 @@ async fn a_credential_the_registry_refuses_never_replaces_the_last_good_one_in_a
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(world.propagated_password(&first).await, PULLER_PASSWORD);
 
-    let log = running.log();
+    let log = running.logs();
     let refusals = count(&log, "refused the new credential");
     assert!(
         // Backoff 2 s, 4 s, 8 s (±20%): at most 3 in these ~7 s, 4 on a slow machine; a refusal per
@@ -321,10 +286,10 @@ async fn a_credential_the_registry_refuses_never_replaces_the_last_good_one_in_a
         !seen.iter().any(|p| p == APP_PASSWORD),
         "the refused credential reached {first}: {seen:?}"
     );
-    let log = running.log();
+    let log = running.logs();
     assert_no_password(&log, "the log");
     assert_no_password(&events.join("\n"), "Events");
-    assert_no_password(&scrape(running.port).unwrap_or_default(), "metrics");
+    assert_no_password(&running.metrics().unwrap_or_default(), "metrics");
     drop(running);
     world.delete_namespaces(&[&first, &second]).await;
 }
@@ -336,7 +301,7 @@ async fn with_no_last_good_credential_nothing_is_written_and_the_reason_is_said(
     let namespace = world.namespace("verify-none").await;
     let running = world.spawn();
     running
-        .wait_for_log("nothing was written: no namespace receives a credential from this provider until the registry accepts one")
+        .wait_log("nothing was written: no namespace receives a credential from this provider until the registry accepts one", TIMEOUT)
         .await;
     // Time for a propagator that would write anyway.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -354,9 +319,9 @@ async fn with_no_last_good_credential_nothing_is_written_and_the_reason_is_said(
         !refs.iter().any(|r| r.name == SECRET),
         "the default ServiceAccount references a Secret that was never written: {refs:?}"
     );
-    let ready = admin_get(running.port, "/readyz").map(|(status, _)| status);
+    let ready = running.readyz();
     assert_ne!(ready, Some(200), "ready without a single admitted credential");
-    assert_no_password(&running.log(), "the log");
+    assert_no_password(&running.logs(), "the log");
     drop(running);
     world.delete_namespaces(&[&namespace]).await;
 }
