@@ -29,6 +29,7 @@ use kube::{
     api::{DeleteParams, ListParams},
 };
 use regcreds_testkit::{
+    free_port,
     node::{self, NodeWorld, PULL_USER},
     node_tests, regcreds_binary,
 };
@@ -124,7 +125,7 @@ impl Regcreds {
     fn start(world: &NodeWorld, test: &str, password: &str, env: &[(&str, &str)]) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let log = dir.path().join("regcreds.log");
-        let admin_port = free_port()?;
+        let admin_port = free_port();
         let child = Command::new(regcreds_binary())
             .arg("run")
             .env_clear()
@@ -170,10 +171,6 @@ impl Drop for Regcreds {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Sum of the samples of `name` whose labels contain every `key="value"` of `labels`.
