@@ -32,6 +32,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
+mod args;
 mod delete;
 mod guard;
 mod healer;
@@ -45,6 +47,8 @@ mod settings;
 mod state;
 mod verdict;
 
+#[cfg(feature = "cli")]
+pub use args::HealArgs;
 pub use healer::Healer;
 pub use metrics::HealMetrics;
 pub use rate_limit::RateLimit;

@@ -5,7 +5,7 @@
 //!                            │ regcreds_settings::enabled: each ProviderConfig::build, in order
 //!                            ▼
 //!                        Vec<ConfiguredProvider>   (or ConfigProblems → exit 2)
-//!                        PropagationArgs, HealArgs, InstanceArgs ──▶ propagator and healer settings
+//!                        PropagationArgs, InstanceArgs, regcreds_heal::HealArgs ──▶ propagator and healer settings
 //! ```
 //!
 //! Each provider's variables, aliases and checks live in its own crate (`regcreds-<name>`, feature
@@ -13,15 +13,14 @@
 //! settings is given; then all of its required settings must be valid. Every problem is collected and
 //! reported at once, one line each, naming the variable, before anything talks to a cluster or a cloud.
 
-mod healing;
 mod instance;
 mod propagation;
 
 use clap::Args;
 
-pub use healing::HealArgs;
 pub use instance::{Instance, InstanceArgs, workload_of};
 pub use propagation::{PropagationArgs, WatchModeArg, parse_go_bool};
+pub use regcreds_heal::HealArgs;
 pub use regcreds_settings::{
     ConfigProblems, ConfiguredProvider, Enablement, ProviderConfig, ProviderStatus, Source,
 };

@@ -2,9 +2,9 @@
 //! one is reported with the others (exit 2, naming the variable) instead of by clap alone.
 
 use clap::Args;
-use regcreds_heal::{HealSettings, RateLimit};
-
 use regcreds_settings::{ConfigProblems, Source, non_blank};
+
+use crate::{HealSettings, RateLimit};
 
 const HEAL_PODS: Source = Source::new("REGCREDS_HEAL_PODS", "heal-pods");
 const AFTER_CHANGE: Source = Source::new(
