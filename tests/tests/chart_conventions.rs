@@ -1,13 +1,10 @@
 //! The Helm chart's platform conventions (issue 26): `kubeVersion` and metadata, scrape annotations only
 //! without a ServiceMonitor or PodMonitor, the PodMonitor, the NetworkPolicy, `extraObjects`,
-//! `commonLabels` on every object, and OpenShift — the chart's `openshift.enabled` and the kustomize
-//! component `deploy/components/openshift` leave UID, GID and fsGroup to the platform.
+//! `commonLabels` on every object, the ghcr and quay values, and every convention switched on at once
+//! (with OpenShift's, whose own checks are in `openshift.rs`).
 //!
 //! Each option is rendered with helm (for the test control plane's Kubernetes version) and the results
-//! are dry-run server-side against the test kit's control plane. OpenShift's SCC admission is not part
-//! of a kube-apiserver, so "restricted-like" here means: Pod Security admission `restricted` enforced
-//! on the namespace, no fixed UID/GID/fsGroup in the rendered pod, and the pod still admitted once a
-//! UID from an OpenShift-style range is filled in, as the restricted-v2 SCC would.
+//! are dry-run server-side against the test kit's control plane.
 //!
 //! The chart README generated from `values.yaml` is checked by `cargo xtask chart-readme --check`'s
 //! test in `xtask/src/chart_readme.rs`.
@@ -17,18 +14,12 @@ use std::collections::BTreeMap;
 use regcreds_testkit::{
     ControlPlane,
     manifests::{
-        arr, assert_pod_hardened, assert_pod_security_is_enforced, container, dry_run, helm_lint,
-        helm_or_note, helm_template, kind, kubectl, kubectl_apply, kustomize, name, parse, repo, run, s, the,
+        ONE_PROVIDER, arr, container, dry_run, helm_lint, helm_or_note, helm_template, kind, name, parse,
+        repo, restricted_namespace, run, s, the,
     },
     versions::K8S_VERSION,
 };
 use serde_json::{Value, json};
-
-/// The smallest install: one provider.
-const HUB: [&str; 2] = [
-    "providers.dockerhub.enabled=true",
-    "providers.dockerhub.existingSecret=regcreds-dockerhub",
-];
 
 fn render(helm: &std::path::Path, sets: &[&str]) -> Vec<Value> {
     render_with(helm, "regcreds", "", sets)
@@ -44,7 +35,7 @@ fn values_file(yaml: &str) -> tempfile::NamedTempFile {
 /// The chart with Docker Hub, the values `yaml` and `sets`, in `namespace`.
 fn render_with(helm: &std::path::Path, namespace: &str, yaml: &str, sets: &[&str]) -> Vec<Value> {
     let file = values_file(yaml);
-    let sets: Vec<&str> = HUB.iter().chain(sets).copied().collect();
+    let sets: Vec<&str> = ONE_PROVIDER.iter().chain(sets).copied().collect();
     let out =
         helm_template(helm, namespace, &[file.path().to_path_buf()], &sets).unwrap_or_else(|e| panic!("{e}"));
     parse(&out, &format!("chart with {yaml} {sets:?}"))
@@ -52,7 +43,7 @@ fn render_with(helm: &std::path::Path, namespace: &str, yaml: &str, sets: &[&str
 
 fn render_err(helm: &std::path::Path, yaml: &str, sets: &[&str]) -> String {
     let file = values_file(yaml);
-    let sets: Vec<&str> = HUB.iter().chain(sets).copied().collect();
+    let sets: Vec<&str> = ONE_PROVIDER.iter().chain(sets).copied().collect();
     match helm_template(helm, "regcreds", &[file.path().to_path_buf()], &sets) {
         Ok(_) => panic!("helm template {sets:?} rendered; expected an error"),
         Err(e) => e,
@@ -105,13 +96,13 @@ fn the_chart_states_the_supported_kubernetes_range_and_where_it_comes_from() {
     assert!(arr(&chart, "/keywords").len() >= 5, "keywords");
 
     let Some(helm) = helm_or_note() else { return };
-    helm_lint(&helm, &[], &HUB).unwrap_or_else(|e| panic!("{e}"));
+    helm_lint(&helm, &[], &ONE_PROVIDER).unwrap_or_else(|e| panic!("{e}"));
     let version = |v: &str| {
         let mut cmd = std::process::Command::new(&helm);
         cmd.args(["template", "regcreds"])
             .arg(repo().join("deploy/helm/regcreds"))
             .args(["--kube-version", v]);
-        for set in HUB {
+        for set in ONE_PROVIDER {
             cmd.args(["--set", set]);
         }
         run(cmd, None)
@@ -492,139 +483,6 @@ fn ghcr_and_quay_take_schedule_timeout_and_ca_file_values_the_schema_checks() {
         let sets: Vec<&str> = base.iter().copied().chain([bad]).collect();
         let e = helm_template(&helm, "regcreds", &[], &sets).expect_err(bad);
         assert!(e.contains("schema"), "{bad}: {e}");
-    }
-}
-
-// === OpenShift ===
-
-/// The Deployment's and the uninstall Job's pods: hardened, with no fixed UID, GID or fsGroup.
-fn assert_left_to_the_platform(objects: &[Value], what: &str) {
-    for (workload, container_name) in [("Deployment", "regcreds"), ("Job", "cleanup")] {
-        let Some(o) = objects.iter().find(|o| kind(o) == workload) else {
-            continue;
-        };
-        let pod = o.pointer("/spec/template/spec").expect("pod spec");
-        assert_pod_hardened(
-            pod,
-            container(o, container_name),
-            None,
-            &format!("{what}: {workload}"),
-        );
-    }
-}
-
-#[test]
-fn openshift_values_and_the_kustomize_component_leave_uid_gid_and_fs_group_to_the_platform() {
-    let examples = kustomize("deploy/examples/openshift");
-    assert_left_to_the_platform(&examples, "deploy/examples/openshift");
-    // With the uninstall component too, listed first: the Job is patched as well.
-    let dir = tempfile::Builder::new()
-        .prefix("openshift-uninstall-")
-        .tempdir_in(repo().join("target"))
-        .expect("temp dir under target/");
-    let rel = pathdiff(dir.path());
-    std::fs::write(
-        dir.path().join("kustomization.yaml"),
-        format!(
-            "resources:\n  - {rel}/deploy/overlays/static\ncomponents:\n  - {rel}/deploy/components/uninstall\n  - {rel}/deploy/components/openshift\n"
-        ),
-    )
-    .expect("kustomization");
-    let mut cmd = std::process::Command::new(kubectl());
-    cmd.arg("kustomize").arg(dir.path());
-    let with_uninstall = parse(
-        &run(cmd, None).unwrap_or_else(|e| panic!("{e}")),
-        "openshift + uninstall",
-    );
-    assert!(with_uninstall.iter().any(|o| kind(o) == "Job"));
-    assert_left_to_the_platform(&with_uninstall, "openshift + uninstall");
-
-    let Some(helm) = helm_or_note() else { return };
-    let objects = render(&helm, &["openshift.enabled=true"]);
-    assert_left_to_the_platform(&objects, "chart openshift.enabled");
-    helm_lint(&helm, &[], &[HUB[0], HUB[1], "openshift.enabled=true"]).unwrap_or_else(|e| panic!("{e}"));
-    // The same by hand: null removes a default.
-    let by_hand = render(
-        &helm,
-        &[
-            "podSecurityContext.runAsUser=null",
-            "podSecurityContext.runAsGroup=null",
-            "podSecurityContext.fsGroup=null",
-            "securityContext.runAsUser=null",
-            "securityContext.runAsGroup=null",
-        ],
-    );
-    assert_left_to_the_platform(&by_hand, "chart podSecurityContext nulls");
-}
-
-/// `../..` from `dir` (under `<repo>/target`) to the repository root.
-fn pathdiff(dir: &std::path::Path) -> String {
-    let depth = dir
-        .strip_prefix(repo())
-        .expect("under the repository")
-        .components()
-        .count();
-    vec![".."; depth].join("/")
-}
-
-/// The pod of `workload` with a UID, GID and fsGroup from an OpenShift-style namespace range, as the
-/// restricted-v2 SCC fills them in.
-fn with_assigned_uid(workload: &Value) -> Value {
-    let mut spec = workload.pointer("/spec/template/spec").expect("pod spec").clone();
-    let uid = json!(1000680000);
-    spec["securityContext"]["runAsUser"] = uid.clone();
-    spec["securityContext"]["fsGroup"] = uid.clone();
-    for c in spec["containers"].as_array_mut().expect("containers") {
-        c["securityContext"]["runAsUser"] = uid.clone();
-    }
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": format!("{}-scc-uid", name(workload)),
-            "namespace": s(workload, "/metadata/namespace"),
-        },
-        "spec": spec,
-    })
-}
-
-async fn restricted_namespace(cp: &ControlPlane, namespace: &str) {
-    let ns = json!({
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": namespace, "labels": {
-            "pod-security.kubernetes.io/enforce": "restricted",
-            "pod-security.kubernetes.io/enforce-version": "latest",
-        }},
-    });
-    kubectl_apply(cp.kubeconfig_path(), &[ns], false).unwrap_or_else(|e| panic!("{e}"));
-    assert_pod_security_is_enforced(cp, namespace).await;
-}
-
-#[tokio::test]
-async fn openshift_renderings_pass_a_server_side_dry_run_under_the_restricted_pod_standard() {
-    let cp = ControlPlane::shared().await;
-    // deploy/base's namespace "regcreds" enforces restricted; check that it still does.
-    let examples = kustomize("deploy/examples/openshift");
-    dry_run(cp, &examples, "deploy/examples/openshift").await;
-    assert_pod_security_is_enforced(cp, "regcreds").await;
-    let deployment = the(&examples, "Deployment", "examples/openshift");
-    kubectl_apply(cp.kubeconfig_path(), &[with_assigned_uid(deployment)], true)
-        .unwrap_or_else(|e| panic!("examples/openshift with an SCC-assigned UID: {e}"));
-
-    let Some(helm) = helm_or_note() else { return };
-    let namespace = "regcreds-openshift";
-    restricted_namespace(cp, namespace).await;
-    let sets: Vec<&str> = HUB.iter().copied().chain(["openshift.enabled=true"]).collect();
-    let yaml = helm_template(&helm, namespace, &[], &sets).unwrap_or_else(|e| panic!("{e}"));
-    let objects = parse(&yaml, "chart openshift.enabled");
-    dry_run(cp, &objects, "chart openshift.enabled").await;
-    for workload in objects
-        .iter()
-        .filter(|o| kind(o) == "Deployment" || kind(o) == "Job")
-    {
-        kubectl_apply(cp.kubeconfig_path(), &[with_assigned_uid(workload)], true)
-            .unwrap_or_else(|e| panic!("{} with an SCC-assigned UID: {e}", name(workload)));
     }
 }
 

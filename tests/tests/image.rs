@@ -134,6 +134,74 @@ fn the_image_says_what_the_dockerfile_final_stage_says() {
     );
 }
 
+/// The Dockerfile alone: a non-root distroless runtime that runs the controller without arguments (the
+/// upmc and imagepullsecret-patcher manifests pass none), from a build context holding every workspace
+/// member.
+#[test]
+fn the_image_runs_the_controller_by_default_as_non_root() {
+    let dockerfile = fs::read_to_string(workspace_root().join("Dockerfile")).expect("Dockerfile");
+    let last_stage = dockerfile
+        .rsplit_once("\nFROM ")
+        .expect("a multi-stage Dockerfile")
+        .1;
+    let line = |prefix: &str| -> Vec<&str> { last_stage.lines().filter(|l| l.starts_with(prefix)).collect() };
+    assert!(
+        last_stage.starts_with("gcr.io/distroless/cc-debian12:nonroot"),
+        "runtime base: {}",
+        last_stage.lines().next().unwrap_or("")
+    );
+    assert_eq!(line("USER "), ["USER 65532:65532"]);
+    assert_eq!(line("ENTRYPOINT "), [r#"ENTRYPOINT ["/regcreds"]"#]);
+    // upmc and imagepullsecret-patcher manifests pass no args: they must get `run`.
+    assert_eq!(line("CMD "), [r#"CMD ["run"]"#]);
+    assert!(
+        dockerfile.contains("cargo build --release --locked -p regcreds"),
+        "release build of the regcreds package"
+    );
+
+    // cargo loads the whole workspace even for `-p regcreds`: every member must be in the build context.
+    let ignore = fs::read_to_string(workspace_root().join(".dockerignore")).expect(".dockerignore");
+    assert!(
+        ignore.lines().any(|l| l.trim() == "*"),
+        ".dockerignore is an allow-list"
+    );
+    let allowed: BTreeSet<&str> = ignore
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('!'))
+        .map(|l| l.trim_end_matches('/'))
+        .collect();
+    for needed in ["Cargo.toml", "Cargo.lock"] {
+        assert!(
+            allowed.contains(needed),
+            ".dockerignore must let {needed} through"
+        );
+    }
+    let manifest = fs::read_to_string(workspace_root().join("Cargo.toml")).expect("Cargo.toml");
+    let members = manifest
+        .split_once("members = [")
+        .expect("workspace members")
+        .1
+        .split_once(']')
+        .expect("]")
+        .0;
+    // NB: the list may carry comments (`# every crate under crates/ ...`): drop them before splitting.
+    let members: String = members
+        .lines()
+        .map(|line| line.split_once('#').map_or(line, |(code, _)| code))
+        .collect();
+    for member in members
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+    {
+        let top = member.split('/').next().expect("path");
+        assert!(
+            allowed.contains(top),
+            ".dockerignore drops workspace member {member}"
+        );
+    }
+}
+
 // === 2. the runtime: distroless cc-debian12:nonroot from this machine's files ===
 
 /// One tar entry of the image, with the contents of small files.

