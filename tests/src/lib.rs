@@ -51,7 +51,8 @@ pub use counting::{Recorded, RequestCounter, counting_client};
 pub use metrics::sum_requests;
 pub use namespace::{TEMP_NAMESPACE_LABEL, TEST_LABEL, delete_namespaces, ensure_namespace, temp_namespace};
 pub use ownership::{
-    append_pull_secret_ref, pull_secret_refs, regcreds_leftovers, secret, secret_data, users_opaque_secret,
+    append_pull_secret_ref, managed_secret_count, pull_secret_refs, regcreds_leftovers, secret, secret_data,
+    users_opaque_secret,
 };
 pub use regcreds_bin::{REGCREDS_BINARY_ENV, regcreds_binary, regcreds_clean_command, regcreds_command};
 pub use regcreds_fakes::ports::{free_port, free_ports};

@@ -58,6 +58,15 @@ pub async fn regcreds_leftovers(client: &Client, secret_names: &[&str]) -> Resul
     Ok(left)
 }
 
+/// How many Secrets labelled `app.kubernetes.io/managed-by=regcreds` the cluster holds (0 if the list
+/// fails).
+pub async fn managed_secret_count(client: &Client) -> usize {
+    Api::<Secret>::all(client.clone())
+        .list_metadata(&ListParams::default().labels(MANAGED))
+        .await
+        .map_or(0, |list| list.items.len())
+}
+
 /// Appends `secret` to the `imagePullSecrets` of ServiceAccount `account` in `namespace`, as a careful
 /// user would: read, append, write back with the read `resourceVersion`, and read again after a conflict
 /// (regcreds may write the same list meanwhile), so nobody's entry is lost.
