@@ -5,9 +5,9 @@
 use regcreds_testkit::{
     ControlPlane,
     manifests::{
-        Grants, assert_least_privilege, assert_locked_down, container, declares, diff, dry_run, env, env_names, expand,
-        grants, helm_or_note, helm_template, installed, kustomize, overlay_dirs, parse, regcreds_cluster_grants,
-        regcreds_help, s, the,
+        Grants, assert_least_privilege, assert_locked_down, container, declares, diff, dry_run, env,
+        env_names, expand, grants, helm_or_note, helm_template, installed, kustomize, overlay_dirs, parse,
+        regcreds_cluster_grants, regcreds_help, s, the,
     },
 };
 use serde_json::Value;
@@ -33,10 +33,7 @@ fn assert_heals_with_least_privilege(objects: &[Value], what: &str) {
         .into_iter()
         .filter(|n| n.starts_with("REGCREDS_HEAL_"))
     {
-        assert!(
-            declares(&help, name),
-            "{what}: {name} is not declared"
-        );
+        assert!(declares(&help, name), "{what}: {name} is not declared");
     }
     let cluster = grants(the(&installed(objects), "ClusterRole", what));
     let expected: Grants = regcreds_cluster_grants()
