@@ -5,7 +5,7 @@
 use regcreds_testkit::{
     ControlPlane,
     manifests::{
-        Grants, assert_least_privilege, assert_locked_down, container, declares, diff, dry_run, env,
+        Grants, assert_grants, assert_least_privilege, assert_locked_down, container, declares, dry_run, env,
         env_names, expand, grants, helm_or_note, helm_template, installed, kustomize, overlay_dirs, parse,
         regcreds_cluster_grants, regcreds_help, s, the,
     },
@@ -40,12 +40,7 @@ fn assert_heals_with_least_privilege(objects: &[Value], what: &str) {
         .union(&heal_pods_grants())
         .cloned()
         .collect();
-    assert_eq!(
-        cluster,
-        expected,
-        "{what}: ClusterRole\n{}",
-        diff(&cluster, &expected)
-    );
+    assert_grants(&cluster, &expected, &format!("{what}: ClusterRole"));
 }
 
 #[test]

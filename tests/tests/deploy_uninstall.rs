@@ -5,9 +5,9 @@
 use regcreds_testkit::{
     ControlPlane,
     manifests::{
-        Grants, arr, assert_least_privilege, assert_pod_hardened, chart_ci_values, container, declares, diff,
-        dry_run, env, env_names, expand, grants, helm_or_note, helm_template, is_hook, kind, kustomize, name,
-        parse, regcreds_help, s, the,
+        Grants, arr, assert_grants, assert_least_privilege, assert_pod_hardened, chart_ci_values, container,
+        declares, dry_run, env, env_names, expand, grants, helm_or_note, helm_template, is_hook, kind,
+        kustomize, name, parse, regcreds_help, s, the,
     },
 };
 use serde_json::{Value, json};
@@ -67,24 +67,18 @@ fn assert_cleanup_hook_least_privilege(objects: &[Value], help: &str, what: &str
             assert!(weight(hook) < weight(job), "{at}: created before the Job");
         }
     }
-    let cluster = grants(the(&hooks, "ClusterRole", what));
-    let expected = cleanup_cluster_grants();
-    assert_eq!(
-        cluster,
-        expected,
-        "{what}: hook ClusterRole\n{}",
-        diff(&cluster, &expected)
+    assert_grants(
+        &grants(the(&hooks, "ClusterRole", what)),
+        &cleanup_cluster_grants(),
+        &format!("{what}: hook ClusterRole"),
     );
     let role = the(&hooks, "Role", what);
     let leader_election = env(container(deployment, "regcreds"), "REGCREDS_LEADER_ELECTION")
         .is_some_and(|e| s(e, "/value") == "true");
-    let namespaced = grants(role);
-    let expected = cleanup_namespace_grants(leader_election);
-    assert_eq!(
-        namespaced,
-        expected,
-        "{what}: hook Role\n{}",
-        diff(&namespaced, &expected)
+    assert_grants(
+        &grants(role),
+        &cleanup_namespace_grants(leader_election),
+        &format!("{what}: hook Role"),
     );
     for rule in arr(role, "/rules") {
         if s(rule, "/apiGroups/0") == "apps" {

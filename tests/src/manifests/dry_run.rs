@@ -3,12 +3,10 @@
 
 use std::{collections::BTreeSet, path::Path, process::Command};
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::{Api, api::PostParams};
 use serde_json::{Value, json};
 
 use super::{kind, kubectl, name, run, s};
-use crate::ControlPlane;
+use crate::{ControlPlane, ensure_namespace};
 
 /// Field manager of the tests' server-side applies.
 pub const FIELD_MANAGER: &str = "regcreds-deploy-manifests-test";
@@ -39,36 +37,23 @@ pub fn needs_missing_crd(o: &Value) -> bool {
 /// dry run of what is inside it), and the ServiceAccounts (the ServiceAccount admission plugin
 /// rejects Pods naming a missing one). Everything else is only dry-run.
 pub async fn prepare(cp: &ControlPlane, objects: &[Value], what: &str) {
-    let shipped: Vec<Value> = objects
-        .iter()
-        .filter(|o| kind(o) == "Namespace")
-        .cloned()
-        .collect();
-    if !shipped.is_empty() {
-        kubectl_apply(cp.kubeconfig_path(), &shipped, false).unwrap_or_else(|e| panic!("{what}: {e}"));
-    }
+    apply_for_real(cp, objects, "Namespace", what);
     let referenced: BTreeSet<&str> = objects
         .iter()
         .map(|o| s(o, "/metadata/namespace"))
         .filter(|n| !n.is_empty())
         .collect();
-    let namespaces = Api::<Namespace>::all(cp.client());
-    for ns in referenced {
-        let mut namespace = Namespace::default();
-        namespace.metadata.name = Some(ns.to_string());
-        match namespaces.create(&PostParams::default(), &namespace).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(e) => panic!("{what}: creating namespace {ns}: {e}"),
-        }
+    for namespace in referenced {
+        ensure_namespace(&cp.client(), namespace, &[]).await;
     }
-    let accounts: Vec<Value> = objects
-        .iter()
-        .filter(|o| kind(o) == "ServiceAccount")
-        .cloned()
-        .collect();
-    if !accounts.is_empty() {
-        kubectl_apply(cp.kubeconfig_path(), &accounts, false).unwrap_or_else(|e| panic!("{what}: {e}"));
+    apply_for_real(cp, objects, "ServiceAccount", what);
+}
+
+/// `kubectl apply --server-side` of the objects of kind `wanted`, not a dry run.
+fn apply_for_real(cp: &ControlPlane, objects: &[Value], wanted: &str, what: &str) {
+    let of_kind: Vec<Value> = objects.iter().filter(|o| kind(o) == wanted).cloned().collect();
+    if !of_kind.is_empty() {
+        kubectl_apply(cp.kubeconfig_path(), &of_kind, false).unwrap_or_else(|e| panic!("{what}: {e}"));
     }
 }
 

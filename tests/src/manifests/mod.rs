@@ -30,7 +30,8 @@ pub use hardening::{KNOWN_ENV, assert_files_are_mounted, assert_locked_down, ass
 pub use layout::{dir_name, kustomization_of, kustomize_with, overlay_dirs, provider_component_dirs};
 pub use objects::{arr, container, env, env_names, installed, is_hook, kind, name, providers, s, the};
 pub use rbac::{
-    Grants, assert_least_privilege, diff, expand, grants, regcreds_cluster_grants, regcreds_namespace_grants,
+    Grants, assert_grants, assert_least_privilege, diff, expand, grants, regcreds_cluster_grants,
+    regcreds_namespace_grants,
 };
 pub use tools::{
     CHART, ONE_PROVIDER, chart_ci_values, declares, helm, helm_lint, helm_or_note, helm_template, in_path,

@@ -97,17 +97,19 @@ pub fn diff(actual: &Grants, expected: &Grants) -> String {
     )
 }
 
+/// `actual` is exactly `expected`; otherwise panics naming `what` and the [`diff`].
+pub fn assert_grants(actual: &Grants, expected: &Grants, what: &str) {
+    assert_eq!(actual, expected, "{what}\n{}", diff(actual, expected));
+}
+
 /// The ClusterRole grants exactly what regcreds needs; the Role at most its namespace needs. (Helm hooks
 /// are left out: `deploy_uninstall.rs` checks the cleanup hook's rights.)
 pub fn assert_least_privilege(objects: &[Value], what: &str) {
     let objects = &installed(objects)[..];
-    let cluster = grants(the(objects, "ClusterRole", what));
-    let expected = regcreds_cluster_grants();
-    assert_eq!(
-        cluster,
-        expected,
-        "{what}: ClusterRole\n{}",
-        diff(&cluster, &expected)
+    assert_grants(
+        &grants(the(objects, "ClusterRole", what)),
+        &regcreds_cluster_grants(),
+        &format!("{what}: ClusterRole"),
     );
     let role = grants(the(objects, "Role", what));
     let allowed = regcreds_namespace_grants();
