@@ -25,4 +25,12 @@ pub trait Provider: Send + Sync {
 
     /// A one-line description of the configured source for `config check` (no secrets).
     fn describe(&self) -> String;
+
+    /// Whether the credentials this provider mints are for `image`'s registry, when it knows without
+    /// minting (`None`: only a mint can tell). The kubelet plugin answers other registries' images at once
+    /// instead of calling a cloud for a credential it would not use.
+    fn serves(&self, image: &str) -> Option<bool> {
+        let _ = image;
+        None
+    }
 }

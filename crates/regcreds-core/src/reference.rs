@@ -64,6 +64,13 @@ pub fn kubelet_uses_docker_hub_key(image: &str) -> bool {
     }
 }
 
+/// Whether the kubelet would offer a credential written under any of `registries` when pulling `image`.
+pub fn any_covers<'a>(registries: impl IntoIterator<Item = &'a crate::RegistryHost>, image: &str) -> bool {
+    registries
+        .into_iter()
+        .any(|registry| KeyPattern::parse(registry.as_str()).covers(image))
+}
+
 /// One `.dockerconfigjson` key, parsed for matching.
 #[derive(Debug, Clone)]
 pub struct KeyPattern {

@@ -88,6 +88,13 @@ impl Provider for DockerHubProvider {
         };
         format!("Docker Hub as {} with a {kind}", self.credential.username)
     }
+
+    fn serves(&self, image: &str) -> Option<bool> {
+        Some(regcreds_core::reference::any_covers(
+            [&self.credential.registry],
+            image,
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -140,4 +140,8 @@ impl Provider for GcrProvider {
         };
         format!("{} from {source}", registries.join(", "))
     }
+
+    fn serves(&self, image: &str) -> Option<bool> {
+        Some(regcreds_core::reference::any_covers(&self.registries, image))
+    }
 }

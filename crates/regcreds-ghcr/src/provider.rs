@@ -150,4 +150,8 @@ impl Provider for GhcrProvider {
     fn describe(&self) -> String {
         self.description.clone()
     }
+
+    fn serves(&self, image: &str) -> Option<bool> {
+        Some(regcreds_core::reference::any_covers([&self.registry], image))
+    }
 }

@@ -85,4 +85,8 @@ impl Provider for QuayProvider {
             self.exchange.url()
         )
     }
+
+    fn serves(&self, image: &str) -> Option<bool> {
+        Some(regcreds_core::reference::any_covers([&self.registry], image))
+    }
 }

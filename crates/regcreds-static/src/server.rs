@@ -63,6 +63,13 @@ impl Provider for StaticProvider {
             self.credential.registry, self.credential.username
         )
     }
+
+    fn serves(&self, image: &str) -> Option<bool> {
+        Some(regcreds_core::reference::any_covers(
+            [&self.credential.registry],
+            image,
+        ))
+    }
 }
 
 #[cfg(test)]

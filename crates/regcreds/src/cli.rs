@@ -1,4 +1,4 @@
-//! The command line: `regcreds run | mint | check | config check | cleanup`.
+//! The command line: `regcreds run | mint | check | config check | cleanup | credential-provider`.
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -31,6 +31,9 @@ pub enum Command {
     /// Remove the Secrets this regcreds instance created and the ServiceAccount references it added,
     /// cluster-wide (`--all-instances`: those of every instance).
     Cleanup(crate::commands::cleanup::CleanupArgs),
+    /// Answer the kubelet as its image credential provider: a CredentialProviderRequest on stdin, the
+    /// response on stdout (set in the kubelet's CredentialProviderConfig; no Secret involved).
+    CredentialProvider(crate::commands::credential_provider::CredentialProviderArgs),
 }
 
 /// `regcreds config ...`

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod cleanup;
 pub mod config_check;
+pub mod credential_provider;
 pub mod mint;
 pub mod run;
 pub mod run_once;
@@ -23,6 +24,7 @@ pub async fn dispatch(command: Command) -> ExitCode {
         Command::Config(ConfigCommand::Check(args)) => config_check::check(args).await,
         Command::Cleanup(args) => cleanup::cleanup(args).await,
         Command::Check(args) => check::check(args).await,
+        Command::CredentialProvider(args) => credential_provider::credential_provider(args).await,
     }
 }
 
