@@ -1,0 +1,187 @@
+//! `regcreds credential-provider` as the kubelet runs it: a CredentialProviderRequest on stdin, the
+//! per-provider variables in the environment (the CredentialProviderConfig's `env` list), the answer
+//! on stdout. The kubelet's side of the exchange is `k8s.io/kubernetes@v1.37.2/pkg/credentialprovider/
+//! plugin/plugin.go`; the node test (`tests/tests/node_credential_provider.rs`) runs it with a real
+//! kubelet.
+
+use std::{
+    io::Write,
+    path::Path,
+    process::{Command, Output, Stdio},
+};
+
+use regcreds_fakes::github_quay::{
+    FEDERATION_PATH, FakeGithubQuay, INSTALLATION_PATH, SA_JWT, generate_app_key,
+};
+
+const QUAY_TOKEN: &str = "quay-plugin-robot-token";
+const POD_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.pod-token-never-echoed.c2ln";
+
+/// Runs `regcreds credential-provider` with exactly `env` and `stdin`, as the kubelet's exec does.
+fn plugin(env: &[(&str, &str)], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regcreds"))
+        .arg("credential-provider")
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("regcreds runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("request written");
+    child.wait_with_output().expect("regcreds exits")
+}
+
+fn request(image: &str) -> String {
+    format!(
+        r#"{{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"{image}","serviceAccountToken":"{POD_TOKEN}"}}"#
+    )
+}
+
+fn answer(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("stdout is one JSON document")
+}
+
+const STATIC: [(&str, &str); 3] = [
+    ("REGCREDS_STATIC_SERVER", "registry.example.com:5000"),
+    ("REGCREDS_STATIC_USER", "puller"),
+    ("REGCREDS_STATIC_PASSWORD", "Top-Secret-Pa55"),
+];
+
+#[test]
+fn a_static_credential_answers_its_registrys_images_and_nothing_else() {
+    let served = answer(&plugin(
+        &STATIC,
+        &request("registry.example.com:5000/team/app:1.2"),
+    ));
+    assert_eq!(served["apiVersion"], "credentialprovider.kubelet.k8s.io/v1");
+    assert_eq!(served["kind"], "CredentialProviderResponse");
+    assert_eq!(served["cacheKeyType"], "Registry");
+    assert!(
+        served.get("cacheDuration").is_none(),
+        "never expires: the config's default applies"
+    );
+    assert_eq!(
+        served["auth"]["registry.example.com:5000"],
+        serde_json::json!({"username": "puller", "password": "Top-Secret-Pa55"})
+    );
+    let other = answer(&plugin(&STATIC, &request("quay.io/someone/else:1")));
+    assert!(other.get("auth").is_none(), "{other}");
+    assert_eq!(other["cacheDuration"], "0s");
+}
+
+#[test]
+fn token_providers_answer_with_an_expiry_and_only_the_provider_for_the_image_is_called() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    generate_app_key(keys.path());
+    let token_file = keys.path().join("sa-token");
+    std::fs::write(&token_file, SA_JWT).expect("token file");
+    let public = keys.path().join("public.pem");
+    let fake = FakeGithubQuay::start(&[
+        ("FAKE_GITHUB_PUBLIC_KEY", path(&public)),
+        ("FAKE_QUAY_SA_TOKEN", SA_JWT),
+        ("FAKE_QUAY_TOKEN", QUAY_TOKEN),
+    ]);
+    let ca = fake.ca_file();
+    let key = keys.path().join("pkcs1.pem");
+    let env = [
+        ("REGCREDS_GHCR_APP_ID", "123456"),
+        ("REGCREDS_GHCR_INSTALLATION_ID", "987654"),
+        ("REGCREDS_GHCR_PRIVATE_KEY_FILE", path(&key)),
+        ("REGCREDS_GHCR_API_URL", fake.url.as_str()),
+        ("REGCREDS_GHCR_CA_FILE", path(&ca)),
+        ("REGCREDS_QUAY_ROBOT", "myorg+puller"),
+        ("REGCREDS_QUAY_REGISTRY", "quay.example.com"),
+        ("REGCREDS_QUAY_TOKEN_FILE", path(&token_file)),
+        ("REGCREDS_QUAY_FEDERATION_URL", fake.url.as_str()),
+        ("REGCREDS_QUAY_CA_FILE", path(&ca)),
+    ];
+    let response = answer(&plugin(&env, &request("quay.example.com/myorg/app:1")));
+    assert_eq!(
+        response["auth"]["quay.example.com"]["password"], QUAY_TOKEN,
+        "{response}"
+    );
+    let seconds: u64 = response["cacheDuration"]
+        .as_str()
+        .and_then(|d| d.strip_suffix('s'))
+        .and_then(|d| d.parse().ok())
+        .expect("cacheDuration in seconds");
+    assert!(
+        seconds > 0 && seconds <= 1800,
+        "half the hour the fake's token lives: {seconds}"
+    );
+    assert_eq!(fake.requests_to(FEDERATION_PATH).len(), 1);
+    assert!(
+        fake.requests_to(INSTALLATION_PATH).is_empty(),
+        "ghcr.io is not the image's registry: GitHub is not asked"
+    );
+}
+
+#[test]
+fn a_failed_mint_exits_1_naming_provider_and_image_without_a_secret() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let token_file = keys.path().join("sa-token");
+    std::fs::write(&token_file, SA_JWT).expect("token file");
+    let closed = format!("https://127.0.0.1:{}", regcreds_fakes::ports::free_port());
+    let env = [
+        ("REGCREDS_QUAY_ROBOT", "myorg+puller"),
+        ("REGCREDS_QUAY_REGISTRY", "quay.example.com"),
+        ("REGCREDS_QUAY_TOKEN_FILE", path(&token_file)),
+        ("REGCREDS_QUAY_FEDERATION_URL", closed.as_str()),
+        ("REGCREDS_QUAY_TIMEOUT_SECONDS", "3"),
+    ];
+    let failed = plugin(&env, &request("quay.example.com/myorg/app:1"));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(failed.stdout.is_empty(), "no half answer on stdout");
+    assert!(
+        stderr.contains("image quay.example.com/myorg/app:1") && stderr.contains("quay"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(POD_TOKEN) && !stderr.contains("eyJ"), "{stderr}");
+    let unrelated = answer(&plugin(&env, &request("registry.example.com:5000/app:1")));
+    assert!(
+        unrelated.get("auth").is_none(),
+        "another registry is answered without calling Quay"
+    );
+}
+
+#[test]
+fn a_malformed_request_or_bad_settings_exit_2_with_the_reason() {
+    let garbage = plugin(&STATIC, "{\"image\": ");
+    assert_eq!(garbage.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&garbage.stderr).contains("stdin is not a CredentialProviderRequest"),
+        "{}",
+        String::from_utf8_lossy(&garbage.stderr)
+    );
+    let wrong_version = plugin(
+        &STATIC,
+        &request("x").replace("kubelet.k8s.io/v1", "kubelet.k8s.io/v2"),
+    );
+    assert_eq!(wrong_version.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong_version.stderr).contains("is not supported"));
+    let unset = plugin(&STATIC[..1], &request("registry.example.com:5000/app"));
+    assert_eq!(unset.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&unset.stderr);
+    assert!(
+        stderr.contains("REGCREDS_STATIC_USER (--static-user): is required"),
+        "{stderr}"
+    );
+    assert!(unset.stdout.is_empty());
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
