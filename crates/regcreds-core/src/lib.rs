@@ -35,7 +35,7 @@ pub use credential::{Credential, CredentialSet};
 pub use dockerconfig::{DockerConfig, DockerConfigError};
 pub use error::{Error, Result};
 pub use file::{FileError, MAX_INPUT_FILE_BYTES, read_bounded, read_bounded_async, read_bounded_to_string};
-pub use provider::{Provider, ProviderName};
+pub use provider::{PodIdentity, Provider, ProviderName};
 pub use registry::{BareHostError, RegistryHost, RegistryHostError, redact_registry};
 pub use secret::SecretString;
 pub use url::is_http_url;

@@ -1,8 +1,10 @@
 //! The trait every credential source implements.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
-use crate::{CredentialSet, Result};
+use crate::{CredentialSet, Result, SecretString};
 
 /// A provider's stable name (`static`, `dockerhub`, `ecr`, ...), used in flags, logs and metrics.
 pub type ProviderName = &'static str;
@@ -33,4 +35,24 @@ pub trait Provider: Send + Sync {
         let _ = image;
         None
     }
+
+    /// Mints with the pulling pod's own identity: the kubelet's ServiceAccount token mode, for providers
+    /// whose service exchanges a Kubernetes ServiceAccount token for a registry credential (ECR through
+    /// STS web identity, Quay robot federation). `None`: this provider's credential is the same for
+    /// every pod, so [`Provider::mint`] answers.
+    async fn mint_for_pod(&self, pod: &PodIdentity) -> Option<Result<CredentialSet>> {
+        let _ = pod;
+        None
+    }
+}
+
+/// The pod a kubelet pulls for, in its ServiceAccount token mode (`tokenAttributes` in the
+/// CredentialProviderConfig): the pod's ServiceAccount token for the configured audience, and the
+/// ServiceAccount annotations the config lists.
+#[derive(Debug, Clone)]
+pub struct PodIdentity {
+    /// The ServiceAccount token; never logged.
+    pub token: SecretString,
+    /// The ServiceAccount's annotations the kubelet passed on.
+    pub annotations: BTreeMap<String, String>,
 }

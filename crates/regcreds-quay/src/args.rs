@@ -58,6 +58,10 @@ pub struct QuayArgs {
         default_value_t = 30
     )]
     quay_timeout_seconds: u64,
+    /// Kubelet plugin, ServiceAccount token mode: the ServiceAccount annotation naming the robot a pod's
+    /// token is exchanged for (e.g. `regcreds.dev/quay-robot`); without it every pod uses the robot above.
+    #[arg(long = "quay-robot-annotation", env = "REGCREDS_QUAY_ROBOT_ANNOTATION")]
+    quay_robot_annotation: Option<String>,
 }
 
 #[async_trait]
@@ -68,6 +72,17 @@ impl ProviderConfig for QuayArgs {
 
     /// Builds the provider if a robot, Quay host, token file or federation URL is configured.
     async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+        self.read(problems, false).await
+    }
+
+    /// The kubelet passes each pod's token: the token file is not read.
+    async fn build_for_pods(&self, problems: &mut ConfigProblems) -> Enablement {
+        self.read(problems, true).await
+    }
+}
+
+impl QuayArgs {
+    async fn read(&self, problems: &mut ConfigProblems, for_pods: bool) -> Enablement {
         let set = [
             (ROBOT, given(&self.quay_robot)),
             (REGISTRY, given(&self.quay_registry)),
@@ -97,7 +112,12 @@ impl ProviderConfig for QuayArgs {
         settings.federation_url = non_blank(&self.quay_federation_url);
         settings.ca_file = non_blank(&self.quay_ca_file);
         settings.timeout = timeout;
-        match QuayProvider::new(settings).await {
+        settings.robot_annotation = non_blank(&self.quay_robot_annotation);
+        let provider = match for_pods {
+            true => QuayProvider::for_pods(settings).await,
+            false => QuayProvider::new(settings).await,
+        };
+        match provider {
             Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
                 Arc::new(provider),
                 schedule,

@@ -48,6 +48,14 @@ impl Exchange {
         Self { http, url, robot }
     }
 
+    /// The same endpoint for another robot (a pod's, named by its ServiceAccount's annotation).
+    pub(crate) fn for_robot(&self, robot: String) -> Self {
+        Self {
+            robot,
+            ..self.clone()
+        }
+    }
+
     /// The endpoint, for descriptions.
     pub(crate) fn url(&self) -> &str {
         &self.url

@@ -3,11 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use regcreds_core::{Credential, CredentialSet, Provider, ProviderName, RegistryHost, SecretString};
+use regcreds_core::{
+    Credential, CredentialSet, PodIdentity, Provider, ProviderName, RegistryHost, SecretString,
+};
 
 use regcreds_token_endpoint::{MintStep, jwt};
 
-use crate::{Error, PROVIDER_NAME, QuaySettings, Result, exchange::Exchange};
+use crate::{Error, PROVIDER_NAME, QuaySettings, Result, exchange::Exchange, settings::validate_robot};
 
 /// Mints Quay robot credentials by federation (provider name `quay`).
 #[derive(Debug)]
@@ -17,14 +19,21 @@ pub struct QuayProvider {
     robot: String,
     token_file: PathBuf,
     exchange: Exchange,
+    robot_annotation: Option<String>,
 }
 
 impl QuayProvider {
     /// Validates `settings` and reads the token file once, so a missing mount fails at start-up. Quay
     /// is not contacted here.
     pub async fn new(settings: QuaySettings) -> Result<Self> {
-        let valid = settings.validated()?;
         read_token(&settings.token_file).await?;
+        Self::for_pods(settings).await
+    }
+
+    /// Like [`QuayProvider::new`] without reading the token file: for the kubelet plugin, whose requests
+    /// carry each pod's token ([`Provider::mint_for_pod`]).
+    pub async fn for_pods(settings: QuaySettings) -> Result<Self> {
+        let valid = settings.validated()?;
         let http = regcreds_token_endpoint::client(settings.ca_file.as_deref(), settings.timeout).await?;
         let robot = settings.robot.trim().to_string();
         Ok(Self {
@@ -33,7 +42,26 @@ impl QuayProvider {
             exchange: Exchange::new(http, valid.exchange_url, robot.clone()),
             robot,
             token_file: settings.token_file,
+            robot_annotation: settings.robot_annotation.filter(|key| !key.trim().is_empty()),
         })
+    }
+
+    /// The robot a pod's token is exchanged for: its ServiceAccount's annotation, else the configured one.
+    fn robot_for(&self, pod: &PodIdentity) -> regcreds_core::Result<String> {
+        let named = self
+            .robot_annotation
+            .as_ref()
+            .and_then(|key| pod.annotations.get(key).map(|robot| (key, robot.trim())));
+        match named {
+            None => Ok(self.robot.clone()),
+            Some((key, robot)) => match validate_robot(robot) {
+                Ok(()) => Ok(robot.to_string()),
+                Err(error) => Err(regcreds_core::Error::permanent(
+                    PROVIDER_NAME,
+                    format!("the ServiceAccount's annotation {key}: {error}"),
+                )),
+            },
+        }
     }
 }
 
@@ -50,6 +78,19 @@ async fn read_token(path: &Path) -> Result<SecretString> {
         return Err(Error::TokenNotJwt(path.to_path_buf()));
     }
     Ok(SecretString::new(token))
+}
+
+impl QuayProvider {
+    async fn mint_as_pod(&self, pod: &PodIdentity) -> regcreds_core::Result<CredentialSet> {
+        let robot = self.robot_for(pod)?;
+        let (token, expires_at) = self
+            .exchange
+            .for_robot(robot.clone())
+            .robot_token(&pod.token)
+            .await?;
+        let credential = Credential::new(self.registry.clone(), robot, token).expiring_at(expires_at);
+        Ok(CredentialSet::new().with(credential))
+    }
 }
 
 #[async_trait]
@@ -88,5 +129,11 @@ impl Provider for QuayProvider {
 
     fn serves(&self, image: &str) -> Option<bool> {
         Some(regcreds_core::reference::any_covers([&self.registry], image))
+    }
+
+    /// The pod's own ServiceAccount token exchanged for its robot's token: Quay, not regcreds, decides
+    /// whether that ServiceAccount may pull as that robot.
+    async fn mint_for_pod(&self, pod: &PodIdentity) -> Option<regcreds_core::Result<CredentialSet>> {
+        Some(self.mint_as_pod(pod).await)
     }
 }

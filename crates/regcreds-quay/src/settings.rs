@@ -25,6 +25,10 @@ pub struct QuaySettings {
     pub ca_file: Option<PathBuf>,
     /// Upper bound for the exchange (default 30 s). Must not be zero.
     pub timeout: Duration,
+    /// In the kubelet plugin's ServiceAccount token mode: the ServiceAccount annotation naming the robot a
+    /// pod's token is exchanged for (without it, or on a ServiceAccount without it, [`Self::robot`]). Quay
+    /// decides whether that ServiceAccount may act as that robot (the robot's federation entries).
+    pub robot_annotation: Option<String>,
 }
 
 /// The settings after validation.
@@ -46,6 +50,7 @@ impl QuaySettings {
             federation_url: None,
             ca_file: None,
             timeout: Duration::from_secs(30),
+            robot_annotation: None,
         }
     }
 
@@ -66,7 +71,7 @@ impl QuaySettings {
 
 /// `<namespace>+<shortname>`, as Quay names robots (`util/names.py`: `parse_robot_username` splits on
 /// the `+`). The name becomes the registry user name, so it must not contain ':' either.
-fn validate_robot(robot: &str) -> Result<()> {
+pub(crate) fn validate_robot(robot: &str) -> Result<()> {
     let invalid = |reason| {
         Err(Error::InvalidRobot {
             robot: robot.to_string(),

@@ -23,7 +23,8 @@ mod value;
 pub use checks::{check_token_file, timeout_seconds};
 pub use problems::{ConfigProblem, ConfigProblems};
 pub use provider::{
-    ConfiguredProvider, Enablement, ProbeRequirement, ProviderConfig, ProviderStatus, enabled, statuses,
+    ConfiguredProvider, Enablement, ProbeRequirement, ProviderConfig, ProviderStatus, Purpose, enabled,
+    statuses,
 };
 pub use schedule::Schedule;
 pub use secret_name::{SecretName, is_dns_subdomain};

@@ -22,6 +22,22 @@ pub trait ProviderConfig: Send + Sync {
     /// Reads the settings: enabled when one of them is set, and then every problem with them is
     /// recorded in `problems`, naming the variable the user set.
     async fn build(&self, problems: &mut ConfigProblems) -> Enablement;
+
+    /// Like [`ProviderConfig::build`], for the kubelet plugin in ServiceAccount token mode, where the
+    /// kubelet hands over each pulling pod's token: a provider that would read its own token from a file
+    /// does not need that file.
+    async fn build_for_pods(&self, problems: &mut ConfigProblems) -> Enablement {
+        self.build(problems).await
+    }
+}
+
+/// Who the providers are built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// regcreds' own identity: `run`, `mint`, `check`, and the plugin without ServiceAccount tokens.
+    Controller,
+    /// The kubelet plugin with each pod's ServiceAccount token ([`ProviderConfig::build_for_pods`]).
+    PodTokens,
 }
 
 /// A provider ready to run, with its refresh schedule and why it is enabled.
@@ -89,10 +105,17 @@ pub struct ProviderStatus {
 }
 
 /// Reads every provider's settings in order; problems are collected, not returned early.
-pub async fn statuses(configs: &[&dyn ProviderConfig], problems: &mut ConfigProblems) -> Vec<ProviderStatus> {
+pub async fn statuses(
+    configs: &[&dyn ProviderConfig],
+    purpose: Purpose,
+    problems: &mut ConfigProblems,
+) -> Vec<ProviderStatus> {
     let mut statuses = Vec::with_capacity(configs.len());
     for config in configs {
-        let enablement = config.build(problems).await;
+        let enablement = match purpose {
+            Purpose::Controller => config.build(problems).await,
+            Purpose::PodTokens => config.build_for_pods(problems).await,
+        };
         statuses.push(ProviderStatus {
             name: config.name(),
             enablement,
@@ -103,9 +126,12 @@ pub async fn statuses(configs: &[&dyn ProviderConfig], problems: &mut ConfigProb
 
 /// The enabled providers, or every configuration problem. Two providers writing the same Secret would
 /// overwrite each other in every namespace, so that is a problem too.
-pub async fn enabled(configs: &[&dyn ProviderConfig]) -> Result<Vec<ConfiguredProvider>, ConfigProblems> {
+pub async fn enabled(
+    configs: &[&dyn ProviderConfig],
+    purpose: Purpose,
+) -> Result<Vec<ConfiguredProvider>, ConfigProblems> {
     let mut problems = ConfigProblems::default();
-    let enabled: Vec<ConfiguredProvider> = statuses(configs, &mut problems)
+    let enabled: Vec<ConfiguredProvider> = statuses(configs, purpose, &mut problems)
         .await
         .into_iter()
         .filter_map(|status| match status.enablement {

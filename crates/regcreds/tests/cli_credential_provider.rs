@@ -39,7 +39,7 @@ fn plugin(env: &[(&str, &str)], stdin: &str) -> Output {
 
 fn request(image: &str) -> String {
     format!(
-        r#"{{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"{image}","serviceAccountToken":"{POD_TOKEN}"}}"#
+        r#"{{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"{image}"}}"#
     )
 }
 
@@ -141,7 +141,10 @@ fn a_failed_mint_exits_1_naming_provider_and_image_without_a_secret() {
         ("REGCREDS_QUAY_FEDERATION_URL", closed.as_str()),
         ("REGCREDS_QUAY_TIMEOUT_SECONDS", "3"),
     ];
-    let failed = plugin(&env, &request("quay.example.com/myorg/app:1"));
+    let failed = plugin(
+        &env,
+        &pod_request("quay.example.com/myorg/app:1", POD_TOKEN, serde_json::json!({})),
+    );
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert_eq!(failed.status.code(), Some(1), "{stderr}");
     assert!(failed.stdout.is_empty(), "no half answer on stdout");
@@ -155,6 +158,112 @@ fn a_failed_mint_exits_1_naming_provider_and_image_without_a_secret() {
         unrelated.get("auth").is_none(),
         "another registry is answered without calling Quay"
     );
+}
+
+/// A ServiceAccount token as the kubelet would pass it (header with `kid`, RS256; the fake verifies
+/// claims, not the signature, unless told the one token to accept).
+fn pod_token(subject: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k1"}"#);
+    let claims = serde_json::json!({
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "sub": subject,
+        "aud": ["quay.example.com"],
+        "iat": now,
+        "exp": now + 600,
+    });
+    format!("{header}.{}.c2ln", URL_SAFE_NO_PAD.encode(claims.to_string()))
+}
+
+fn pod_request(image: &str, token: &str, annotations: serde_json::Value) -> String {
+    serde_json::json!({
+        "kind": "CredentialProviderRequest",
+        "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+        "image": image,
+        "serviceAccountToken": token,
+        "serviceAccountAnnotations": annotations,
+    })
+    .to_string()
+}
+
+#[test]
+fn in_token_mode_each_pod_exchanges_its_own_token_and_quay_decides() {
+    let fake = FakeGithubQuay::start(&[
+        ("FAKE_QUAY_TOKEN", QUAY_TOKEN),
+        (
+            "FAKE_QUAY_FEDERATION",
+            r#"[{"issuer":"https://kubernetes.default.svc.cluster.local","subject":"system:serviceaccount:team-a:puller"}]"#,
+        ),
+    ]);
+    let ca = fake.ca_file();
+    // NB: no token file: in token mode the kubelet passes each pod's token.
+    let env = [
+        ("REGCREDS_QUAY_ROBOT", "myorg+puller"),
+        ("REGCREDS_QUAY_REGISTRY", "quay.example.com"),
+        ("REGCREDS_QUAY_TOKEN_FILE", "/nonexistent/regcreds-test/token"),
+        ("REGCREDS_QUAY_FEDERATION_URL", fake.url.as_str()),
+        ("REGCREDS_QUAY_CA_FILE", path(&ca)),
+        ("REGCREDS_QUAY_ROBOT_ANNOTATION", "regcreds.dev/quay-robot"),
+    ];
+    let image = "quay.example.com/myorg/app:1";
+    let allowed = pod_token("system:serviceaccount:team-a:puller");
+    let response = answer(&plugin(
+        &env,
+        &pod_request(image, &allowed, serde_json::json!({})),
+    ));
+    assert_eq!(
+        response["auth"]["quay.example.com"]["username"], "myorg+puller",
+        "{response}"
+    );
+    assert_eq!(response["auth"]["quay.example.com"]["password"], QUAY_TOKEN);
+    let sent = fake.sent_credentials();
+    let basic = sent.last().map(|b| {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        String::from_utf8(STANDARD.decode(b).expect("base64")).expect("utf8")
+    });
+    assert_eq!(
+        basic,
+        Some(format!("myorg+puller:{allowed}")),
+        "the pod's own token went to Quay"
+    );
+
+    let other = pod_token("system:serviceaccount:team-b:other");
+    let refused = plugin(&env, &pod_request(image, &other, serde_json::json!({})));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Token does not match robot"), "{stderr}");
+    assert!(!stderr.contains(&other) && refused.stdout.is_empty(), "{stderr}");
+
+    let annotated = serde_json::json!({"regcreds.dev/quay-robot": "myorg+other"});
+    let unknown_robot = plugin(&env, &pod_request(image, &allowed, annotated));
+    let stderr = String::from_utf8_lossy(&unknown_robot.stderr);
+    assert_eq!(unknown_robot.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Could not find robot"),
+        "the annotation chose the robot: {stderr}"
+    );
+
+    let bad = serde_json::json!({"regcreds.dev/quay-robot": "no-plus-sign"});
+    let invalid = plugin(&env, &pod_request(image, &allowed, bad));
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert_eq!(invalid.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("annotation regcreds.dev/quay-robot"), "{stderr}");
+
+    let without_token = plugin(
+        &env,
+        &request(image).replace(&format!(r#","serviceAccountToken":"{POD_TOKEN}""#), ""),
+    );
+    let stderr = String::from_utf8_lossy(&without_token.stderr);
+    assert_eq!(
+        without_token.status.code(),
+        Some(2),
+        "regcreds' own token file is needed then: {stderr}"
+    );
+    assert!(stderr.contains("REGCREDS_QUAY_TOKEN_FILE"), "{stderr}");
 }
 
 #[test]

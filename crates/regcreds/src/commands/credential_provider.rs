@@ -6,6 +6,8 @@
 //!                                        CredentialProviderConfig's env list)
 //!        serves(image) == Some(false) ──▶ skipped without a call
 //!        the rest ──mint() at once──▶ CredentialSet ──Response::answer──▶ stdout
+//!                   (with a ServiceAccount token: mint_for_pod, the pod's own identity, where the
+//!                    provider has one; a token never becomes regcreds' own credential)
 //! ```
 //!
 //! Exit codes: 0 with an answer (possibly empty, when no provider serves the image); 1 when every
@@ -17,7 +19,7 @@ use std::{io::Read, process::ExitCode};
 
 use chrono::Utc;
 use futures::future::join_all;
-use regcreds_core::{CredentialSet, MAX_INPUT_FILE_BYTES};
+use regcreds_core::{CredentialSet, MAX_INPUT_FILE_BYTES, PodIdentity};
 use regcreds_kubelet_plugin::{Request, Response};
 
 use crate::{
@@ -44,7 +46,15 @@ pub async fn credential_provider(args: CredentialProviderArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let providers = match args.providers.build().await {
+    let pod = request.service_account_token.clone().map(|token| PodIdentity {
+        token,
+        annotations: request.service_account_annotations.clone(),
+    });
+    let built = match pod {
+        Some(_) => args.providers.build_for_pods().await,
+        None => args.providers.build().await,
+    };
+    let providers = match built {
         Ok(providers) => providers,
         Err(problems) => return config_failure(&problems),
     };
@@ -52,7 +62,7 @@ pub async fn credential_provider(args: CredentialProviderArgs) -> ExitCode {
         .iter()
         .filter(|configured| configured.provider.serves(&request.image) != Some(false))
         .collect();
-    let (minted, failures) = mint_all(&candidates).await;
+    let (minted, failures) = mint_all(&candidates, pod.as_ref()).await;
     let response = Response::answer(&request, &minted, Utc::now());
     if response.auth.is_empty() && !failures.is_empty() {
         for failure in &failures {
@@ -79,9 +89,23 @@ fn read_request() -> Result<Request, String> {
     Request::parse(&json).map_err(|error| error.to_string())
 }
 
-/// Every candidate's credentials in one set, minted concurrently, and the failures (no secrets).
-async fn mint_all(candidates: &[&ConfiguredProvider]) -> (CredentialSet, Vec<String>) {
-    let results = join_all(candidates.iter().map(|configured| configured.provider.mint())).await;
+/// Every candidate's credentials in one set, minted concurrently (for `pod`, with its identity where the
+/// provider has a pod mode), and the failures (no secrets).
+async fn mint_all(
+    candidates: &[&ConfiguredProvider],
+    pod: Option<&PodIdentity>,
+) -> (CredentialSet, Vec<String>) {
+    let results = join_all(candidates.iter().map(|configured| async move {
+        let provider = &configured.provider;
+        match pod {
+            Some(pod) => match provider.mint_for_pod(pod).await {
+                Some(minted) => minted,
+                None => provider.mint().await,
+            },
+            None => provider.mint().await,
+        }
+    }))
+    .await;
     let mut minted = CredentialSet::new();
     let mut failures = Vec::new();
     for result in results {

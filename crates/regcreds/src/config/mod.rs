@@ -22,7 +22,7 @@ pub use instance::{Instance, InstanceArgs, workload_of};
 pub use propagation::{PropagationArgs, WatchModeArg, parse_go_bool};
 pub use regcreds_heal::HealArgs;
 pub use regcreds_settings::{
-    ConfigProblems, ConfiguredProvider, Enablement, ProviderConfig, ProviderStatus, Source,
+    ConfigProblems, ConfiguredProvider, Enablement, ProviderConfig, ProviderStatus, Purpose, Source,
 };
 
 /// Declares [`ProviderArgs`] with one flattened field per provider crate's `Args`, and the list
@@ -75,11 +75,17 @@ impl ProviderArgs {
 
     /// Reads every provider's settings; problems are collected, not returned early.
     pub async fn statuses(&self, problems: &mut ConfigProblems) -> Vec<ProviderStatus> {
-        regcreds_settings::statuses(&self.all(), problems).await
+        regcreds_settings::statuses(&self.all(), Purpose::Controller, problems).await
     }
 
     /// The enabled providers, or every configuration problem (two providers writing one Secret included).
     pub async fn build(&self) -> Result<Vec<ConfiguredProvider>, ConfigProblems> {
-        regcreds_settings::enabled(&self.all()).await
+        regcreds_settings::enabled(&self.all(), Purpose::Controller).await
+    }
+
+    /// Like [`Self::build`], for the kubelet plugin when the kubelet passes each pod's ServiceAccount
+    /// token: a provider's own token file is then not needed.
+    pub async fn build_for_pods(&self) -> Result<Vec<ConfiguredProvider>, ConfigProblems> {
+        regcreds_settings::enabled(&self.all(), Purpose::PodTokens).await
     }
 }
