@@ -11,7 +11,7 @@ use regcreds_settings::{
     check_token_file, first_set, non_blank, pick, split_list, timeout_seconds, unset_name, uses_compat,
 };
 
-use crate::{AssumeRole, DEFAULT_SECRET, EcrProvider, EcrSettings, Endpoint, Error};
+use crate::{AssumeRole, DEFAULT_ROLE_ANNOTATION, DEFAULT_SECRET, EcrProvider, EcrSettings, Endpoint, Error};
 
 const REGIONS: Source = Source::new("REGCREDS_ECR_REGIONS", "ecr-regions");
 const COMPAT_REGION: Source = Source::compat("awsregion", "aws-region");
@@ -82,6 +82,10 @@ pub struct EcrArgs {
         default_value_t = 30
     )]
     ecr_timeout_seconds: u64,
+    /// Kubelet plugin, ServiceAccount token mode: the ServiceAccount annotation holding the IAM role each
+    /// pod pulls with (assumed with the pod's own token).
+    #[arg(long = "ecr-role-annotation", env = "REGCREDS_ECR_ROLE_ANNOTATION", default_value = DEFAULT_ROLE_ANNOTATION)]
+    ecr_role_annotation: String,
 }
 
 #[async_trait]
@@ -156,6 +160,7 @@ impl ProviderConfig for EcrArgs {
             endpoint_url: endpoint.as_ref().map(|(url, _)| url.clone()),
             public_endpoint_url: non_blank(&self.ecr_public_endpoint_url),
             timeout,
+            role_annotation: self.ecr_role_annotation.trim().to_string(),
         };
         match EcrProvider::new(settings).await {
             Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(

@@ -131,7 +131,7 @@ fn sts_failure(err: &CredentialsError) -> Option<Failure> {
 }
 
 /// Like [`classify`] without the credentials search (STS calls are unsigned or use base credentials).
-fn classify_sts<E: ProvideErrorMetadata + StdError + 'static>(err: &SdkError<E>) -> Failure {
+pub(crate) fn classify_sts<E: ProvideErrorMetadata + StdError + 'static>(err: &SdkError<E>) -> Failure {
     match err {
         SdkError::ServiceError(service) => service_failure(
             service.raw().status().as_u16(),

@@ -23,6 +23,7 @@
 mod args;
 mod error;
 mod failure;
+mod pod;
 mod private;
 mod provider;
 mod public;
@@ -33,7 +34,7 @@ mod token;
 pub use args::EcrArgs;
 pub use error::{Error, Result};
 pub use provider::EcrProvider;
-pub use settings::{AssumeRole, EcrSettings, Endpoint};
+pub use settings::{AssumeRole, DEFAULT_ROLE_ANNOTATION, EcrSettings, Endpoint};
 
 /// Provider name, as used in flags, logs and metrics.
 pub const PROVIDER_NAME: &str = "ecr";

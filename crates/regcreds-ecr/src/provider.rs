@@ -7,10 +7,10 @@ use aws_config::{
     BehaviorVersion, Region, SdkConfig, retry::RetryConfig, sts::AssumeRoleProvider, timeout::TimeoutConfig,
 };
 use aws_credential_types::provider::SharedCredentialsProvider;
-use regcreds_core::{CredentialSet, Provider, ProviderName};
+use regcreds_core::{CredentialSet, PodIdentity, Provider, ProviderName};
 
 use crate::{
-    AssumeRole, EcrSettings, PROVIDER_NAME, PUBLIC_REGION, Result, private::RegionalClient,
+    AssumeRole, EcrSettings, PROVIDER_NAME, PUBLIC_REGION, Result, pod, private::RegionalClient,
     public::PublicClient,
 };
 
@@ -26,6 +26,8 @@ pub struct EcrProvider {
     settings: EcrSettings,
     regional: Vec<RegionalClient>,
     public: Option<PublicClient>,
+    /// The SDK configuration before any configured role: pods assume their own from it.
+    base: SdkConfig,
 }
 
 impl EcrProvider {
@@ -53,22 +55,45 @@ impl EcrProvider {
     }
 
     async fn build(settings: EcrSettings, base: &SdkConfig) -> Self {
-        let base = match &settings.assume_role {
+        let signing = match &settings.assume_role {
             Some(role) => with_assumed_role(base, role, home_region(&settings)).await,
             None => base.clone(),
         };
-        let regional = settings
-            .regions
-            .iter()
-            .map(|region| regional_client(&base, &settings, region))
-            .collect();
-        let public = settings.public.then(|| public_client(&base, &settings));
+        let (regional, public) = clients(&signing, &settings);
         Self {
             settings,
             regional,
             public,
+            base: base.clone(),
         }
     }
+}
+
+/// One client per region, and ECR Public's if configured, all signing with `config`'s credentials.
+fn clients(config: &SdkConfig, settings: &EcrSettings) -> (Vec<RegionalClient>, Option<PublicClient>) {
+    let regional = settings
+        .regions
+        .iter()
+        .map(|region| regional_client(config, settings, region))
+        .collect();
+    let public = settings.public.then(|| public_client(config, settings));
+    (regional, public)
+}
+
+/// Every region's token (and ECR Public's), minted at once; one failure fails the mint.
+async fn mint_with(
+    regional: &[RegionalClient],
+    public: Option<&PublicClient>,
+) -> regcreds_core::Result<CredentialSet> {
+    let private = futures::future::try_join_all(regional.iter().map(RegionalClient::mint));
+    let public = async {
+        match public {
+            Some(public) => public.mint().await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (private, public) = futures::try_join!(private, public)?;
+    Ok(private.into_iter().flatten().chain(public).collect())
 }
 
 /// The region for STS and the base configuration: the first ECR region, else ECR Public's.
@@ -150,21 +175,29 @@ impl Provider for EcrProvider {
 
     /// All regions (and ECR Public) concurrently; the first failure fails the whole mint.
     async fn mint(&self) -> regcreds_core::Result<CredentialSet> {
-        let private = futures::future::try_join_all(self.regional.iter().map(RegionalClient::mint));
-        let public = async {
-            match &self.public {
-                Some(public) => public.mint().await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let (private, public) = futures::try_join!(private, public)?;
-        let set: CredentialSet = private.into_iter().flatten().chain(public).collect();
+        let set = mint_with(&self.regional, self.public.as_ref()).await?;
         tracing::debug!(registries = ?set.registries(), expires_at = ?set.expires_at(), "minted ECR credentials");
         Ok(set)
     }
 
     fn describe(&self) -> String {
         describe(&self.settings)
+    }
+
+    /// The pod's own role (its ServiceAccount's annotation), assumed with its token; never the role or
+    /// credentials regcreds itself is configured with.
+    async fn mint_for_pod(&self, pod: &PodIdentity) -> Option<regcreds_core::Result<CredentialSet>> {
+        Some(self.mint_as_pod(pod).await)
+    }
+}
+
+impl EcrProvider {
+    async fn mint_as_pod(&self, pod: &PodIdentity) -> regcreds_core::Result<CredentialSet> {
+        let role = pod::role_of(pod, &self.settings.role_annotation)?;
+        let (config, session_end) = pod::assume(&self.base, &role, pod).await?;
+        let (regional, public) = clients(&config, &self.settings);
+        let minted = mint_with(&regional, public.as_ref()).await?;
+        Ok(pod::bounded_by(minted, session_end))
     }
 }
 

@@ -32,6 +32,9 @@ pub struct EcrSettings {
     pub public_endpoint_url: Option<String>,
     /// Upper bound for one mint call including the SDK's retries (default 30 s). Must not be zero.
     pub timeout: Duration,
+    /// In the kubelet plugin's ServiceAccount token mode: the ServiceAccount annotation holding the IAM
+    /// role a pod pulls with (default `eks.amazonaws.com/role-arn`, IRSA's own).
+    pub role_annotation: String,
 }
 
 /// Which endpoint override an [`Error::InvalidEndpointUrl`] is about.
@@ -74,9 +77,13 @@ impl Default for EcrSettings {
             endpoint_url: None,
             public_endpoint_url: None,
             timeout: Duration::from_secs(30),
+            role_annotation: DEFAULT_ROLE_ANNOTATION.to_string(),
         }
     }
 }
+
+/// IRSA's annotation: the role a ServiceAccount's pods act as.
+pub const DEFAULT_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 
 impl AssumeRole {
     /// A role with the default session name and no external ID.
@@ -158,7 +165,7 @@ fn validated_registry_ids(ids: &[String]) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-fn validate_role(role: &AssumeRole) -> Result<()> {
+pub(crate) fn validate_role(role: &AssumeRole) -> Result<()> {
     // arn:<partition>:iam::<account>:role/<path/name>
     let parts: Vec<&str> = role.role_arn.trim().splitn(6, ':').collect();
     let valid = matches!(parts.as_slice(),

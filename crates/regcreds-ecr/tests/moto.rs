@@ -345,3 +345,115 @@ async fn web_identity_child() {
     let set = provider.mint().await.expect("mint through web identity");
     println!("minted {}", set.registries().join(","));
 }
+
+fn pod(token: &str, role: Option<&str>) -> regcreds_core::PodIdentity {
+    regcreds_core::PodIdentity {
+        token: token.into(),
+        annotations: role
+            .map(|role| {
+                [(
+                    regcreds_ecr::DEFAULT_ROLE_ANNOTATION.to_string(),
+                    role.to_string(),
+                )]
+                .into()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+#[tokio::test]
+async fn in_token_mode_each_pod_pulls_as_its_own_role_assumed_with_its_own_token() {
+    let moto = Moto::start(&[]);
+    let configured = EcrSettings {
+        assume_role: Some(AssumeRole::new("arn:aws:iam::999999999999:role/regcreds-own")),
+        ..settings(&moto, &["eu-west-1"])
+    };
+    let provider = EcrProvider::with_sdk_config(configured, &base_config(Some(&moto.url)).await)
+        .await
+        .expect("valid settings");
+    let team_a = pod("pod-token-a", Some("arn:aws:iam::111111111111:role/team-a-pull"));
+    let team_b = pod("pod-token-b", Some("arn:aws:iam::222222222222:role/team-b-pull"));
+
+    let minted_a = provider
+        .mint_for_pod(&team_a)
+        .await
+        .expect("pod mode")
+        .expect("mint a");
+    let minted_b = provider
+        .mint_for_pod(&team_b)
+        .await
+        .expect("pod mode")
+        .expect("mint b");
+
+    assert_eq!(
+        minted_a.registries(),
+        ["https://111111111111.dkr.ecr.eu-west-1.amazonaws.com"]
+    );
+    assert_eq!(
+        minted_b.registries(),
+        ["https://222222222222.dkr.ecr.eu-west-1.amazonaws.com"]
+    );
+    let passwords: Vec<String> = [&minted_a, &minted_b]
+        .iter()
+        .flat_map(|set| set.iter().map(|c| c.password.expose().to_string()))
+        .collect();
+    assert_eq!(
+        passwords,
+        ["111111111111-auth-token", "222222222222-auth-token"],
+        "two identities"
+    );
+    let requests = moto.requests();
+    let web: Vec<_> = requests
+        .iter()
+        .filter(|r| r.action.as_deref() == Some("AssumeRoleWithWebIdentity"))
+        .collect();
+    assert_eq!(web.len(), 2, "{requests:?}");
+    assert!(web[0].body.contains("WebIdentityToken=pod-token-a") && web[0].body.contains("team-a-pull"));
+    assert!(web[1].body.contains("WebIdentityToken=pod-token-b") && web[1].body.contains("team-b-pull"));
+    assert!(
+        web.iter().all(|r| r.access_key_id.is_none()),
+        "unsigned, like the SDK's own web identity"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.action.as_deref() != Some("AssumeRole")
+                && r.access_key_id.as_deref() != Some(ACCESS_KEY)),
+        "neither regcreds' own role nor its keys serve a pod"
+    );
+    let session_end = minted_a.expires_at().expect("expiry");
+    assert!(session_end <= Utc::now() + chrono::TimeDelta::hours(1) + chrono::TimeDelta::minutes(1));
+}
+
+#[tokio::test]
+async fn a_pod_whose_service_account_names_no_role_gets_no_credential_and_no_call() {
+    let moto = Moto::start(&[]);
+    let provider = EcrProvider::with_sdk_config(
+        settings(&moto, &["eu-west-1"]),
+        &base_config(Some(&moto.url)).await,
+    )
+    .await
+    .expect("valid settings");
+    let error = provider
+        .mint_for_pod(&pod("pod-token", None))
+        .await
+        .expect("pod mode")
+        .expect_err("no role");
+    assert!(!error.is_transient());
+    assert!(
+        error
+            .to_string()
+            .contains("no eks.amazonaws.com/role-arn annotation"),
+        "{error}"
+    );
+    let error = provider
+        .mint_for_pod(&pod("pod-token", Some("not-an-arn")))
+        .await
+        .expect("pod mode")
+        .expect_err("bad role");
+    assert!(
+        error.to_string().contains("annotation: role \"not-an-arn\""),
+        "{error}"
+    );
+    assert!(moto.requests().is_empty(), "nothing was sent for either pod");
+}

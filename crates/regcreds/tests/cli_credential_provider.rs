@@ -267,6 +267,39 @@ fn in_token_mode_each_pod_exchanges_its_own_token_and_quay_decides() {
 }
 
 #[test]
+fn in_token_mode_an_ecr_pod_pulls_as_the_role_its_service_account_names() {
+    let moto =
+        regcreds_fakes::process::FixtureProcess::start("moto_ecr.py", |_| Vec::new(), "ECR_REQUEST_LOG", &[]);
+    let url = format!("http://127.0.0.1:{}", moto.port);
+    let env = [
+        ("REGCREDS_ECR_REGIONS", "eu-west-1"),
+        // NB: STS and ECR both at moto; no AWS keys at all: the pod's token is the only identity.
+        ("AWS_ENDPOINT_URL", url.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let image = "111111111111.dkr.ecr.eu-west-1.amazonaws.com/team-a/app:1";
+    let role =
+        serde_json::json!({"eks.amazonaws.com/role-arn": "arn:aws:iam::111111111111:role/team-a-pull"});
+    let response = answer(&plugin(&env, &pod_request(image, "pod-token-a", role)));
+    let key = "https://111111111111.dkr.ecr.eu-west-1.amazonaws.com";
+    assert_eq!(response["auth"][key]["username"], "AWS", "{response}");
+    assert_eq!(response["auth"][key]["password"], "111111111111-auth-token");
+    let no_role = plugin(&env, &pod_request(image, "pod-token-b", serde_json::json!({})));
+    let stderr = String::from_utf8_lossy(&no_role.stderr);
+    assert_eq!(no_role.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no eks.amazonaws.com/role-arn annotation"),
+        "{stderr}"
+    );
+    let requests: Vec<serde_json::Value> = moto.requests();
+    let assumed = requests
+        .iter()
+        .filter(|r| r["action"] == "AssumeRoleWithWebIdentity")
+        .count();
+    assert_eq!(assumed, 1, "only the pod with a role reached STS: {requests:?}");
+}
+
+#[test]
 fn a_malformed_request_or_bad_settings_exit_2_with_the_reason() {
     let garbage = plugin(&STATIC, "{\"image\": ");
     assert_eq!(garbage.status.code(), Some(2));
