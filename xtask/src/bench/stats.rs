@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-/// p50, p90 and p99 of a set of samples (nearest-rank), plus how many there were.
+/// p50, p90 and p99 of a set of samples (nearest-rank), the largest, and how many there were.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Percentiles {
     pub p50: Duration,
     pub p90: Duration,
     pub p99: Duration,
+    pub max: Duration,
     pub count: usize,
 }
 
@@ -20,6 +21,7 @@ impl Percentiles {
             p50: nearest_rank(&sorted, 50),
             p90: nearest_rank(&sorted, 90),
             p99: nearest_rank(&sorted, 99),
+            max: sorted.last().copied().unwrap_or_default(),
             count: sorted.len(),
         }
     }
@@ -48,6 +50,15 @@ pub fn dur(d: Duration) -> String {
     }
 }
 
+/// `2.4 ms` below 100 ms (where a tenth of a millisecond matters: one process start), else as [`dur`].
+pub fn fine(d: Duration) -> String {
+    if d < Duration::from_millis(100) {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    } else {
+        dur(d)
+    }
+}
+
 /// `a / b` with two decimals, or `n/a` when `b` is zero.
 pub fn ratio(a: f64, b: f64) -> String {
     if b > 0.0 {
@@ -70,12 +81,23 @@ mod tests {
         let samples = ms(&(1..=100).rev().collect::<Vec<_>>());
         let p = Percentiles::of(&samples);
         assert_eq!(
-            (p.p50, p.p90, p.p99, p.count),
-            (ms(&[50])[0], ms(&[90])[0], ms(&[99])[0], 100)
+            (p.p50, p.p90, p.p99, p.max, p.count),
+            (ms(&[50])[0], ms(&[90])[0], ms(&[99])[0], ms(&[100])[0], 100)
         );
         let one = Percentiles::of(&ms(&[7]));
-        assert_eq!((one.p50, one.p99), (ms(&[7])[0], ms(&[7])[0]));
+        assert_eq!(
+            (one.p50, one.p99, one.max),
+            (ms(&[7])[0], ms(&[7])[0], ms(&[7])[0])
+        );
         assert_eq!(Percentiles::of(&[]).p99, Duration::ZERO);
+        assert_eq!(Percentiles::of(&[]).max, Duration::ZERO);
+    }
+
+    #[test]
+    fn fine_durations_keep_a_tenth_of_a_millisecond_below_100_ms() {
+        assert_eq!(fine(Duration::from_micros(2_449)), "2.4 ms");
+        assert_eq!(fine(Duration::from_micros(99_949)), "99.9 ms");
+        assert_eq!(fine(Duration::from_millis(100)), "100 ms");
     }
 
     #[test]
