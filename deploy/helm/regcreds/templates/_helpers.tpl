@@ -168,4 +168,227 @@ ServiceMonitor or PodMonitor is requested (else the pods would be scraped twice)
 {{- if and $p.quay.enabled (not $p.quay.robot) }}
 {{- fail "providers.quay.robot is required (<organization>+<robot>, federated with this cluster's ServiceAccount issuer)" }}
 {{- end }}
+{{- if not .Values.secretMode.enabled }}
+{{- if not .Values.kubeletPlugin.enabled }}
+{{- fail "secretMode.enabled=false leaves only the kubelet plugin: set kubeletPlugin.enabled=true (or keep secretMode.enabled)" }}
+{{- end }}
+{{- $served := include "regcreds.kubeletPlugin.served" . | fromJsonArray }}
+{{- range $name := list "static" "dockerconfigjson" "dockerhub" "ecr" "gcr" "acr" "ghcr" "quay" }}
+{{- if and (index $p $name).enabled (not (has $name $served)) }}
+{{- fail (printf "providers.%s is enabled but would serve nothing: secretMode.enabled=false and the kubelet plugin does not serve it (kubeletPlugin.providers, or a provider that needs regcreds' own pod token)" $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* === plugin mode (kubeletPlugin) === */}}
+
+{{/* The namespace of the plugin's DaemonSet and ConfigMap. */}}
+{{- define "regcreds.kubeletPlugin.namespace" -}}
+{{- default .Release.Namespace .Values.kubeletPlugin.namespace }}
+{{- end }}
+
+{{/* The DaemonSet's and ConfigMap's name: the full name and "-kubelet-plugin", within 63 characters. */}}
+{{- define "regcreds.kubeletPlugin.name" -}}
+{{- printf "%s-kubelet-plugin" (include "regcreds.fullname" . | trunc 48 | trimSuffix "-") }}
+{{- end }}
+
+{{/* Why provider $name cannot serve the kubelet (empty when it can): the plugin runs as the kubelet's child
+on the node, without the pod's ServiceAccount token. */}}
+{{- define "regcreds.kubeletPlugin.unsupported" -}}
+{{- $p := index .root.Values.providers .name }}
+{{- if eq .name "quay" }}robot federation exchanges regcreds' own projected ServiceAccount token, which the kubelet's plugin does not have
+{{- else if and (eq .name "acr") (eq $p.auth "workload-identity") }}auth=workload-identity needs the pod's federated token; use managed-identity (the node's) or client-secret
+{{- end }}
+{{- end }}
+
+{{/* The providers the plugin serves, as a JSON list: kubeletPlugin.providers, or every enabled provider that
+plugin mode supports. Fails on a listed provider that is not enabled or not supported. */}}
+{{- define "regcreds.kubeletPlugin.served" -}}
+{{- $root := . }}
+{{- $served := list }}
+{{- if .Values.kubeletPlugin.providers }}
+{{- range $name := .Values.kubeletPlugin.providers }}
+{{- $p := index $root.Values.providers $name }}
+{{- if not $p.enabled }}
+{{- fail (printf "kubeletPlugin.providers lists %s, but providers.%s.enabled is false: the plugin uses the same provider values" $name $name) }}
+{{- end }}
+{{- with include "regcreds.kubeletPlugin.unsupported" (dict "root" $root "name" $name) }}
+{{- fail (printf "kubeletPlugin.providers lists %s, which cannot serve the kubelet: %s" $name .) }}
+{{- end }}
+{{- $served = append $served $name }}
+{{- end }}
+{{- else }}
+{{- range $name := list "static" "dockerconfigjson" "dockerhub" "ecr" "gcr" "acr" "ghcr" "quay" }}
+{{- $p := index $root.Values.providers $name }}
+{{- if and $p.enabled (not (include "regcreds.kubeletPlugin.unsupported" (dict "root" $root "name" $name))) }}
+{{- $served = append $served $name }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $served }}
+{{- end }}
+
+{{/* A registry as the kubelet matches images: without scheme and trailing slash (host[:port][/path]). */}}
+{{- define "regcreds.kubeletPlugin.host" -}}
+{{- . | trim | trimPrefix "https://" | trimPrefix "http://" | trimSuffix "/" }}
+{{- end }}
+
+{{/* A list, or a comma-separated string, as a list of trimmed non-empty strings. */}}
+{{- define "regcreds.list" -}}
+{{- $items := list }}
+{{- $raw := . }}
+{{- if not (kindIs "slice" $raw) }}{{ $raw = splitList "," (toString (default "" $raw)) }}{{ end }}
+{{- range $raw }}
+{{- with trim (toString .) }}{{ $items = append $items . }}{{ end }}
+{{- end }}
+{{- toJson $items }}
+{{- end }}
+
+{{/* The config's matchImages, as a JSON list: kubeletPlugin.matchImages, or the registries of the served
+providers where the values name them. */}}
+{{- define "regcreds.kubeletPlugin.matchImages" -}}
+{{- $kp := .Values.kubeletPlugin }}
+{{- $p := .Values.providers }}
+{{- $served := include "regcreds.kubeletPlugin.served" . | fromJsonArray }}
+{{- $images := list }}
+{{- if $kp.matchImages }}
+{{- $images = $kp.matchImages }}
+{{- else }}
+{{- if has "dockerconfigjson" $served }}
+{{- fail "kubeletPlugin.matchImages is required when the plugin serves providers.dockerconfigjson: its registries are in the Secret, unknown when the chart renders. List them, e.g. [registry.example.com, \"*.registry.example.com\"]" }}
+{{- end }}
+{{- range $served }}
+{{- if eq . "static" }}
+{{- $images = append $images (include "regcreds.kubeletPlugin.host" $p.static.server) }}
+{{- else if eq . "dockerhub" }}
+{{- /* The kubelet asks about the normalized name, docker.io/library/nginx for "nginx". */}}
+{{- $images = append $images "docker.io" }}
+{{- else if eq . "ecr" }}
+{{- range $region := include "regcreds.list" $p.ecr.regions | fromJsonArray }}
+{{- $suffix := hasPrefix "cn-" $region | ternary "amazonaws.com.cn" "amazonaws.com" }}
+{{- $accounts := include "regcreds.list" $p.ecr.accounts | fromJsonArray }}
+{{- if $accounts }}
+{{- range $accounts }}{{ $images = append $images (printf "%s.dkr.ecr.%s.%s" (include "regcreds.id" .) $region $suffix) }}{{ end }}
+{{- else }}
+{{- $images = append $images (printf "*.dkr.ecr.%s.%s" $region $suffix) }}
+{{- end }}
+{{- end }}
+{{- if $p.ecr.public }}{{ $images = append $images "public.ecr.aws" }}{{ end }}
+{{- else if eq . "gcr" }}
+{{- $hosts := include "regcreds.list" $p.gcr.hosts | fromJsonArray }}
+{{- range (empty $hosts | ternary (list "gcr.io") $hosts) }}{{ $images = append $images (include "regcreds.kubeletPlugin.host" .) }}{{ end }}
+{{- else if eq . "acr" }}
+{{- range include "regcreds.list" $p.acr.registry | fromJsonArray }}{{ $images = append $images (include "regcreds.kubeletPlugin.host" .) }}{{ end }}
+{{- else if eq . "ghcr" }}
+{{- $images = append $images (include "regcreds.kubeletPlugin.host" (default "ghcr.io" $p.ghcr.registry)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if not $images }}
+{{- fail "kubeletPlugin.matchImages is required: the served providers name no registry (e.g. [registry.example.com])" }}
+{{- end }}
+{{- toJson (uniq $images) }}
+{{- end }}
+
+{{/* The provider's env list as container env entries named RC_ENV_<NAME> (the install script writes NAME), as
+a JSON list of {name, value} or {name, valueFrom}: the served providers' variables from the same values as
+the Deployment's (credentials by secretKeyRef from their existingSecret, never a literal), then
+kubeletPlugin.env. Schedules, Secret names and in-pod file paths do not apply to the plugin. */}}
+{{- define "regcreds.kubeletPlugin.env" -}}
+{{- $p := .Values.providers }}
+{{- $served := include "regcreds.kubeletPlugin.served" . | fromJsonArray }}
+{{- $env := list }}
+{{- $add := dict }}
+{{- if has "static" $served }}{{ with $p.static }}
+{{- $env = append $env (dict "name" "REGCREDS_STATIC_SERVER" "value" .server) }}
+{{- $env = append $env (dict "name" "REGCREDS_STATIC_USER" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .userKey))) }}
+{{- $env = append $env (dict "name" "REGCREDS_STATIC_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .passwordKey))) }}
+{{- end }}{{ end }}
+{{- if has "dockerconfigjson" $served }}{{ with $p.dockerconfigjson }}
+{{- $env = append $env (dict "name" "REGCREDS_DOCKERCONFIGJSON" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .key))) }}
+{{- end }}{{ end }}
+{{- if has "dockerhub" $served }}{{ with $p.dockerhub }}
+{{- $env = append $env (dict "name" "REGCREDS_DOCKERHUB_USER" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .userKey))) }}
+{{- $env = append $env (dict "name" "REGCREDS_DOCKERHUB_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .passwordKey))) }}
+{{- end }}{{ end }}
+{{- if has "ecr" $served }}{{ with $p.ecr }}
+{{- with .regions }}{{ $env = append $env (dict "name" "REGCREDS_ECR_REGIONS" "value" (include "regcreds.csv" .)) }}{{ end }}
+{{- with .accounts }}{{ $env = append $env (dict "name" "REGCREDS_ECR_ACCOUNTS" "value" (include "regcreds.csv" .)) }}{{ end }}
+{{- with .assumeRole }}{{ $env = append $env (dict "name" "REGCREDS_ECR_ASSUME_ROLE" "value" .) }}{{ end }}
+{{- if .public }}{{ $env = append $env (dict "name" "REGCREDS_ECR_PUBLIC" "value" "true") }}{{ end }}
+{{- with .assumeRoleExternalId }}{{ $env = append $env (dict "name" "REGCREDS_ECR_ASSUME_ROLE_EXTERNAL_ID" "value" .) }}{{ end }}
+{{- with .endpointUrl }}{{ $env = append $env (dict "name" "REGCREDS_ECR_ENDPOINT_URL" "value" .) }}{{ end }}
+{{- with .timeoutSeconds }}{{ $env = append $env (dict "name" "REGCREDS_ECR_TIMEOUT_SECONDS" "value" (toString .)) }}{{ end }}
+{{- if .existingSecret }}
+{{- $env = append $env (dict "name" "AWS_ACCESS_KEY_ID" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .accessKeyIdKey))) }}
+{{- $env = append $env (dict "name" "AWS_SECRET_ACCESS_KEY" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .secretAccessKeyKey))) }}
+{{- with .sessionTokenKey }}{{ $env = append $env (dict "name" "AWS_SESSION_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" $p.ecr.existingSecret "key" .))) }}{{ end }}
+{{- end }}
+{{- end }}{{ end }}
+{{- if has "gcr" $served }}{{ with $p.gcr }}
+{{- if .useMetadata }}
+{{- $env = append $env (dict "name" "REGCREDS_GCR_USE_METADATA" "value" "true") }}
+{{- else }}
+{{- $env = append $env (dict "name" "REGCREDS_GCR_KEY" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .key))) }}
+{{- end }}
+{{- with .hosts }}{{ $env = append $env (dict "name" "REGCREDS_GCR_HOSTS" "value" (include "regcreds.csv" .)) }}{{ end }}
+{{- with .metadataUrl }}{{ $env = append $env (dict "name" "REGCREDS_GCR_METADATA_URL" "value" .) }}{{ end }}
+{{- with .timeoutSeconds }}{{ $env = append $env (dict "name" "REGCREDS_GCR_TIMEOUT_SECONDS" "value" (toString .)) }}{{ end }}
+{{- end }}{{ end }}
+{{- if has "acr" $served }}{{ with $p.acr }}
+{{- $env = append $env (dict "name" "REGCREDS_ACR_REGISTRY" "value" (include "regcreds.csv" .registry)) }}
+{{- $env = append $env (dict "name" "REGCREDS_ACR_AUTH" "value" .auth) }}
+{{- with .tenantId }}{{ $env = append $env (dict "name" "REGCREDS_ACR_TENANT_ID" "value" .) }}{{ end }}
+{{- with .clientId }}{{ $env = append $env (dict "name" "REGCREDS_ACR_CLIENT_ID" "value" .) }}{{ end }}
+{{- if .existingSecret }}
+{{- $env = append $env (dict "name" "REGCREDS_ACR_CLIENT_SECRET" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .clientSecretKey))) }}
+{{- end }}
+{{- with .authorityHost }}{{ $env = append $env (dict "name" "REGCREDS_ACR_AUTHORITY_HOST" "value" .) }}{{ end }}
+{{- with .exchangeUrl }}{{ $env = append $env (dict "name" "REGCREDS_ACR_EXCHANGE_URL" "value" .) }}{{ end }}
+{{- with .scope }}{{ $env = append $env (dict "name" "REGCREDS_ACR_SCOPE" "value" .) }}{{ end }}
+{{- with .timeoutSeconds }}{{ $env = append $env (dict "name" "REGCREDS_ACR_TIMEOUT_SECONDS" "value" (toString .)) }}{{ end }}
+{{- end }}{{ end }}
+{{- if has "ghcr" $served }}{{ with $p.ghcr }}
+{{- $env = append $env (dict "name" "REGCREDS_GHCR_APP_ID" "value" (include "regcreds.id" .appId)) }}
+{{- $env = append $env (dict "name" "REGCREDS_GHCR_INSTALLATION_ID" "value" (include "regcreds.id" .installationId)) }}
+{{- $env = append $env (dict "name" "REGCREDS_GHCR_PRIVATE_KEY" "valueFrom" (dict "secretKeyRef" (dict "name" .existingSecret "key" .key))) }}
+{{- with .repositories }}{{ $env = append $env (dict "name" "REGCREDS_GHCR_REPOSITORIES" "value" (include "regcreds.csv" .)) }}{{ end }}
+{{- with .permissions }}{{ $env = append $env (dict "name" "REGCREDS_GHCR_PERMISSIONS" "value" .) }}{{ end }}
+{{- with .apiUrl }}{{ $env = append $env (dict "name" "REGCREDS_GHCR_API_URL" "value" .) }}{{ end }}
+{{- with .registry }}{{ $env = append $env (dict "name" "REGCREDS_GHCR_REGISTRY" "value" .) }}{{ end }}
+{{- with .timeoutSeconds }}{{ $env = append $env (dict "name" "REGCREDS_GHCR_TIMEOUT_SECONDS" "value" (toString .)) }}{{ end }}
+{{- /* The App provider requires its probe image (see regcreds.validate). */}}
+{{- with $.Values.checks.images }}{{ $env = append $env (dict "name" "REGCREDS_CHECK_IMAGES" "value" (include "regcreds.csv" .)) }}{{ end }}
+{{- end }}{{ end }}
+{{- $derived := list }}
+{{- range $env }}{{ $derived = append $derived .name }}{{ end }}
+{{- range .Values.kubeletPlugin.env }}
+{{- if has .name $derived }}
+{{- fail (printf "kubeletPlugin.env sets %s, which the chart derives from providers.*: set it there" .name) }}
+{{- end }}
+{{- $env = append $env . }}
+{{- end }}
+{{- toJson $env }}
+{{- end }}
+
+{{/* The busybox image of the plugin's DaemonSet (its tools and pause containers). */}}
+{{- define "regcreds.kubeletPlugin.installerImage" -}}
+{{- with .Values.kubeletPlugin.installerImage }}
+{{- if .digest }}{{ printf "%s@%s" .repository .digest }}{{ else }}{{ printf "%s:%s" .repository .tag }}{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* The security context of the plugin DaemonSet's containers that touch nothing on the host. */}}
+{{- define "regcreds.kubeletPlugin.nonRootContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
 {{- end }}
