@@ -5,12 +5,24 @@
 //! private `/var` overlay, and the sysctls it sets in the private files [`super::hermetic`] mounted.
 //! It talks to the apiserver as `system:node:<name>` (Node authorizer, as in real clusters) and
 //! serves on the node address, where the apiserver reaches it for `kubectl logs`/`exec`.
+//!
+//! By default it has no image credential provider; given one ([`super::CredentialProvider`]) it
+//! runs with `--image-credential-provider-config` and `--image-credential-provider-bin-dir`
+//! (`cmd/kubelet/app/options/options.go` of k8s.io/kubernetes@v1.37.2), whose files
+//! [`super::credential_provider::install`] writes under `kubelet/credential-provider/`.
 
-use std::{net::Ipv4Addr, path::Path, process::Command};
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::Result;
 
-use super::containerd::{ContainerdPaths, path_with};
+use super::{
+    containerd::{ContainerdPaths, path_with},
+    credential_provider::{self, CredentialProvider},
+};
 use crate::binaries::NodeBinaries;
 
 /// kubelet's API port on the node address (the world has its own network namespace: no clash).
@@ -18,16 +30,33 @@ pub(crate) const PORT: u16 = 10250;
 /// kubelet's `/healthz` on 127.0.0.1.
 pub(crate) const HEALTHZ_PORT: u16 = 10248;
 
-/// Writes `kubelet/config.yaml` under `world` and returns the kubelet command.
+/// What the kubelet command is made of, kept by the world to start it again.
+#[derive(Debug, Clone)]
+pub(crate) struct KubeletSetup {
+    /// The kubeconfig of `system:node:<name>`.
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) node_name: String,
+    pub(crate) node_ip: Ipv4Addr,
+    /// The world's private cgroup root name.
+    pub(crate) cgroup_root: String,
+}
+
+/// Writes `kubelet/config.yaml` (and, with a `credential_provider`, its config and executable) under
+/// `world` and returns the kubelet command.
 pub(crate) fn command(
     bins: &NodeBinaries,
     world: &Path,
     containerd: &ContainerdPaths,
-    kubeconfig: &Path,
-    node_name: &str,
-    node_ip: Ipv4Addr,
-    cgroup_root: &str,
+    setup: &KubeletSetup,
+    credential_provider: Option<&CredentialProvider>,
 ) -> Result<Command> {
+    let KubeletSetup {
+        kubeconfig,
+        node_name,
+        node_ip,
+        cgroup_root,
+    } = setup;
+    let node_ip = *node_ip;
     let dir = world.join("kubelet");
     for sub in ["root", "pki", "pod-logs", "volume-plugins"] {
         std::fs::create_dir_all(dir.join(sub))?;
@@ -44,7 +73,28 @@ pub(crate) fn command(
         .arg("--v=2")
         // Volume plugins and credential helpers are looked up on PATH.
         .env("PATH", path_with(bins.dir()));
+    let provider_dir = credential_provider_dir(world);
+    if provider_dir.exists() {
+        // What an earlier kubelet was given; this one gets its own or none.
+        std::fs::remove_dir_all(&provider_dir)?;
+    }
+    if let Some(provider) = credential_provider {
+        let installed = credential_provider::install(provider, &provider_dir)?;
+        cmd.arg(format!(
+            "--image-credential-provider-config={}",
+            installed.config.display()
+        ))
+        .arg(format!(
+            "--image-credential-provider-bin-dir={}",
+            installed.bin_dir.display()
+        ));
+    }
     Ok(cmd)
+}
+
+/// Where the kubelet's credential provider config (`config.json`) and bin dir (`bin/`) go.
+pub(crate) fn credential_provider_dir(world: &Path) -> PathBuf {
+    world.join("kubelet/credential-provider")
 }
 
 fn config_yaml(dir: &Path, containerd: &ContainerdPaths, node_ip: Ipv4Addr, cgroup_root: &str) -> String {

@@ -25,6 +25,7 @@
 
 mod components;
 mod containerd;
+mod credential_provider;
 mod harness;
 mod hermetic;
 mod images;
@@ -52,6 +53,9 @@ use kube::Api;
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::{sync::OnceCell, time::Instant};
 
+pub use credential_provider::{
+    CREDENTIAL_PROVIDER_API_VERSION, CredentialProvider, DEFAULT_CACHE_DURATION, kubelet_config_hash,
+};
 pub use harness::{NodeTest, harness};
 pub use hermetic::KUBELET_SYSCTLS;
 pub use install::{Installed, repo_root};
@@ -69,6 +73,7 @@ use crate::{
     versions::K8S_VERSION,
 };
 use containerd::{ContainerdPaths, TrustedRegistry};
+use kubelet::KubeletSetup;
 
 /// The node's name (`kubectl get nodes`), resolvable inside the world through its `/etc/hosts`.
 pub const NODE_NAME: &str = "regcreds-node";
@@ -83,6 +88,8 @@ pub const WORKLOAD_TAG: &str = "v1";
 
 /// From the first process started to a Ready, untainted node with kube-proxy synced.
 const NODE_READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// From a restarted kubelet's start to its first Ready heartbeat on an untainted node.
+const KUBELET_RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 /// Per process, between SIGTERM and SIGKILL when a node process is stopped on purpose.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -119,9 +126,13 @@ pub struct NodeWorld {
     public_registry: TestRegistry,
     pull_password: Mutex<String>,
     workload_image: String,
+    sandbox_image: String,
     regcreds_image: OnceCell<String>,
     bins: NodeBinaries,
     containerd: ContainerdPaths,
+    kubelet: KubeletSetup,
+    /// The running kubelet's image credential provider, if any.
+    credential_provider: Mutex<Option<CredentialProvider>>,
     dir: PathBuf,
 }
 
@@ -197,18 +208,15 @@ impl NodeWorld {
             &logs.join("containerd.log"),
         )
         .await?;
-        let node_kubeconfig = cp
-            .kubeconfig_as(&format!("system:node:{NODE_NAME}"), &["system:nodes"])
-            .await?;
-        let kubelet_cmd = kubelet::command(
-            &bins,
-            &dir,
-            &containerd_paths,
-            &node_kubeconfig,
-            NODE_NAME,
-            NODE_IP,
-            &prepared.cgroup,
-        )?;
+        let kubelet_setup = KubeletSetup {
+            kubeconfig: cp
+                .kubeconfig_as(&format!("system:node:{NODE_NAME}"), &["system:nodes"])
+                .await?,
+            node_name: NODE_NAME.to_string(),
+            node_ip: NODE_IP,
+            cgroup_root: prepared.cgroup.clone(),
+        };
+        let kubelet_cmd = kubelet::command(&bins, &dir, &containerd_paths, &kubelet_setup, None)?;
         let kubelet = Child::spawn("kubelet", kubelet_cmd, &logs.join("kubelet.log"))?;
         let scheduler_cmd =
             components::scheduler(&bins, &cp.kubeconfig_as("system:kube-scheduler", &[]).await?);
@@ -237,9 +245,12 @@ impl NodeWorld {
             public_registry,
             pull_password: Mutex::new(pull_password),
             workload_image,
+            sandbox_image,
             regcreds_image: OnceCell::new(),
             bins,
             containerd: containerd_paths,
+            kubelet: kubelet_setup,
+            credential_provider: Mutex::new(None),
             dir,
         };
         if let Err(e) = world.wait_node_ready().await {
@@ -299,6 +310,12 @@ impl NodeWorld {
         *self.lock(&self.pull_password) = new_password.to_string();
     }
 
+    /// The sandbox (pause) image in [`Self::public_registry`]: an image anyone may pull, whose
+    /// entrypoint sleeps forever.
+    pub fn sandbox_image(&self) -> &str {
+        &self.sandbox_image
+    }
+
     /// `127.0.0.1:PORT/demo/busybox:v1`: a private image only [`PULL_USER`] may pull.
     pub fn workload_image(&self) -> &str {
         &self.workload_image
@@ -321,6 +338,98 @@ impl NodeWorld {
             .get_or_try_init(|| async { regcreds_image::build_and_push(&self.public_registry, &self.dir) })
             .await
             .map(String::as_str)
+    }
+
+    /// regcreds as the kubelet's image credential provider, for [`Self::restart_kubelet`]: the binary
+    /// under test ([`crate::regcreds_binary`]) named `regcreds` in the kubelet's bin dir, run as
+    /// `regcreds credential-provider` for the private registry's images, configured through the
+    /// config's `env` list like the Deployment: the static provider serving that registry as
+    /// [`PULL_USER`] with the current [`Self::pull_password`]. Add images with
+    /// [`CredentialProvider::match_image`].
+    pub fn regcreds_credential_provider(&self) -> CredentialProvider {
+        CredentialProvider::new("regcreds", &crate::regcreds_binary(), &[self.registry_host()])
+            .args(&["credential-provider"])
+            .env("REGCREDS_STATIC_SERVER", self.registry_host())
+            .env("REGCREDS_STATIC_USER", PULL_USER)
+            .env("REGCREDS_STATIC_PASSWORD", &self.pull_password())
+    }
+
+    /// Stops the kubelet and starts it again with `credential_provider` as its image credential
+    /// provider, or with none (as every world starts). Returns once the new kubelet answers `/healthz`
+    /// and has reported the node Ready (a heartbeat newer than the old kubelet) and untainted.
+    ///
+    /// Running pods stay (the new kubelet adopts them); what the kubelet only keeps in memory goes:
+    /// its cache of provider answers and its image pull backoff. A test that changes the kubelet
+    /// should restart it with `None` before it ends, so that the next test finds the usual node.
+    pub async fn restart_kubelet(&self, credential_provider: Option<&CredentialProvider>) -> Result<()> {
+        let started = Instant::now();
+        let log = {
+            let mut procs = self.lock(&self.procs);
+            procs.kubelet.stop(STOP_GRACE);
+            procs.kubelet.log().to_path_buf()
+        };
+        // Heartbeats carry whole seconds: starting in a second the old kubelet never saw makes the
+        // first Ready heartbeat at or after it the new kubelet's.
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let fresh_from = now.as_second() + 1;
+        let into_second = Duration::from_nanos(u64::try_from(now.subsec_nanosecond()).unwrap_or(0));
+        tokio::time::sleep(Duration::from_secs(1).saturating_sub(into_second)).await;
+
+        let cmd = kubelet::command(
+            &self.bins,
+            &self.dir,
+            &self.containerd,
+            &self.kubelet,
+            credential_provider,
+        )?;
+        let mark = match credential_provider {
+            Some(p) => format!("with the image credential provider {:?}", p.name()),
+            None => "without an image credential provider".to_string(),
+        };
+        {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new().append(true).open(&log)?;
+            writeln!(file, "==== regcreds-testkit: kubelet restarted {mark} ====")?;
+        }
+        let kubelet = Child::spawn("kubelet", cmd, &log)?;
+        // The old one has exited and been reaped: dropping it does nothing more.
+        self.lock(&self.procs).kubelet = kubelet;
+        *self.lock(&self.credential_provider) = credential_provider.cloned();
+        if let Err(e) = self.wait_kubelet_fresh(fresh_from).await {
+            return Err(e.context(format!(
+                "the kubelet restarted {mark} did not get ready\n{}",
+                self.log_tails(40)
+            )));
+        }
+        eprintln!(
+            "regcreds-testkit: kubelet restarted {mark}, node Ready in {:.1?}",
+            started.elapsed()
+        );
+        Ok(())
+    }
+
+    /// The running kubelet's image credential provider ([`Self::restart_kubelet`]), if any.
+    pub fn credential_provider(&self) -> Option<CredentialProvider> {
+        self.lock(&self.credential_provider).clone()
+    }
+
+    /// The `CredentialProviderConfig` file the running kubelet was given, if it has a provider.
+    pub fn credential_provider_config(&self) -> Option<PathBuf> {
+        self.lock(&self.credential_provider)
+            .as_ref()
+            .map(|_| kubelet::credential_provider_dir(&self.dir).join("config.json"))
+    }
+
+    /// The kubelet's `/metrics`, fetched through the apiserver's node proxy (as `kubectl get --raw
+    /// /api/v1/nodes/<node>/proxy/metrics` would).
+    pub async fn kubelet_metrics(&self) -> Result<String> {
+        let request = http::Request::get(format!("/api/v1/nodes/{NODE_NAME}/proxy/metrics"))
+            .body(Vec::new())
+            .context("building the kubelet metrics request")?;
+        self.client()
+            .request_text(request)
+            .await
+            .context("GET the kubelet's /metrics through the apiserver")
     }
 
     /// `kubectl --kubeconfig <admin>` (the test venv's kubectl), with a private cache directory.
@@ -399,6 +508,35 @@ impl NodeWorld {
         }
     }
 
+    /// After a kubelet restart: `/healthz` answers and the node's Ready condition is True with a
+    /// heartbeat at or after `fresh_from` (Unix seconds), and the node has no taint.
+    async fn wait_kubelet_fresh(&self, fresh_from: i64) -> Result<()> {
+        let nodes = Api::<Node>::all(self.client());
+        let deadline = Instant::now() + KUBELET_RESTART_TIMEOUT;
+        loop {
+            self.check_running()?;
+            let node = nodes.get_opt(NODE_NAME).await.ok().flatten();
+            let fresh = node
+                .as_ref()
+                .and_then(|n| n.status.as_ref()?.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                .and_then(|c| c.last_heartbeat_time.as_ref())
+                .is_some_and(|t| t.0.as_second() >= fresh_from);
+            if fresh && node.as_ref().is_some_and(is_ready_and_untainted) && kubelet_healthy().await {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {NODE_NAME} without a fresh Ready heartbeat, untainted, after \
+                     {KUBELET_RESTART_TIMEOUT:?}; node: {}",
+                    serde_json::to_string(&node.map(|n| (n.spec, n.status.map(|s| s.conditions))))
+                        .unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     fn home(&self) -> PathBuf {
         self.dir.join("home")
     }
@@ -407,6 +545,16 @@ impl NodeWorld {
         // A panicking test must not make the world unusable for the others.
         mutex.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// kubelet answers `ok` on its `/healthz`.
+async fn kubelet_healthy() -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], kubelet::HEALTHZ_PORT));
+    tokio::task::spawn_blocking(move || {
+        tools::http_get(addr, "/healthz").is_some_and(|(status, _)| status == 200)
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Ready condition True and no taints (the node-lifecycle controller removes `not-ready`).
