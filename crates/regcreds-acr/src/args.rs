@@ -123,6 +123,17 @@ impl ProviderConfig for AcrArgs {
 
     /// Builds the provider if a registry or ACR credential is configured.
     async fn build(&self, problems: &mut ConfigProblems) -> Enablement {
+        self.read(problems, false).await
+    }
+
+    /// Pods' own identities only: regcreds' workload identity token file is not needed.
+    async fn build_for_pods(&self, problems: &mut ConfigProblems) -> Enablement {
+        self.read(problems, true).await
+    }
+}
+
+impl AcrArgs {
+    async fn read(&self, problems: &mut ConfigProblems, for_pods: bool) -> Enablement {
         let registries = pick(&[
             (REGISTRIES, &self.acr_registries),
             (COMPAT_URL, &self.acr_compat_url),
@@ -158,7 +169,10 @@ impl ProviderConfig for AcrArgs {
         let mode = self
             .acr_auth
             .unwrap_or_else(|| self.default_mode(secret.is_some()));
-        if mode == AcrAuthArg::WorkloadIdentity && !check_token_file("AZURE_FEDERATED_TOKEN_FILE", problems) {
+        if mode == AcrAuthArg::WorkloadIdentity
+            && !for_pods
+            && !check_token_file("AZURE_FEDERATED_TOKEN_FILE", problems)
+        {
             return Enablement::Invalid;
         }
         let Some(auth) = self.auth(mode, client_id.clone(), secret.clone(), compat, problems) else {
@@ -177,7 +191,11 @@ impl ProviderConfig for AcrArgs {
         settings.exchange_base_url = non_blank(&self.acr_exchange_url);
         settings.ca_file = non_blank(&self.acr_ca_file);
         settings.timeout = timeout;
-        match AcrProvider::new(settings).await {
+        let provider = match for_pods {
+            true => AcrProvider::for_pods(settings).await,
+            false => AcrProvider::new(settings).await,
+        };
+        match provider {
             Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
                 Arc::new(provider),
                 schedule,

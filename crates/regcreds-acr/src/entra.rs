@@ -9,12 +9,12 @@ use std::{sync::Arc, time::Duration};
 use azure_core::{
     cloud::{CloudConfiguration, CustomConfiguration},
     credentials::{Secret, TokenCredential},
-    http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport},
+    http::{ClientMethodOptions, ClientOptions, ExponentialRetryOptions, RetryOptions, Transport},
 };
 use azure_identity::{
-    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
-    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
-    WorkloadIdentityCredentialOptions,
+    ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions, ClientSecretCredential,
+    ClientSecretCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use regcreds_core::SecretString;
 use regcreds_token_endpoint::MintStep;
@@ -97,6 +97,36 @@ impl Entra {
         }))
     }
 
+    /// A credential for one pod: its ServiceAccount token as the client assertion of the app registration
+    /// `client_id` in `tenant_id` (Entra checks the token against that app's federated credentials).
+    pub(crate) fn for_pod(
+        settings: &AcrSettings,
+        http: &reqwest::Client,
+        tenant_id: &str,
+        client_id: &str,
+        token: SecretString,
+    ) -> Result<Self> {
+        let options = ClientAssertionCredentialOptions {
+            client_options: client_options(settings, http),
+        };
+        let credential = ClientAssertionCredential::new(
+            tenant_id.to_string(),
+            client_id.to_string(),
+            PodAssertion(token),
+            Some(options),
+        )
+        .map_err(|e| Error::Identity {
+            mode: POD_MODE,
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            credential,
+            scope: settings.effective_scope(),
+            mode: POD_MODE,
+            timeout: settings.timeout,
+        })
+    }
+
     /// A current access token (from azure_identity's cache when still fresh).
     pub(crate) async fn token(&self) -> regcreds_core::Result<SecretString> {
         let step = MintStep::new(PROVIDER_NAME, format!("Entra token ({})", self.mode));
@@ -107,6 +137,25 @@ impl Entra {
             Ok(Err(err)) => Err(failure::entra(&err, &step)),
             Err(_) => Err(step.failed(true, &format!("timed out after {:?}", self.timeout))),
         }
+    }
+}
+
+/// How a pod's credential shows in errors.
+const POD_MODE: &str = "the pod's workload identity";
+
+/// The pod's ServiceAccount token, handed to Entra as it is.
+struct PodAssertion(SecretString);
+
+impl std::fmt::Debug for PodAssertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PodAssertion(<redacted>)")
+    }
+}
+
+#[async_trait::async_trait]
+impl ClientAssertion for PodAssertion {
+    async fn secret(&self, _: Option<ClientMethodOptions<'_>>) -> azure_core::Result<String> {
+        Ok(self.0.expose().to_string())
     }
 }
 

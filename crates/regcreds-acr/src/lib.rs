@@ -34,7 +34,7 @@ mod settings;
 #[cfg(feature = "cli")]
 pub use args::AcrArgs;
 pub use error::{Error, Result};
-pub use provider::AcrProvider;
+pub use provider::{AcrProvider, CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION};
 pub use regcreds_token_endpoint::ClientError;
 pub use settings::{AcrAuth, AcrSettings};
 

@@ -468,3 +468,122 @@ async fn managed_identity_child() {
     let credential = set.iter().next().expect("entry");
     println!("minted {} as {}", credential.registry, credential.username);
 }
+
+/// A ServiceAccount token as the kubelet passes it in token mode (the fake checks iss and sub).
+fn pod_token(subject: &str) -> String {
+    let claims = serde_json::json!({
+        "iss": "https://oidc.example/cluster",
+        "sub": subject,
+        "aud": ["api://AzureADTokenExchange"],
+        "exp": Utc::now().timestamp() + 600,
+    });
+    format!(
+        "{}.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k1"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+fn pod(token: &str, client_id: Option<&str>) -> regcreds_core::PodIdentity {
+    let mut annotations = std::collections::BTreeMap::new();
+    if let Some(client_id) = client_id {
+        annotations.insert(
+            regcreds_acr::CLIENT_ID_ANNOTATION.to_string(),
+            client_id.to_string(),
+        );
+    }
+    regcreds_core::PodIdentity {
+        token: token.into(),
+        annotations,
+    }
+}
+
+/// The kubelet plugin's token mode: each pod's token is the client assertion of the app registration its
+/// ServiceAccount names (Azure workload identity's annotations), and Entra's federated credentials
+/// decide; the provider's own workload identity plays no part.
+#[tokio::test]
+async fn in_token_mode_each_pod_pulls_as_its_own_app_registration_and_entra_decides() {
+    let fake = FakeCloud::start(&[(
+        "FAKE_FEDERATED_CREDENTIALS",
+        r#"{"app-team-a": [{"issuer": "https://oidc.example/cluster", "subject": "system:serviceaccount:team-a:puller"}],
+            "app-team-b": [{"issuer": "https://oidc.example/cluster", "subject": "system:serviceaccount:team-b:puller"}]}"#,
+    )]);
+    let auth = AcrAuth::WorkloadIdentity {
+        tenant_id: Some("tenant-a".into()),
+        client_id: Some("regcreds-own-app".into()),
+        token_file: Some(std::path::PathBuf::from("/nonexistent/regcreds/azure-token")),
+    };
+    // NB: no token file of regcreds' own: built for pods, only theirs count.
+    let provider = AcrProvider::for_pods(settings(&fake, auth)).await.expect("valid");
+    assert!(provider.mint().await.is_err(), "no identity of its own");
+    let token_a = pod_token("system:serviceaccount:team-a:puller");
+    let token_b = pod_token("system:serviceaccount:team-b:puller");
+
+    let a = provider
+        .mint_for_pod(&pod(&token_a, Some("app-team-a")))
+        .await
+        .expect("pod mode");
+    let b = provider
+        .mint_for_pod(&pod(&token_b, Some("app-team-b")))
+        .await
+        .expect("pod mode");
+    assert_eq!(a.expect("team a").registries(), vec![REGISTRY]);
+    assert_eq!(b.expect("team b").registries(), vec![REGISTRY]);
+    let entra = fake.requests_to("/tenant-a/oauth2/v2.0/token");
+    let sent: Vec<(&str, &str)> = entra
+        .iter()
+        .map(|r| (r.form["client_id"].as_str(), r.form["client_assertion"].as_str()))
+        .collect();
+    assert_eq!(
+        sent,
+        [("app-team-a", token_a.as_str()), ("app-team-b", token_b.as_str())]
+    );
+    let exchanged: Vec<bool> = fake
+        .requests_to("/oauth2/exchange")
+        .iter()
+        .zip(["entra.tenant-a.app-team-a.", "entra.tenant-a.app-team-b."])
+        .map(|(r, prefix)| r.form["access_token"].starts_with(prefix))
+        .collect();
+    assert_eq!(
+        exchanged,
+        [true, true],
+        "each pod's own Entra token went to the registry"
+    );
+
+    let stolen = provider
+        .mint_for_pod(&pod(&token_b, Some("app-team-a")))
+        .await
+        .expect("pod mode");
+    let error = stolen.expect_err("team b's ServiceAccount is not federated with team a's app");
+    assert!(!error.is_transient(), "{error}");
+    assert!(error.to_string().contains("AADSTS 70021"), "{error}");
+    assert!(!error.to_string().contains(&token_b), "{error}");
+
+    let unnamed = provider
+        .mint_for_pod(&pod(&token_a, None))
+        .await
+        .expect("pod mode");
+    let error = unnamed.expect_err("no client id annotation");
+    assert!(
+        error
+            .to_string()
+            .contains("no azure.workload.identity/client-id annotation"),
+        "{error}"
+    );
+    assert_eq!(
+        fake.requests_to("/tenant-a/oauth2/v2.0/token").len(),
+        3,
+        "nothing sent without a client ID"
+    );
+}
+
+#[tokio::test]
+async fn static_acr_credentials_have_no_pod_mode() {
+    let fake = FakeCloud::start(&[]);
+    let auth = AcrAuth::Static {
+        username: "puller".into(),
+        password: "pw".into(),
+    };
+    let provider = AcrProvider::new(settings(&fake, auth)).await.expect("valid");
+    assert!(provider.mint_for_pod(&pod("t", Some("app"))).await.is_none());
+}
