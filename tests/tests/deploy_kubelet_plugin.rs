@@ -115,6 +115,21 @@ fn match_images(helm: &Path, sets: &[&str]) -> Vec<String> {
         .collect()
 }
 
+// === the example for nodes set up by hand ===
+
+#[test]
+fn the_example_config_passes_the_kubelets_checks_and_names_variables_regcreds_reads() {
+    let path = repo().join("config/kubelet-credential-provider.yaml");
+    let text = std::fs::read_to_string(&path).expect("config/kubelet-credential-provider.yaml");
+    let config: Value = serde_saphyr::from_str(&text).expect("YAML");
+    assert_eq!(kubelet_config_problems(&config), Vec::<String>::new());
+    assert_eq!(s(&config, "/providers/0/name"), "regcreds");
+    assert_eq!(arr(&config, "/providers/0/args"), [json!("credential-provider")]);
+    for e in arr(&config, "/providers/0/env") {
+        assert!(KNOWN_ENV.contains(&s(e, "/name")), "{e}");
+    }
+}
+
 // === off by default ===
 
 #[test]
