@@ -281,7 +281,13 @@ fn the_daemonset_is_as_hardened_as_a_host_path_writer_can_be() {
     assert_eq!(env_value(install, "PLUGIN_BIN_DIR"), "/var/lib/regcreds/bin");
     assert_eq!(env_value(install, "PLUGIN_CONFIG_DIR"), "/var/lib/regcreds");
     // The regcreds image's binary, at the path the Dockerfile puts it.
-    assert_eq!(s(install, "/image"), "ghcr.io/regcreds/regcreds:0.1.0");
+    let deployment_image = arr(deployment, "/spec/template/spec/containers")[0]
+        .get("image")
+        .and_then(Value::as_str);
+    assert_eq!(
+        s(install, "/image"),
+        deployment_image.expect("the Deployment's image")
+    );
     assert_eq!(env_value(install, "PLUGIN_SOURCE"), "/regcreds");
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
     assert!(
