@@ -83,6 +83,19 @@ pub struct GcrArgs {
         default_value_t = 30
     )]
     gcr_timeout_seconds: u64,
+    /// Kubelet plugin, ServiceAccount token mode: the workload identity pool provider pods' tokens are
+    /// federated with (`//iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>`).
+    #[arg(
+        long = "gcr-workload-identity-provider",
+        env = "REGCREDS_GCR_WORKLOAD_IDENTITY_PROVIDER"
+    )]
+    gcr_workload_identity_provider: Option<String>,
+    /// Google's STS endpoint (tests) [default: https://sts.googleapis.com/v1/token].
+    #[arg(long = "gcr-sts-url", env = "REGCREDS_GCR_STS_URL")]
+    gcr_sts_url: Option<String>,
+    /// Google's IAM Credentials API (tests) [default: https://iamcredentials.googleapis.com].
+    #[arg(long = "gcr-iam-credentials-url", env = "REGCREDS_GCR_IAM_CREDENTIALS_URL")]
+    gcr_iam_credentials_url: Option<String>,
 }
 
 #[async_trait]
@@ -144,6 +157,9 @@ impl ProviderConfig for GcrArgs {
         settings.registries = hosts.as_ref().map(|(h, _)| split_list(h)).unwrap_or_default();
         settings.metadata_url = metadata_url.as_ref().map(|(url, _)| url.clone());
         settings.timeout = timeout;
+        settings.workload_identity_provider = non_blank(&self.gcr_workload_identity_provider);
+        settings.sts_url = non_blank(&self.gcr_sts_url);
+        settings.iam_credentials_url = non_blank(&self.gcr_iam_credentials_url);
         match GcrProvider::new(settings).await {
             Ok(provider) => Enablement::Enabled(ConfiguredProvider::new(
                 Arc::new(provider),
@@ -154,6 +170,10 @@ impl ProviderConfig for GcrArgs {
                 let blamed = match &error {
                     Error::Registry(_) => hosts.map_or(HOSTS, |h| h.1),
                     Error::InvalidMetadataUrl(_) => metadata_url.map_or(METADATA_URL, |m| m.1),
+                    Error::InvalidStsUrl(_) => Source::new("REGCREDS_GCR_STS_URL", "gcr-sts-url"),
+                    Error::InvalidIamCredentialsUrl(_) => {
+                        Source::new("REGCREDS_GCR_IAM_CREDENTIALS_URL", "gcr-iam-credentials-url")
+                    }
                     Error::UnreadableKeyFile { .. } | Error::Key { .. } => match credentials {
                         GcrCredentials::KeyJson(_) => key.map_or(KEY, |k| k.1),
                         GcrCredentials::ApplicationDefault => APPLICATION_CREDENTIALS,

@@ -12,6 +12,12 @@ pub enum Error {
     /// The metadata server URL is not an http(s) URL.
     #[error("metadata URL {0:?} is not an http:// or https:// URL")]
     InvalidMetadataUrl(String),
+    /// The STS endpoint override is not an http(s) URL.
+    #[error("STS URL {0:?} is not an http:// or https:// URL")]
+    InvalidStsUrl(String),
+    /// The IAM Credentials endpoint override is not an http(s) URL.
+    #[error("IAM Credentials URL {0:?} is not an http:// or https:// URL")]
+    InvalidIamCredentialsUrl(String),
     /// The key file could not be read (missing, unreadable, larger than 1 MiB).
     #[error("service-account key: {source}")]
     UnreadableKeyFile {

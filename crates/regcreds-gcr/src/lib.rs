@@ -24,6 +24,7 @@
 mod args;
 mod assertion;
 mod error;
+mod federation;
 mod key;
 mod metadata;
 mod provider;
@@ -33,6 +34,7 @@ mod token;
 #[cfg(feature = "cli")]
 pub use args::GcrArgs;
 pub use error::{Error, KeyError, Result};
+pub use federation::SERVICE_ACCOUNT_ANNOTATION;
 pub use provider::GcrProvider;
 pub use settings::{GcrCredentials, GcrSettings};
 

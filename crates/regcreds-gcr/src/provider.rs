@@ -4,11 +4,14 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use regcreds_core::{Credential, CredentialSet, Provider, ProviderName, RegistryHost, SecretString};
+use regcreds_core::{
+    Credential, CredentialSet, PodIdentity, Provider, ProviderName, RegistryHost, SecretString,
+};
 use regcreds_token_endpoint::MintStep;
 
 use crate::{
     Error, GcrCredentials, GcrSettings, PROVIDER_NAME, Result, TOKEN_USER, assertion,
+    federation::{DEFAULT_IAM_CREDENTIALS_URL, DEFAULT_STS_URL, Federation},
     key::{self, ServiceAccountKey},
     metadata,
     token::{self, AccessToken},
@@ -22,6 +25,8 @@ pub struct GcrProvider {
     scopes: Vec<String>,
     source: Source,
     http: reqwest::Client,
+    /// Pods' own identities (the kubelet plugin's ServiceAccount token mode), when configured.
+    federation: Option<Federation>,
 }
 
 #[derive(Debug)]
@@ -53,6 +58,7 @@ impl GcrProvider {
             scopes: settings.scopes(),
             source,
             http: regcreds_token_endpoint::client(None, settings.timeout).await?,
+            federation: federation(&settings)?,
         })
     }
 
@@ -85,6 +91,34 @@ impl GcrProvider {
     }
 }
 
+/// The pool provider and endpoints pods' tokens are federated with, checked like the metadata URL.
+fn federation(settings: &GcrSettings) -> Result<Option<Federation>> {
+    let Some(audience) = settings
+        .workload_identity_provider
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    else {
+        return Ok(None);
+    };
+    let url = |configured: &Option<String>, default: &str| -> Result<String> {
+        let url = configured
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .unwrap_or(default);
+        match regcreds_core::is_http_url(url) {
+            true => Ok(url.to_string()),
+            false => Err(Error::InvalidMetadataUrl(url.to_string())),
+        }
+    };
+    Ok(Some(Federation {
+        audience: audience.to_string(),
+        sts_url: url(&settings.sts_url, DEFAULT_STS_URL)?,
+        iam_credentials_url: url(&settings.iam_credentials_url, DEFAULT_IAM_CREDENTIALS_URL)?,
+    }))
+}
+
 fn parse_inline(json: &SecretString) -> Result<ServiceAccountKey> {
     key::parse(json.expose()).map_err(|source| Error::Key {
         origin: "inline".into(),
@@ -107,6 +141,17 @@ async fn read_key(path: &std::path::Path) -> Result<ServiceAccountKey> {
     })
 }
 
+impl GcrProvider {
+    fn for_every_registry(&self, AccessToken { token, expires_at }: AccessToken) -> CredentialSet {
+        self.registries
+            .iter()
+            .map(|registry| {
+                Credential::new(registry.clone(), TOKEN_USER, token.clone()).expiring_at(expires_at)
+            })
+            .collect()
+    }
+}
+
 #[async_trait]
 impl Provider for GcrProvider {
     fn name(&self) -> ProviderName {
@@ -119,15 +164,8 @@ impl Provider for GcrProvider {
 
     /// One token, the same credential under every registry key.
     async fn mint(&self) -> regcreds_core::Result<CredentialSet> {
-        let AccessToken { token, expires_at } = self.access_token().await?;
-        let set: CredentialSet = self
-            .registries
-            .iter()
-            .map(|registry| {
-                Credential::new(registry.clone(), TOKEN_USER, token.clone()).expiring_at(expires_at)
-            })
-            .collect();
-        tracing::debug!(registries = ?set.registries(), %expires_at, "minted GCR credentials");
+        let set = self.for_every_registry(self.access_token().await?);
+        tracing::debug!(registries = ?set.registries(), expires_at = ?set.expires_at(), "minted GCR credentials");
         Ok(set)
     }
 
@@ -139,6 +177,18 @@ impl Provider for GcrProvider {
             Source::Metadata(base) => format!("metadata server {base}"),
         };
         format!("{} from {source}", registries.join(", "))
+    }
+
+    /// With a workload identity pool provider: the pod's own federated identity (and the Google service
+    /// account its ServiceAccount names); Google's STS and IAM decide.
+    async fn mint_for_pod(&self, pod: &PodIdentity) -> Option<regcreds_core::Result<CredentialSet>> {
+        let federation = self.federation.as_ref()?;
+        Some(
+            federation
+                .token(&self.http, &self.scopes, pod)
+                .await
+                .map(|token| self.for_every_registry(token)),
+        )
     }
 
     fn serves(&self, image: &str) -> Option<bool> {

@@ -24,6 +24,14 @@ pub struct GcrSettings {
     pub metadata_url: Option<String>,
     /// Upper bound for one token request (default 30 s). Must not be zero.
     pub timeout: Duration,
+    /// Kubelet plugin, ServiceAccount token mode: the workload identity pool provider pods' tokens are
+    /// federated with (`//iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/
+    /// <pool>/providers/<provider>`). Without it, every pod gets the provider's own token.
+    pub workload_identity_provider: Option<String>,
+    /// Google's STS token endpoint (tests; default `https://sts.googleapis.com/v1/token`).
+    pub sts_url: Option<String>,
+    /// Google's IAM Credentials API base (tests; default `https://iamcredentials.googleapis.com`).
+    pub iam_credentials_url: Option<String>,
 }
 
 /// The source of the access token.
@@ -49,6 +57,9 @@ impl GcrSettings {
             scopes: vec![DEFAULT_SCOPE.to_string()],
             metadata_url: None,
             timeout: Duration::from_secs(30),
+            workload_identity_provider: None,
+            sts_url: None,
+            iam_credentials_url: None,
         }
     }
 

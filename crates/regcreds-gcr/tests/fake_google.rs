@@ -293,3 +293,120 @@ async fn metadata_host_child() {
     let credential = set.iter().next().expect("entry");
     println!("minted {} as {}", credential.registry, credential.username);
 }
+
+const POOL: &str =
+    "//iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/k8s/providers/cluster";
+const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// A ServiceAccount token as the kubelet passes it in token mode (the fake checks iss, not signatures).
+fn pod_token(issuer: &str, subject: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let claims = serde_json::json!({"iss": issuer, "sub": subject, "aud": [POOL], "exp": Utc::now().timestamp() + 600});
+    format!(
+        "{}.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k1"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+fn pod(token: &str, service_account: Option<&str>) -> regcreds_core::PodIdentity {
+    regcreds_core::PodIdentity {
+        token: token.into(),
+        annotations: service_account
+            .map(|sa| {
+                [(
+                    regcreds_gcr::SERVICE_ACCOUNT_ANNOTATION.to_string(),
+                    sa.to_string(),
+                )]
+                .into()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The kubelet plugin's token mode on Google: the pod's token federated at STS with the pool provider,
+/// then the Google service account its ServiceAccount names, if IAM binds it; the provider's own
+/// identity (here the metadata server) plays no part.
+#[tokio::test]
+async fn in_token_mode_each_pod_federates_its_own_token_and_google_decides() {
+    let team_a = "system:serviceaccount:team-a:puller";
+    let fake = FakeGoogle::start(
+        None,
+        &[
+            ("FAKE_WIF_AUDIENCE", POOL),
+            ("FAKE_WIF_ISSUER", ISSUER),
+            ("FAKE_WIF_BINDINGS", &format!(r#"{{"{EMAIL}": ["{team_a}"]}}"#)),
+        ],
+    );
+    let settings = GcrSettings {
+        registries: vec!["europe-docker.pkg.dev".into()],
+        metadata_url: Some(fake.url.clone()),
+        workload_identity_provider: Some(POOL.into()),
+        sts_url: Some(format!("{}/v1/token", fake.url)),
+        iam_credentials_url: Some(fake.url.clone()),
+        ..GcrSettings::new(GcrCredentials::Metadata)
+    };
+    let provider = GcrProvider::new(settings).await.expect("valid settings");
+
+    let impersonated = provider
+        .mint_for_pod(&pod(&pod_token(ISSUER, team_a), Some(EMAIL)))
+        .await
+        .expect("pod mode")
+        .expect("team a may act as the service account");
+    let credential = impersonated.iter().next().expect("entry");
+    assert_eq!(credential.username, TOKEN_USER);
+    assert!(
+        credential
+            .password
+            .expose()
+            .starts_with(&format!("ya29.sa.{EMAIL}."))
+    );
+    let sts = &fake.requests_to("/v1/token")[0];
+    assert_eq!(sts.form["audience"], POOL);
+    assert_eq!(
+        sts.form["subject_token_type"],
+        "urn:ietf:params:oauth:token-type:jwt"
+    );
+    assert_eq!(sts.form["scope"], DEFAULT_SCOPE);
+
+    let direct = provider
+        .mint_for_pod(&pod(&pod_token(ISSUER, "system:serviceaccount:team-b:app"), None))
+        .await
+        .expect("pod mode")
+        .expect("no service account named: the federated principal itself");
+    let token = direct.iter().next().expect("entry").password.expose().to_string();
+    assert!(token.starts_with("ya29.federated."), "{token}");
+
+    let other = pod_token(ISSUER, "system:serviceaccount:team-b:app");
+    let refused = provider
+        .mint_for_pod(&pod(&other, Some(EMAIL)))
+        .await
+        .expect("pod mode")
+        .expect_err("team b is not bound to the service account");
+    assert!(!refused.is_transient(), "{refused}");
+    assert!(refused.to_string().contains("403 PERMISSION_DENIED"), "{refused}");
+    assert!(!refused.to_string().contains(&other), "{refused}");
+
+    let foreign = provider
+        .mint_for_pod(&pod(
+            &pod_token("https://other.cluster.example", team_a),
+            Some(EMAIL),
+        ))
+        .await
+        .expect("pod mode")
+        .expect_err("another cluster's token");
+    assert!(foreign.to_string().contains("invalid_grant"), "{foreign}");
+    assert!(
+        fake.requests_to("/computeMetadata/v1/instance/service-accounts/default/token")
+            .is_empty(),
+        "regcreds' own identity is never used for a pod"
+    );
+}
+
+#[tokio::test]
+async fn without_a_pool_provider_there_is_no_pod_mode() {
+    let provider = GcrProvider::new(GcrSettings::new(GcrCredentials::Metadata))
+        .await
+        .expect("valid settings");
+    assert!(provider.mint_for_pod(&pod("t", None)).await.is_none());
+}
