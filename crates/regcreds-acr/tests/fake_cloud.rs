@@ -469,18 +469,11 @@ async fn managed_identity_child() {
     println!("minted {} as {}", credential.registry, credential.username);
 }
 
-/// A ServiceAccount token as the kubelet passes it in token mode (the fake checks iss and sub).
 fn pod_token(subject: &str) -> String {
-    let claims = serde_json::json!({
-        "iss": "https://oidc.example/cluster",
-        "sub": subject,
-        "aud": ["api://AzureADTokenExchange"],
-        "exp": Utc::now().timestamp() + 600,
-    });
-    format!(
-        "{}.{}.c2ln",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k1"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
+    regcreds_fakes::tokens::service_account_token(
+        "https://oidc.example/cluster",
+        subject,
+        "api://AzureADTokenExchange",
     )
 }
 

@@ -296,17 +296,10 @@ async fn metadata_host_child() {
 
 const POOL: &str =
     "//iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/k8s/providers/cluster";
-const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+const ISSUER: &str = regcreds_fakes::tokens::CLUSTER_ISSUER;
 
-/// A ServiceAccount token as the kubelet passes it in token mode (the fake checks iss, not signatures).
 fn pod_token(issuer: &str, subject: &str) -> String {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    let claims = serde_json::json!({"iss": issuer, "sub": subject, "aud": [POOL], "exp": Utc::now().timestamp() + 600});
-    format!(
-        "{}.{}.c2ln",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k1"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
+    regcreds_fakes::tokens::service_account_token(issuer, subject, POOL)
 }
 
 fn pod(token: &str, service_account: Option<&str>) -> regcreds_core::PodIdentity {

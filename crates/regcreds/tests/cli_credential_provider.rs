@@ -10,8 +10,9 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use regcreds_fakes::github_quay::{
-    FEDERATION_PATH, FakeGithubQuay, INSTALLATION_PATH, SA_JWT, generate_app_key,
+use regcreds_fakes::{
+    github_quay::{FEDERATION_PATH, FakeGithubQuay, FakeWorld, INSTALLATION_PATH, SA_JWT},
+    tokens::{CLUSTER_ISSUER, service_account_token},
 };
 
 const QUAY_TOKEN: &str = "quay-plugin-robot-token";
@@ -83,30 +84,10 @@ fn a_static_credential_answers_its_registrys_images_and_nothing_else() {
 
 #[test]
 fn token_providers_answer_with_an_expiry_and_only_the_provider_for_the_image_is_called() {
-    let keys = tempfile::tempdir().expect("tempdir");
-    generate_app_key(keys.path());
-    let token_file = keys.path().join("sa-token");
-    std::fs::write(&token_file, SA_JWT).expect("token file");
-    let public = keys.path().join("public.pem");
-    let fake = FakeGithubQuay::start(&[
-        ("FAKE_GITHUB_PUBLIC_KEY", path(&public)),
-        ("FAKE_QUAY_SA_TOKEN", SA_JWT),
-        ("FAKE_QUAY_TOKEN", QUAY_TOKEN),
-    ]);
-    let ca = fake.ca_file();
-    let key = keys.path().join("pkcs1.pem");
-    let env = [
-        ("REGCREDS_GHCR_APP_ID", "123456"),
-        ("REGCREDS_GHCR_INSTALLATION_ID", "987654"),
-        ("REGCREDS_GHCR_PRIVATE_KEY_FILE", path(&key)),
-        ("REGCREDS_GHCR_API_URL", fake.url.as_str()),
-        ("REGCREDS_GHCR_CA_FILE", path(&ca)),
-        ("REGCREDS_QUAY_ROBOT", "myorg+puller"),
-        ("REGCREDS_QUAY_REGISTRY", "quay.example.com"),
-        ("REGCREDS_QUAY_TOKEN_FILE", path(&token_file)),
-        ("REGCREDS_QUAY_FEDERATION_URL", fake.url.as_str()),
-        ("REGCREDS_QUAY_CA_FILE", path(&ca)),
-    ];
+    let world = FakeWorld::start(&[("FAKE_QUAY_TOKEN", QUAY_TOKEN)]);
+    let fake = &world.fake;
+    let env = world.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let response = answer(&plugin(&env, &request("quay.example.com/myorg/app:1")));
     assert_eq!(
         response["auth"]["quay.example.com"]["password"], QUAY_TOKEN,
@@ -160,23 +141,8 @@ fn a_failed_mint_exits_1_naming_provider_and_image_without_a_secret() {
     );
 }
 
-/// A ServiceAccount token as the kubelet would pass it (header with `kid`, RS256; the fake verifies
-/// claims, not the signature, unless told the one token to accept).
 fn pod_token(subject: &str) -> String {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k1"}"#);
-    let claims = serde_json::json!({
-        "iss": "https://kubernetes.default.svc.cluster.local",
-        "sub": subject,
-        "aud": ["quay.example.com"],
-        "iat": now,
-        "exp": now + 600,
-    });
-    format!("{header}.{}.c2ln", URL_SAFE_NO_PAD.encode(claims.to_string()))
+    service_account_token(CLUSTER_ISSUER, subject, "quay.example.com")
 }
 
 fn pod_request(image: &str, token: &str, annotations: serde_json::Value) -> String {
