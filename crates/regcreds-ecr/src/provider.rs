@@ -184,6 +184,26 @@ impl Provider for EcrProvider {
         describe(&self.settings)
     }
 
+    /// Private registries are `<account>.dkr.ecr.<region>.amazonaws.com` (`.amazonaws.com.cn` in China),
+    /// ECR Public is `public.ecr.aws`. With an endpoint override (VPC endpoints, tests against a local
+    /// stand-in) the registry host comes from the reply's proxyEndpoint alone: only a mint can tell.
+    fn serves(&self, image: &str) -> Option<bool> {
+        if self.settings.endpoint_url.is_some() || self.settings.public_endpoint_url.is_some() {
+            return None;
+        }
+        let host = regcreds_core::reference::split_registry(image).map(|(host, _)| host.to_ascii_lowercase());
+        let Some(host) = host else {
+            return Some(false);
+        };
+        let private = self.settings.regions.iter().any(|region| {
+            [".amazonaws.com", ".amazonaws.com.cn"].iter().any(|domain| {
+                host.strip_suffix(&format!(".dkr.ecr.{region}{domain}"))
+                    .is_some_and(|account| self.serves_account(account))
+            })
+        });
+        Some(private || (self.settings.public && host == crate::PUBLIC_REGISTRY))
+    }
+
     /// The pod's own role (its ServiceAccount's annotation), assumed with its token; never the role or
     /// credentials regcreds itself is configured with.
     async fn mint_for_pod(&self, pod: &PodIdentity) -> Option<regcreds_core::Result<CredentialSet>> {
@@ -192,6 +212,15 @@ impl Provider for EcrProvider {
 }
 
 impl EcrProvider {
+    /// A 12-digit account: one of the configured ones, or any when none is configured (the caller's own,
+    /// whichever that is).
+    fn serves_account(&self, account: &str) -> bool {
+        let listed = &self.settings.registry_ids;
+        account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && (listed.is_empty() || listed.iter().any(|id| id == account))
+    }
+
     async fn mint_as_pod(&self, pod: &PodIdentity) -> regcreds_core::Result<CredentialSet> {
         let role = pod::role_of(pod, &self.settings.role_annotation)?;
         let (config, session_end) = pod::assume(&self.base, &role, pod).await?;

@@ -457,3 +457,52 @@ async fn a_pod_whose_service_account_names_no_role_gets_no_credential_and_no_cal
     );
     assert!(moto.requests().is_empty(), "nothing was sent for either pod");
 }
+
+/// The kubelet plugin skips providers for other registries' images without a call.
+#[tokio::test]
+async fn the_registries_ecr_serves_are_known_without_a_call_unless_an_endpoint_is_overridden() {
+    let base = base_config(None).await;
+    let settings = EcrSettings {
+        regions: vec!["eu-west-1".into(), "cn-north-1".into()],
+        registry_ids: vec!["111111111111".into()],
+        public: true,
+        ..EcrSettings::default()
+    };
+    let provider = EcrProvider::with_sdk_config(settings.clone(), &base)
+        .await
+        .expect("valid");
+    for (image, served) in [
+        ("111111111111.dkr.ecr.eu-west-1.amazonaws.com/app:1", true),
+        ("111111111111.dkr.ecr.cn-north-1.amazonaws.com.cn/app:1", true),
+        ("public.ecr.aws/team/app:1", true),
+        ("222222222222.dkr.ecr.eu-west-1.amazonaws.com/app:1", false),
+        ("111111111111.dkr.ecr.us-east-1.amazonaws.com/app:1", false),
+        ("registry.example.com/app:1", false),
+        ("nginx:1", false),
+    ] {
+        assert_eq!(provider.serves(image), Some(served), "{image}");
+    }
+    let any_account = EcrSettings {
+        registry_ids: Vec::new(),
+        ..settings.clone()
+    };
+    let provider = EcrProvider::with_sdk_config(any_account, &base)
+        .await
+        .expect("valid");
+    assert_eq!(
+        provider.serves("222222222222.dkr.ecr.eu-west-1.amazonaws.com/app:1"),
+        Some(true)
+    );
+    let overridden = EcrSettings {
+        endpoint_url: Some("http://127.0.0.1:1".into()),
+        ..settings
+    };
+    let provider = EcrProvider::with_sdk_config(overridden, &base)
+        .await
+        .expect("valid");
+    assert_eq!(
+        provider.serves("registry.example.com/app:1"),
+        None,
+        "only the reply can tell"
+    );
+}
