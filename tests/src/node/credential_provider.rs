@@ -5,13 +5,19 @@
 //! Read from the kubelet this kit builds (Go modules in `~/go/pkg/mod`):
 //! - `k8s.io/kubelet@v0.37.2/config/v1/types.go`: `CredentialProviderConfig` (`kubelet.config.k8s.io/v1`)
 //!   with `providers[]`: `name`, `matchImages`, `defaultCacheDuration` (a Go duration string),
-//!   `apiVersion`, `args`, `env` (`[{name, value}]`), and `tokenAttributes` (the ServiceAccount-token
-//!   mode, not written yet: it would be one more optional field of [`CredentialProvider`]).
+//!   `apiVersion`, `args`, `env` (`[{name, value}]`), and `tokenAttributes`
+//!   (`ServiceAccountTokenAttributes`: the ServiceAccount-token mode, [`TokenAttributes`]).
 //! - `k8s.io/kubernetes@v1.37.2/pkg/credentialprovider/plugin/config.go`: the file is decoded by the
 //!   universal decoder, so JSON is as good as YAML (and needs no quoting rules for passwords); a
 //!   directory would be merged in lexical order. `validateCredentialProviderConfig` requires `name`
 //!   (no `/`, no space), `apiVersion` (`credentialprovider.kubelet.k8s.io/v1`, v1beta1, v1alpha1),
-//!   at least one `matchImages` entry and `defaultCacheDuration` ≥ 0.
+//!   at least one `matchImages` entry and `defaultCacheDuration` ≥ 0; for `tokenAttributes` (with the
+//!   `KubeletServiceAccountTokenForCredentialProviders` gate, beta and on since 1.34) a non-empty
+//!   `serviceAccountTokenAudience`, `requireServiceAccount` set, `cacheType` `Token` or `ServiceAccount`,
+//!   the provider's `apiVersion` `credentialprovider.kubelet.k8s.io/v1`, annotation keys that are
+//!   qualified names (case aside), unique, never both required and optional, and required keys only
+//!   with `requireServiceAccount: true` ([`TokenAttributes::problems`]; the kubelet exits at start on
+//!   any of them).
 //! - `.../plugin/plugin.go`: `RegisterCredentialProviderPlugins` needs the bin dir to exist and
 //!   `exec.LookPath(<bin dir>/<name>)` to succeed, else the kubelet exits at start
 //!   (`kuberuntime_manager.go`: "Failed to register CRI auth plugins", `os.Exit(1)`); `ExecPlugin` runs
@@ -19,6 +25,13 @@
 //!   (`mergeEnvVars`), a one-minute timeout, the request on stdin; `isImageAllowed` calls it only
 //!   for images one of `matchImages` matches (`URLsMatchStr` in `pkg/credentialprovider/keyring.go`:
 //!   same number of host parts, each a glob, the same port, a path prefix).
+//! - `.../plugin/plugin.go`, `provide`: with `tokenAttributes` the kubelet gets the pod's ServiceAccount
+//!   (`get serviceaccounts`; a missing required annotation skips the plugin), asks the apiserver for a
+//!   token of `serviceAccountTokenAudience` bound to the pod (`create serviceaccounts/token`, its
+//!   default lifetime) and passes it and the listed annotations in the request; answers are cached
+//!   per ServiceAccount (namespace, name, UID, those annotations) and, with `cacheType: Token`, per token
+//!   too. The Node authorizer lets a kubelet do both for pods bound to its node; the NodeRestriction
+//!   admission plugin then also wants the audience allowed (see [`TokenAttributes`]).
 //! - `.../plugin/metrics.go`: the kubelet then reports `kubelet_credential_provider_plugin_duration`
 //!   and `kubelet_credential_provider_plugin_errors_total` per `plugin_name`, and
 //!   `kubelet_credential_provider_config_info{hash="sha256:…"}` (see [`kubelet_config_hash`]).
@@ -37,6 +50,193 @@ pub const CREDENTIAL_PROVIDER_API_VERSION: &str = "credentialprovider.kubelet.k8
 /// How long the kubelet keeps an answer that carries no `cacheDuration`, unless set otherwise.
 pub const DEFAULT_CACHE_DURATION: Duration = Duration::from_secs(60);
 
+/// `tokenAttributes.cacheType` (`ServiceAccountTokenCacheType` of `config/v1/types.go`): what the kubelet
+/// keys the plugin's answers by, beyond the image and the ServiceAccount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCacheType {
+    /// `Token`: per token, for credentials that live no longer than the ServiceAccount token.
+    Token,
+    /// `ServiceAccount`: per ServiceAccount, for credentials valid for every pod using it.
+    ServiceAccount,
+}
+
+impl TokenCacheType {
+    /// The value in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "Token",
+            Self::ServiceAccount => "ServiceAccount",
+        }
+    }
+}
+
+/// `tokenAttributes` of a provider (`ServiceAccountTokenAttributes`, `k8s.io/kubelet@v0.37.2/config/v1/
+/// types.go`): the kubelet's ServiceAccount token mode, in which each request carries a token of the pod's
+/// ServiceAccount for `serviceAccountTokenAudience`, bound to the pod, and the listed annotations of
+/// that ServiceAccount.
+///
+/// The kubelet requests that token as `system:node:<name>`: the Node authorizer allows it for pods bound
+/// to the node, and since `ServiceAccountNodeAudienceRestriction` (beta, on by default since 1.33,
+/// `pkg/features/kube_features.go`) the NodeRestriction admission plugin also requires the audience to
+/// be one the pod mounts a projected token for, or one RBAC grants the node: verb
+/// `request-serviceaccounts-token-audience` on resource `<audience>` in the core API group, optionally
+/// limited to ServiceAccount names (`plugin/pkg/admission/noderestriction/admission.go`,
+/// `validateNodeServiceAccountAudience`). Without that grant every pull in this mode fails with
+/// "… is not authorized to request tokens for audience …". See
+/// [`super::NodeWorld::allow_node_token_audience`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenAttributes {
+    service_account_token_audience: String,
+    cache_type: TokenCacheType,
+    require_service_account: bool,
+    required_service_account_annotation_keys: Vec<String>,
+    optional_service_account_annotation_keys: Vec<String>,
+}
+
+impl TokenAttributes {
+    /// Tokens for `audience`, answers cached by `cache_type`; `require_service_account`: the kubelet runs
+    /// the plugin only for pods with a ServiceAccount (with `false` also for the others, without a token).
+    pub fn new(audience: &str, cache_type: TokenCacheType, require_service_account: bool) -> Self {
+        Self {
+            service_account_token_audience: audience.to_string(),
+            cache_type,
+            require_service_account,
+            required_service_account_annotation_keys: Vec::new(),
+            optional_service_account_annotation_keys: Vec::new(),
+        }
+    }
+
+    /// Adds `key` to `requiredServiceAccountAnnotationKeys`: passed to the plugin; a ServiceAccount
+    /// without it gets no call at all (the kubelet logs that only at `-v=5`).
+    pub fn required_annotation(mut self, key: &str) -> Self {
+        self.required_service_account_annotation_keys
+            .push(key.to_string());
+        self
+    }
+
+    /// Adds `key` to `optionalServiceAccountAnnotationKeys`: passed to the plugin when set.
+    pub fn optional_annotation(mut self, key: &str) -> Self {
+        self.optional_service_account_annotation_keys
+            .push(key.to_string());
+        self
+    }
+
+    /// The audience of the tokens.
+    pub fn audience(&self) -> &str {
+        &self.service_account_token_audience
+    }
+
+    /// The `tokenAttributes` object, every field under its name in `types.go`
+    /// (`requireServiceAccount` always written: it is a required `*bool`).
+    pub fn config(&self) -> Value {
+        let mut attributes = json!({
+            "serviceAccountTokenAudience": self.service_account_token_audience,
+            "cacheType": self.cache_type.as_str(),
+            "requireServiceAccount": self.require_service_account,
+        });
+        if !self.required_service_account_annotation_keys.is_empty() {
+            attributes["requiredServiceAccountAnnotationKeys"] =
+                json!(self.required_service_account_annotation_keys);
+        }
+        if !self.optional_service_account_annotation_keys.is_empty() {
+            attributes["optionalServiceAccountAnnotationKeys"] =
+                json!(self.optional_service_account_annotation_keys);
+        }
+        attributes
+    }
+
+    /// What `validateCredentialProviderConfig` (`pkg/credentialprovider/plugin/config.go` of
+    /// k8s.io/kubernetes@v1.37.2) refuses in these attributes of a provider exchanging `api_version`;
+    /// empty when the kubelet accepts them. (`cacheType` and `requireServiceAccount`, required there,
+    /// are always set here.)
+    pub fn problems(&self, api_version: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.service_account_token_audience.is_empty() {
+            problems.push("tokenAttributes.serviceAccountTokenAudience: Required value".to_string());
+        }
+        if api_version != CREDENTIAL_PROVIDER_API_VERSION {
+            problems.push(format!(
+                "tokenAttributes: tokenAttributes is only supported for {CREDENTIAL_PROVIDER_API_VERSION} API version"
+            ));
+        }
+        if !self.require_service_account && !self.required_service_account_annotation_keys.is_empty() {
+            problems.push(
+                "tokenAttributes.requiredServiceAccountAnnotationKeys: requireServiceAccount cannot be \
+                 false when requiredServiceAccountAnnotationKeys is set"
+                    .to_string(),
+            );
+        }
+        for (field, keys) in [
+            (
+                "requiredServiceAccountAnnotationKeys",
+                &self.required_service_account_annotation_keys,
+            ),
+            (
+                "optionalServiceAccountAnnotationKeys",
+                &self.optional_service_account_annotation_keys,
+            ),
+        ] {
+            let mut seen = std::collections::BTreeSet::new();
+            for key in keys {
+                // The rule for annotation keys: a qualified name, case aside.
+                if let Err(why) = qualified_name(&key.to_lowercase()) {
+                    problems.push(format!("tokenAttributes.{field}: Invalid value: {key:?}: {why}"));
+                }
+                if !seen.insert(key) {
+                    problems.push(format!("tokenAttributes.{field}: Duplicate value: {key:?}"));
+                }
+            }
+        }
+        let both: Vec<&String> = self
+            .required_service_account_annotation_keys
+            .iter()
+            .filter(|k| self.optional_service_account_annotation_keys.contains(k))
+            .collect();
+        if !both.is_empty() {
+            problems.push(format!(
+                "tokenAttributes: Invalid value: {both:?}: annotation keys cannot be both required and optional"
+            ));
+        }
+        problems
+    }
+}
+
+/// `IsQualifiedName` of `k8s.io/apimachinery/pkg/util/validation`: `[prefix/]name`, the prefix a DNS-1123
+/// subdomain (≤ 253), the name ≤ 63 characters of `[A-Za-z0-9_.-]` starting and ending alphanumeric.
+fn qualified_name(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split('/').collect::<Vec<_>>()[..] {
+        [name] => (None, name),
+        [prefix, name] => (Some(prefix), name),
+        _ => return Err("a qualified name has at most one '/'".into()),
+    };
+    let alphanumeric = |c: char| c.is_ascii_alphanumeric();
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(alphanumeric)
+        && name.ends_with(alphanumeric)
+        && name.chars().all(|c| alphanumeric(c) || "-_.".contains(c));
+    if !name_ok {
+        return Err(format!(
+            "name part {name:?} must be 1-63 characters of [A-Za-z0-9_.-], \
+             alphanumeric at both ends"
+        ));
+    }
+    if let Some(prefix) = prefix {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && l.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
+        if prefix.is_empty() || prefix.len() > 253 || !prefix.split('.').all(label_ok) {
+            return Err(format!("prefix part {prefix:?} must be a DNS-1123 subdomain"));
+        }
+    }
+    Ok(())
+}
+
 /// One entry of the kubelet's `CredentialProviderConfig`: an executable the kubelet runs at pull time
 /// for the images it matches. Build it with [`CredentialProvider::new`] and the setters (or
 /// [`super::NodeWorld::regcreds_credential_provider`]); hand it to
@@ -49,6 +249,7 @@ pub struct CredentialProvider {
     default_cache_duration: Duration,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    token_attributes: Option<TokenAttributes>,
 }
 
 impl CredentialProvider {
@@ -63,7 +264,19 @@ impl CredentialProvider {
             default_cache_duration: DEFAULT_CACHE_DURATION,
             args: Vec::new(),
             env: Vec::new(),
+            token_attributes: None,
         }
+    }
+
+    /// `tokenAttributes`: the kubelet's ServiceAccount token mode (see [`TokenAttributes`]).
+    pub fn token_attributes(mut self, attributes: TokenAttributes) -> Self {
+        self.token_attributes = Some(attributes);
+        self
+    }
+
+    /// Its `tokenAttributes`, if any.
+    pub fn service_account_token_attributes(&self) -> Option<&TokenAttributes> {
+        self.token_attributes.as_ref()
     }
 
     /// The arguments the kubelet passes (`args`).
@@ -102,18 +315,22 @@ impl CredentialProvider {
             .iter()
             .map(|(name, value)| json!({ "name": name, "value": value }))
             .collect();
+        let mut provider = json!({
+            "name": self.name,
+            "matchImages": self.match_images,
+            // metav1.Duration: Go's time.ParseDuration syntax.
+            "defaultCacheDuration": go_duration(self.default_cache_duration),
+            "apiVersion": CREDENTIAL_PROVIDER_API_VERSION,
+            "args": self.args,
+            "env": env,
+        });
+        if let Some(attributes) = &self.token_attributes {
+            provider["tokenAttributes"] = attributes.config();
+        }
         json!({
             "apiVersion": "kubelet.config.k8s.io/v1",
             "kind": "CredentialProviderConfig",
-            "providers": [{
-                "name": self.name,
-                "matchImages": self.match_images,
-                // metav1.Duration: Go's time.ParseDuration syntax.
-                "defaultCacheDuration": go_duration(self.default_cache_duration),
-                "apiVersion": CREDENTIAL_PROVIDER_API_VERSION,
-                "args": self.args,
-                "env": env,
-            }],
+            "providers": [provider],
         })
     }
 }
@@ -142,6 +359,16 @@ pub(crate) struct Installed {
 pub(crate) fn install(provider: &CredentialProvider, dir: &Path) -> Result<Installed> {
     if provider.name.contains(['/', ' ']) || matches!(provider.name.as_str(), "" | "." | "..") {
         bail!("credential provider name {:?} is not a file name", provider.name);
+    }
+    if let Some(attributes) = &provider.token_attributes {
+        let problems = attributes.problems(CREDENTIAL_PROVIDER_API_VERSION);
+        if !problems.is_empty() {
+            bail!(
+                "the kubelet would refuse the tokenAttributes of {:?} (and exit at start): {}",
+                provider.name,
+                problems.join("; ")
+            );
+        }
     }
     let bin_dir = dir.join("bin");
     std::fs::create_dir_all(&bin_dir).with_context(|| format!("creating {}", bin_dir.display()))?;
@@ -193,6 +420,89 @@ mod tests {
             json!([{ "name": "REGCREDS_STATIC_SERVER", "value": "127.0.0.1:5000" }])
         );
         assert!(entry.get("tokenAttributes").is_none());
+    }
+
+    #[test]
+    fn token_attributes_are_written_under_the_names_of_types_go() {
+        let attributes = TokenAttributes::new("quay.example.com", TokenCacheType::ServiceAccount, true)
+            .required_annotation("regcreds.dev/quay-robot")
+            .optional_annotation("eks.amazonaws.com/role-arn");
+        let provider = CredentialProvider::new("regcreds", Path::new("/bin/true"), &["127.0.0.1:5000"])
+            .token_attributes(attributes.clone());
+        assert_eq!(
+            provider.config()["providers"][0]["tokenAttributes"],
+            json!({
+                "serviceAccountTokenAudience": "quay.example.com",
+                "cacheType": "ServiceAccount",
+                "requireServiceAccount": true,
+                "requiredServiceAccountAnnotationKeys": ["regcreds.dev/quay-robot"],
+                "optionalServiceAccountAnnotationKeys": ["eks.amazonaws.com/role-arn"],
+            })
+        );
+        assert!(attributes.problems(CREDENTIAL_PROVIDER_API_VERSION).is_empty());
+        // `requireServiceAccount: false` is written too (a required *bool), no empty key lists.
+        let minimal = TokenAttributes::new("a", TokenCacheType::Token, false).config();
+        assert_eq!(
+            minimal,
+            json!({ "serviceAccountTokenAudience": "a", "cacheType": "Token", "requireServiceAccount": false })
+        );
+    }
+
+    #[test]
+    fn token_attributes_the_kubelet_refuses_are_refused_naming_its_rule() {
+        let problems = |attributes: TokenAttributes, version: &str| attributes.problems(version).join("; ");
+        let v1 = CREDENTIAL_PROVIDER_API_VERSION;
+        let sa = TokenCacheType::ServiceAccount;
+        assert!(problems(TokenAttributes::new("", sa, true), v1).contains("serviceAccountTokenAudience"));
+        assert!(
+            problems(
+                TokenAttributes::new("a", sa, true),
+                "credentialprovider.kubelet.k8s.io/v1beta1"
+            )
+            .contains("only supported for credentialprovider.kubelet.k8s.io/v1")
+        );
+        assert!(
+            problems(TokenAttributes::new("a", sa, false).required_annotation("x"), v1)
+                .contains("requireServiceAccount cannot be false")
+        );
+        assert!(
+            problems(
+                TokenAttributes::new("a", sa, true)
+                    .required_annotation("x")
+                    .required_annotation("x"),
+                v1
+            )
+            .contains("Duplicate")
+        );
+        assert!(
+            problems(
+                TokenAttributes::new("a", sa, true)
+                    .required_annotation("x")
+                    .optional_annotation("x"),
+                v1
+            )
+            .contains("both required and optional")
+        );
+        for bad in ["-x", "a/b/c", "Bad_Prefix!/x", "/x", "x/", &"n".repeat(64)] {
+            assert!(
+                problems(TokenAttributes::new("a", sa, true).optional_annotation(bad), v1)
+                    .contains("Invalid"),
+                "{bad}"
+            );
+        }
+        // Case does not matter (keys are lowered first), a prefix may have dots and digits.
+        for good in [
+            "Regcreds.DEV/Quay-Robot",
+            "azure.workload.identity/client-id",
+            "x",
+            "a.b_c-d",
+        ] {
+            assert_eq!(
+                problems(TokenAttributes::new("a", sa, true).optional_annotation(good), v1),
+                "",
+                "{good}"
+            );
+        }
     }
 
     #[test]

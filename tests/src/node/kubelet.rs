@@ -10,6 +10,10 @@
 //! runs with `--image-credential-provider-config` and `--image-credential-provider-bin-dir`
 //! (`cmd/kubelet/app/options/options.go` of k8s.io/kubernetes@v1.37.2), whose files
 //! [`super::credential_provider::install`] writes under `kubelet/credential-provider/`.
+//!
+//! Its `imagePullCredentialsVerificationPolicy` (`KubeletConfiguration`, `k8s.io/kubelet@v0.37.2/config/
+//! v1beta1/types.go`) is the kubelet's default, `NeverVerifyPreloadedImages`
+//! (`pkg/kubelet/apis/config/v1beta1/defaults.go`), unless [`KubeletOptions`] names another.
 
 use std::{
     net::Ipv4Addr,
@@ -30,6 +34,44 @@ pub(crate) const PORT: u16 = 10250;
 /// kubelet's `/healthz` on 127.0.0.1.
 pub(crate) const HEALTHZ_PORT: u16 = 10248;
 
+/// `imagePullCredentialsVerificationPolicy` of the kubelet config: with the `KubeletEnsureSecretPulledImages`
+/// gate (beta and on by default since 1.35, `pkg/features/kube_features.go` of k8s.io/kubernetes@v1.37.2),
+/// whether a pod asking for an image already on the node must prove credentials for it
+/// (`pkg/kubelet/images/pullmanager/image_pull_policies.go`). `NeverVerifyAllowlistedImages` is left
+/// out: it needs `preloadedImagesVerificationAllowlist` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerificationPolicy {
+    /// `NeverVerify`: "anyone on a node can use any image present on the node".
+    NeverVerify,
+    /// `NeverVerifyPreloadedImages`, the default: "images that were pulled to the node by something
+    /// else than the kubelet can be used without reverifying pull credentials".
+    NeverVerifyPreloadedImages,
+    /// `AlwaysVerify`: "all images require credential reverification".
+    AlwaysVerify,
+}
+
+impl VerificationPolicy {
+    /// The value in the kubelet config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NeverVerify => "NeverVerify",
+            Self::NeverVerifyPreloadedImages => "NeverVerifyPreloadedImages",
+            Self::AlwaysVerify => "AlwaysVerify",
+        }
+    }
+}
+
+/// What a test may change about the kubelet when it restarts it
+/// ([`super::NodeWorld::restart_kubelet_with`]); the default is the kubelet every world starts with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KubeletOptions<'a> {
+    /// Its image credential provider (`--image-credential-provider-config` / `-bin-dir`), or none.
+    pub credential_provider: Option<&'a CredentialProvider>,
+    /// `imagePullCredentialsVerificationPolicy`; `None`: not written, the kubelet's default
+    /// (`NeverVerifyPreloadedImages`).
+    pub verification_policy: Option<VerificationPolicy>,
+}
+
 /// What the kubelet command is made of, kept by the world to start it again.
 #[derive(Debug, Clone)]
 pub(crate) struct KubeletSetup {
@@ -41,15 +83,19 @@ pub(crate) struct KubeletSetup {
     pub(crate) cgroup_root: String,
 }
 
-/// Writes `kubelet/config.yaml` (and, with a `credential_provider`, its config and executable) under
+/// Writes `kubelet/config.yaml` (and, with a credential provider, its config and executable) under
 /// `world` and returns the kubelet command.
 pub(crate) fn command(
     bins: &NodeBinaries,
     world: &Path,
     containerd: &ContainerdPaths,
     setup: &KubeletSetup,
-    credential_provider: Option<&CredentialProvider>,
+    options: KubeletOptions<'_>,
 ) -> Result<Command> {
+    let KubeletOptions {
+        credential_provider,
+        verification_policy,
+    } = options;
     let KubeletSetup {
         kubeconfig,
         node_name,
@@ -62,7 +108,11 @@ pub(crate) fn command(
         std::fs::create_dir_all(dir.join(sub))?;
     }
     let config = dir.join("config.yaml");
-    std::fs::write(&config, config_yaml(&dir, containerd, node_ip, cgroup_root))?;
+    let mut yaml = config_yaml(&dir, containerd, node_ip, cgroup_root);
+    if let Some(policy) = verification_policy {
+        yaml += &format!("imagePullCredentialsVerificationPolicy: {}\n", policy.as_str());
+    }
+    std::fs::write(&config, yaml)?;
     let mut cmd = Command::new(&bins.kubelet);
     cmd.arg(format!("--config={}", config.display()))
         .arg(format!("--kubeconfig={}", kubeconfig.display()))

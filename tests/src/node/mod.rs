@@ -54,12 +54,14 @@ use rand::distr::{Alphanumeric, SampleString};
 use tokio::{sync::OnceCell, time::Instant};
 
 pub use credential_provider::{
-    CREDENTIAL_PROVIDER_API_VERSION, CredentialProvider, DEFAULT_CACHE_DURATION, kubelet_config_hash,
+    CREDENTIAL_PROVIDER_API_VERSION, CredentialProvider, DEFAULT_CACHE_DURATION, TokenAttributes,
+    TokenCacheType, kubelet_config_hash,
 };
 pub use harness::{NodeTest, harness};
 pub use hermetic::KUBELET_SYSCTLS;
 pub use install::{Installed, repo_root};
 pub use journey::{PodStream, fill_yaml_values};
+pub use kubelet::{KubeletOptions, VerificationPolicy};
 pub use launcher::{KEEP_ENV, inside_world, run_in_world, run_in_world_with};
 pub use pods::{Workload, is_running_and_ready};
 pub use tools::{http_get, scratch_dir};
@@ -133,6 +135,8 @@ pub struct NodeWorld {
     kubelet: KubeletSetup,
     /// The running kubelet's image credential provider, if any.
     credential_provider: Mutex<Option<CredentialProvider>>,
+    /// The running kubelet's `imagePullCredentialsVerificationPolicy`, if not the default.
+    verification_policy: Mutex<Option<VerificationPolicy>>,
     dir: PathBuf,
 }
 
@@ -216,7 +220,13 @@ impl NodeWorld {
             node_ip: NODE_IP,
             cgroup_root: prepared.cgroup.clone(),
         };
-        let kubelet_cmd = kubelet::command(&bins, &dir, &containerd_paths, &kubelet_setup, None)?;
+        let kubelet_cmd = kubelet::command(
+            &bins,
+            &dir,
+            &containerd_paths,
+            &kubelet_setup,
+            KubeletOptions::default(),
+        )?;
         let kubelet = Child::spawn("kubelet", kubelet_cmd, &logs.join("kubelet.log"))?;
         let scheduler_cmd =
             components::scheduler(&bins, &cp.kubeconfig_as("system:kube-scheduler", &[]).await?);
@@ -251,6 +261,7 @@ impl NodeWorld {
             containerd: containerd_paths,
             kubelet: kubelet_setup,
             credential_provider: Mutex::new(None),
+            verification_policy: Mutex::new(None),
             dir,
         };
         if let Err(e) = world.wait_node_ready().await {
@@ -298,6 +309,78 @@ impl NodeWorld {
     /// The current password of [`PULL_USER`].
     pub fn pull_password(&self) -> String {
         self.lock(&self.pull_password).clone()
+    }
+
+    /// Adds `user` with `password` to the private registry's htpasswd file (or changes its password),
+    /// e.g. a Quay robot `org+name` whose tokens the registry is to accept; returns once the registry
+    /// takes it. The user may pull every image, as [`PULL_USER`] may.
+    pub async fn add_registry_user(&self, user: &str, password: &str) {
+        self.registry.write().await.set_user(user, password).await;
+    }
+
+    /// The apiserver's ServiceAccount token issuer (`--service-account-issuer`, the `iss` of every token
+    /// it signs), as its discovery document `/.well-known/openid-configuration` states it.
+    pub async fn service_account_issuer(&self) -> Result<String> {
+        let request = http::Request::get("/.well-known/openid-configuration")
+            .body(Vec::new())
+            .context("building the discovery request")?;
+        let text = self
+            .client()
+            .request_text(request)
+            .await
+            .context("GET /.well-known/openid-configuration")?;
+        let document: serde_json::Value = serde_json::from_str(&text).context("the discovery document")?;
+        document["issuer"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("no issuer in the discovery document: {text}"))
+    }
+
+    /// Lets every kubelet (group `system:nodes`) request ServiceAccount tokens for `audience`, for the
+    /// ServiceAccounts named `service_accounts` only (in any namespace; none: all), as the
+    /// NodeRestriction admission plugin requires for the kubelet's ServiceAccount token mode (see
+    /// [`TokenAttributes`]): a ClusterRole `<name>` granting verb `request-serviceaccounts-token-audience`
+    /// on resource `<audience>` of the core group, bound to `system:nodes` by a ClusterRoleBinding of the
+    /// same name. Applied server-side, so calling it again updates both.
+    pub async fn allow_node_token_audience(
+        &self,
+        name: &str,
+        audience: &str,
+        service_accounts: &[&str],
+    ) -> Result<()> {
+        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+        use kube::api::{Patch, PatchParams};
+        let mut rule = serde_json::json!({
+            "apiGroups": [""],
+            "resources": [audience],
+            "verbs": ["request-serviceaccounts-token-audience"],
+        });
+        if !service_accounts.is_empty() {
+            rule["resourceNames"] = serde_json::json!(service_accounts);
+        }
+        let role = serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": { "name": name },
+            "rules": [rule],
+        });
+        let binding = serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": { "name": name },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes" }],
+        });
+        let params = PatchParams::apply("regcreds-testkit").force();
+        Api::<ClusterRole>::all(self.client())
+            .patch(name, &params, &Patch::Apply(role))
+            .await
+            .with_context(|| format!("applying ClusterRole {name}"))?;
+        Api::<ClusterRoleBinding>::all(self.client())
+            .patch(name, &params, &Patch::Apply(binding))
+            .await
+            .with_context(|| format!("applying ClusterRoleBinding {name}"))?;
+        Ok(())
     }
 
     /// Changes [`PULL_USER`]'s password in the private registry; returns once the registry takes it.
@@ -355,13 +438,27 @@ impl NodeWorld {
     }
 
     /// Stops the kubelet and starts it again with `credential_provider` as its image credential
-    /// provider, or with none (as every world starts). Returns once the new kubelet answers `/healthz`
+    /// provider, or with none (as every world starts), and the default
+    /// `imagePullCredentialsVerificationPolicy`. Returns once the new kubelet answers `/healthz`
     /// and has reported the node Ready (a heartbeat newer than the old kubelet) and untainted.
     ///
     /// Running pods stay (the new kubelet adopts them); what the kubelet only keeps in memory goes:
-    /// its cache of provider answers and its image pull backoff. A test that changes the kubelet
-    /// should restart it with `None` before it ends, so that the next test finds the usual node.
+    /// its cache of provider answers and its image pull backoff. What it keeps on disk stays, such as
+    /// its records of which credentials pulled which image (`<root dir>/image_manager`). A test that
+    /// changes the kubelet should restart it with `None` before it ends, so that the next test finds
+    /// the usual node.
     pub async fn restart_kubelet(&self, credential_provider: Option<&CredentialProvider>) -> Result<()> {
+        self.restart_kubelet_with(KubeletOptions {
+            credential_provider,
+            ..KubeletOptions::default()
+        })
+        .await
+    }
+
+    /// [`Self::restart_kubelet`] with every setting of [`KubeletOptions`] (e.g. another
+    /// `imagePullCredentialsVerificationPolicy`); `KubeletOptions::default()` is the usual node.
+    pub async fn restart_kubelet_with(&self, options: KubeletOptions<'_>) -> Result<()> {
+        let credential_provider = options.credential_provider;
         let started = Instant::now();
         let log = {
             let mut procs = self.lock(&self.procs);
@@ -375,17 +472,14 @@ impl NodeWorld {
         let into_second = Duration::from_nanos(u64::try_from(now.subsec_nanosecond()).unwrap_or(0));
         tokio::time::sleep(Duration::from_secs(1).saturating_sub(into_second)).await;
 
-        let cmd = kubelet::command(
-            &self.bins,
-            &self.dir,
-            &self.containerd,
-            &self.kubelet,
-            credential_provider,
-        )?;
-        let mark = match credential_provider {
+        let cmd = kubelet::command(&self.bins, &self.dir, &self.containerd, &self.kubelet, options)?;
+        let mut mark = match credential_provider {
             Some(p) => format!("with the image credential provider {:?}", p.name()),
             None => "without an image credential provider".to_string(),
         };
+        if let Some(policy) = options.verification_policy {
+            mark += &format!(", imagePullCredentialsVerificationPolicy {}", policy.as_str());
+        }
         {
             use std::io::Write;
             let mut file = std::fs::OpenOptions::new().append(true).open(&log)?;
@@ -395,6 +489,7 @@ impl NodeWorld {
         // The old one has exited and been reaped: dropping it does nothing more.
         self.lock(&self.procs).kubelet = kubelet;
         *self.lock(&self.credential_provider) = credential_provider.cloned();
+        *self.lock(&self.verification_policy) = options.verification_policy;
         if let Err(e) = self.wait_kubelet_fresh(fresh_from).await {
             return Err(e.context(format!(
                 "the kubelet restarted {mark} did not get ready\n{}",
@@ -411,6 +506,19 @@ impl NodeWorld {
     /// The running kubelet's image credential provider ([`Self::restart_kubelet`]), if any.
     pub fn credential_provider(&self) -> Option<CredentialProvider> {
         self.lock(&self.credential_provider).clone()
+    }
+
+    /// The running kubelet's `imagePullCredentialsVerificationPolicy` if a restart set one
+    /// ([`Self::restart_kubelet_with`]); `None`: the default, `NeverVerifyPreloadedImages`.
+    pub fn verification_policy(&self) -> Option<VerificationPolicy> {
+        *self.lock(&self.verification_policy)
+    }
+
+    /// Everything the kubelet logged so far (`--v=2`), all its runs: each restart appends a line
+    /// `==== regcreds-testkit: kubelet restarted … ====`.
+    pub fn kubelet_log(&self) -> Result<String> {
+        let path = self.lock(&self.procs).kubelet.log().to_path_buf();
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
     }
 
     /// The `CredentialProviderConfig` file the running kubelet was given, if it has a provider.
@@ -445,6 +553,33 @@ impl NodeWorld {
     /// `ctr` against the node's containerd, namespace `k8s.io` (e.g. `ctr images ls`).
     pub fn ctr(&self) -> Command {
         containerd::ctr(&self.bins, &self.containerd)
+    }
+
+    /// Whether containerd (namespace `k8s.io`) holds `image` (`ctr images ls -q`).
+    pub fn has_image(&self, image: &str) -> Result<bool> {
+        let refs = run(self.ctr().args(["images", "ls", "-q"]))?;
+        Ok(refs.lines().any(|r| r.trim() == image))
+    }
+
+    /// The kubelet's records of the images it pulled and with which credentials, one JSON document per
+    /// image (`ImagePulledRecord`, `kubelet.config.k8s.io/v1beta1`: `imageRef` and `credentialMapping`
+    /// from image name without tag to `kubernetesSecrets`, `kubernetesServiceAccounts` or
+    /// `nodePodsAccessible`), as `KubeletEnsureSecretPulledImages` keeps them on disk under its root dir
+    /// (`image_manager/pulled`, `pkg/kubelet/images/pullmanager/fs_pullrecords.go`). They survive
+    /// kubelet restarts.
+    pub fn kubelet_pulled_records(&self) -> Result<Vec<serde_json::Value>> {
+        let dir = self.dir.join("kubelet/root/image_manager/pulled");
+        let mut records = Vec::new();
+        if !dir.exists() {
+            return Ok(records);
+        }
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+            let path = entry?.path();
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            records.push(serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?);
+        }
+        Ok(records)
     }
 
     /// The world directory (logs under `logs/`, the control plane's under `tmp/regcreds-cp-*/logs`).

@@ -24,7 +24,9 @@ pub const POD_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(250);
 
 /// A Deployment of the busybox workload image: `sleep` forever, pulled on every start
-/// (`imagePullPolicy: Always`, so every pod proves its credentials against the registry).
+/// (`imagePullPolicy: Always`, so every pod proves its credentials against the registry, unless
+/// [`Workload::pull_policy`] says otherwise), as the namespace's `default` ServiceAccount unless
+/// [`Workload::service_account`] names another.
 #[derive(Debug, Clone)]
 pub struct Workload {
     /// Namespace.
@@ -35,6 +37,10 @@ pub struct Workload {
     pub image: String,
     /// Replicas.
     pub replicas: i32,
+    /// `serviceAccountName` of its pods; `None`: `default`.
+    pub service_account: Option<String>,
+    /// `imagePullPolicy` of its container: `Always`, `IfNotPresent` or `Never`.
+    pub image_pull_policy: String,
 }
 
 impl Workload {
@@ -45,7 +51,21 @@ impl Workload {
             name: name.into(),
             image: image.into(),
             replicas: 1,
+            service_account: None,
+            image_pull_policy: "Always".into(),
         }
+    }
+
+    /// Its pods run as ServiceAccount `name` (which must exist before they are created).
+    pub fn service_account(mut self, name: &str) -> Self {
+        self.service_account = Some(name.into());
+        self
+    }
+
+    /// Its container's `imagePullPolicy` (`Always`, `IfNotPresent`, `Never`).
+    pub fn pull_policy(mut self, policy: &str) -> Self {
+        self.image_pull_policy = policy.into();
+        self
     }
 
     /// The Deployment object (no imagePullSecrets: the ServiceAccount supplies them, or nothing does).
@@ -70,10 +90,11 @@ impl Workload {
                     }),
                     spec: Some(PodSpec {
                         termination_grace_period_seconds: Some(1),
+                        service_account_name: self.service_account.clone(),
                         containers: vec![Container {
                             name: "main".into(),
                             image: Some(self.image.clone()),
-                            image_pull_policy: Some("Always".into()),
+                            image_pull_policy: Some(self.image_pull_policy.clone()),
                             command: Some(vec!["sleep".into(), "3600".into()]),
                             ..Container::default()
                         }],
