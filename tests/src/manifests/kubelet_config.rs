@@ -177,11 +177,165 @@ pub fn kubelet_config_problems(config: &Value) -> Vec<String> {
         if p.get("env").is_some_and(|e| !e.is_array()) {
             problem("providers.env: a list".into());
         }
-        if p.get("tokenAttributes").is_some() {
-            problem("providers.tokenAttributes: the chart writes none".into());
+        if let Some(attributes) = p.get("tokenAttributes") {
+            token_attributes_problems(attributes, s(p, "/apiVersion"), &mut problem);
         }
     }
     problems
+}
+
+/// The checks of `tokenAttributes` in `validateCredentialProviderConfig` (and the strict decoding of
+/// `ServiceAccountTokenAttributes`), for a provider of exchange version `api_version`. The feature gate
+/// `KubeletServiceAccountTokenForCredentialProviders` is taken as on (beta, on by default since 1.34).
+fn token_attributes_problems(attributes: &Value, api_version: &str, problem: &mut impl FnMut(String)) {
+    const AT: &str = "providers.tokenAttributes";
+    if !attributes.is_object() {
+        problem(format!("{AT}: an object, not {attributes}"));
+        return;
+    }
+    for field in unknown_fields(
+        attributes,
+        &[
+            "serviceAccountTokenAudience",
+            "cacheType",
+            "requireServiceAccount",
+            "requiredServiceAccountAnnotationKeys",
+            "optionalServiceAccountAnnotationKeys",
+        ],
+    ) {
+        problem(format!("{AT}: unknown field {field:?}"));
+    }
+    match attributes.get("serviceAccountTokenAudience") {
+        Some(Value::String(audience)) if !audience.is_empty() => {}
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            problem(format!("{AT}.serviceAccountTokenAudience: Required value"))
+        }
+        Some(other) => problem(format!(
+            "{AT}.serviceAccountTokenAudience: {other} is not a string"
+        )),
+    }
+    let require_service_account = match attributes.get("requireServiceAccount") {
+        Some(Value::Bool(b)) => Some(*b),
+        None | Some(Value::Null) => {
+            problem(format!("{AT}.requireServiceAccount: Required value"));
+            None
+        }
+        Some(other) => {
+            problem(format!("{AT}.requireServiceAccount: {other} is not a boolean"));
+            None
+        }
+    };
+    if api_version != "credentialprovider.kubelet.k8s.io/v1" {
+        problem(format!(
+            "{AT}: Forbidden: tokenAttributes is only supported for credentialprovider.kubelet.k8s.io/v1 API version"
+        ));
+    }
+    let keys = |list: &str, problem: &mut dyn FnMut(String)| -> Vec<String> {
+        let mut keys = Vec::new();
+        match attributes.get(list) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                let mut seen = BTreeSet::new();
+                for item in items {
+                    let Some(key) = item.as_str() else {
+                        problem(format!("{AT}.{list}: {item} is not a string"));
+                        continue;
+                    };
+                    if let Err(e) = qualified_name(&key.to_lowercase()) {
+                        problem(format!("{AT}.{list} {key:?}: Invalid value: {e}"));
+                    }
+                    if !seen.insert(key) {
+                        problem(format!("{AT}.{list} {key:?}: Duplicate value"));
+                    }
+                    keys.push(key.to_string());
+                }
+            }
+            Some(other) => problem(format!("{AT}.{list}: {other} is not a list")),
+        }
+        keys
+    };
+    let required = keys("requiredServiceAccountAnnotationKeys", problem);
+    let optional = keys("optionalServiceAccountAnnotationKeys", problem);
+    if require_service_account == Some(false) && !required.is_empty() {
+        problem(format!(
+            "{AT}.requiredServiceAccountAnnotationKeys: Forbidden: requireServiceAccount cannot be false when \
+             requiredServiceAccountAnnotationKeys is set"
+        ));
+    }
+    let both: BTreeSet<&String> = required.iter().filter(|k| optional.contains(k)).collect();
+    if !both.is_empty() {
+        problem(format!(
+            "{AT}: Invalid value: {both:?}: annotation keys cannot be both required and optional"
+        ));
+    }
+    match attributes.get("cacheType") {
+        None | Some(Value::Null) => problem(format!(
+            "{AT}.cacheType: Required value: cacheType is required to be set when tokenAttributes is specified. \
+             Supported values are: ServiceAccount, Token"
+        )),
+        Some(Value::String(t)) if t.is_empty() => problem(format!("{AT}.cacheType: Required value")),
+        Some(Value::String(t)) if t == "Token" || t == "ServiceAccount" => {}
+        Some(other) => problem(format!(
+            "{AT}.cacheType: Unsupported value: {other}: supported values: \"ServiceAccount\", \"Token\""
+        )),
+    }
+}
+
+/// apimachinery's `validation.IsQualifiedName`: an optional DNS-1123 subdomain prefix (at most 253
+/// characters) and `/`, then a name of at most 63 characters, alphanumeric at both ends with `-`, `_` and
+/// `.` between. The kubelet checks annotation keys in lower case, so the prefix's case does not matter.
+pub fn qualified_name(value: &str) -> Result<(), String> {
+    let parts: Vec<&str> = value.split('/').collect();
+    let name = match parts[..] {
+        [name] => name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                return Err("prefix part must be non-empty".into());
+            }
+            if prefix.len() > 253 {
+                return Err("prefix part must be no more than 253 characters".into());
+            }
+            let label = |l: &str| {
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            };
+            if !prefix.split('.').all(label) {
+                return Err(format!(
+                    "prefix part {prefix:?}: a lowercase RFC 1123 subdomain must consist of lower case \
+                     alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+                ));
+            }
+            name
+        }
+        _ => {
+            return Err(
+                "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start \
+                 and end with an alphanumeric character, with an optional DNS subdomain prefix and '/'"
+                    .into(),
+            );
+        }
+    };
+    if name.is_empty() {
+        return Err("name part must be non-empty".into());
+    }
+    if name.len() > 63 {
+        return Err("name part must be no more than 63 characters".into());
+    }
+    let inner = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
+    let bytes = name.as_bytes();
+    if !(bytes.iter().all(|&b| inner(b))
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric())
+    {
+        return Err(format!(
+            "name part {name:?} must consist of alphanumeric characters, '-', '_' or '.', and must start and \
+             end with an alphanumeric character"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -242,5 +396,124 @@ mod tests {
         assert_eq!(go_duration_seconds("10m"), Ok(600.0));
         assert_eq!(go_duration_seconds("1.5h"), Ok(5400.0));
         assert_eq!(go_duration_seconds("0"), Ok(0.0));
+    }
+
+    #[test]
+    fn token_attributes_are_refused_where_validate_credential_provider_config_refuses_them() {
+        let good = json!({
+            "apiVersion": "kubelet.config.k8s.io/v1",
+            "kind": "CredentialProviderConfig",
+            "providers": [{
+                "name": "regcreds",
+                "matchImages": ["*.dkr.ecr.eu-west-1.amazonaws.com"],
+                "defaultCacheDuration": "10m",
+                "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+                "tokenAttributes": {
+                    "serviceAccountTokenAudience": "sts.amazonaws.com",
+                    "cacheType": "ServiceAccount",
+                    "requireServiceAccount": true,
+                    "requiredServiceAccountAnnotationKeys": ["eks.amazonaws.com/role-arn"],
+                    "optionalServiceAccountAnnotationKeys": ["Example.COM/Upper_Case.ok", "plain-name"],
+                },
+            }],
+        });
+        assert_eq!(kubelet_config_problems(&good), Vec::<String>::new());
+        let minimal =
+            json!({"serviceAccountTokenAudience": "a", "cacheType": "Token", "requireServiceAccount": false});
+        let mut config = good.clone();
+        config["providers"][0]["tokenAttributes"] = minimal;
+        assert_eq!(
+            kubelet_config_problems(&config),
+            Vec::<String>::new(),
+            "the three required fields suffice"
+        );
+
+        // Each change alone, and the words of the kubelet's refusal it must bring.
+        let refused = |change: &dyn Fn(&mut Value), wanted: &str| {
+            let mut config = good.clone();
+            change(&mut config["providers"][0]);
+            let problems = kubelet_config_problems(&config);
+            assert!(
+                problems.iter().any(|p| p.contains(wanted)),
+                "{} must be refused with {wanted:?}: {problems:?}",
+                config["providers"][0]
+            );
+        };
+        let remove = |field: &'static str| {
+            move |p: &mut Value| {
+                p["tokenAttributes"]
+                    .as_object_mut()
+                    .expect("object")
+                    .remove(field);
+            }
+        };
+        let set = |field: &'static str, value: Value| {
+            move |p: &mut Value| p["tokenAttributes"][field] = value.clone()
+        };
+        refused(
+            &remove("serviceAccountTokenAudience"),
+            "serviceAccountTokenAudience: Required",
+        );
+        refused(
+            &set("serviceAccountTokenAudience", json!("")),
+            "serviceAccountTokenAudience: Required",
+        );
+        refused(
+            &remove("requireServiceAccount"),
+            "requireServiceAccount: Required",
+        );
+        refused(
+            &set("requireServiceAccount", json!("true")),
+            "requireServiceAccount",
+        );
+        refused(&remove("cacheType"), "cacheType: Required");
+        refused(&set("cacheType", json!("Pod")), "cacheType: Unsupported value");
+        refused(&set("cachetype", json!("Token")), "unknown field \"cachetype\"");
+        refused(
+            &set("requireServiceAccount", json!(false)),
+            "requireServiceAccount cannot be false when requiredServiceAccountAnnotationKeys is set",
+        );
+        refused(
+            &set(
+                "optionalServiceAccountAnnotationKeys",
+                json!(["eks.amazonaws.com/role-arn"]),
+            ),
+            "cannot be both required and optional",
+        );
+        refused(
+            &set(
+                "optionalServiceAccountAnnotationKeys",
+                json!(["a.io/x", "a.io/x"]),
+            ),
+            "Duplicate value",
+        );
+        for bad in [
+            "a/b/c", "/name", "prefix/", "-a.io/x", "a..io/x", "a.io/-x", "a.io/x-", "sp ace", "",
+        ] {
+            refused(
+                &set("optionalServiceAccountAnnotationKeys", json!([bad])),
+                "Invalid value",
+            );
+        }
+        refused(
+            &set("optionalServiceAccountAnnotationKeys", json!(["n".repeat(64)])),
+            "no more than 63",
+        );
+        refused(
+            &set(
+                "optionalServiceAccountAnnotationKeys",
+                json!([format!("{}/n", "a.".repeat(127) + "b")]),
+            ),
+            "no more than 253",
+        );
+        refused(
+            &|p: &mut Value| p["apiVersion"] = json!("credentialprovider.kubelet.k8s.io/v1beta1"),
+            "only supported for credentialprovider.kubelet.k8s.io/v1",
+        );
+        refused(&|p: &mut Value| p["tokenAttributes"] = json!("yes"), "an object");
+        assert_eq!(
+            qualified_name(&format!("{}/{}", "a".repeat(253), "n".repeat(63))),
+            Ok(())
+        );
     }
 }

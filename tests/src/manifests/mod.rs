@@ -29,7 +29,7 @@ pub use dry_run::{
     restricted_namespace,
 };
 pub use hardening::{KNOWN_ENV, assert_files_are_mounted, assert_locked_down, assert_pod_hardened};
-pub use kubelet_config::{go_duration_seconds, kubelet_config_problems};
+pub use kubelet_config::{go_duration_seconds, kubelet_config_problems, qualified_name};
 pub use layout::{dir_name, kustomization_of, kustomize_with, overlay_dirs, provider_component_dirs};
 pub use objects::{arr, container, env, env_names, installed, is_hook, kind, name, providers, s, the};
 pub use rbac::{
