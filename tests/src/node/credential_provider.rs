@@ -16,8 +16,8 @@
 //!   `serviceAccountTokenAudience`, `requireServiceAccount` set, `cacheType` `Token` or `ServiceAccount`,
 //!   the provider's `apiVersion` `credentialprovider.kubelet.k8s.io/v1`, annotation keys that are
 //!   qualified names (case aside), unique, never both required and optional, and required keys only
-//!   with `requireServiceAccount: true` ([`TokenAttributes::problems`]; the kubelet exits at start on
-//!   any of them).
+//!   with `requireServiceAccount: true`. The kubelet exits at start on any of them, so [`install`]
+//!   refuses what [`crate::manifests::kubelet_config_problems`] (those rules, reproduced) finds.
 //! - `.../plugin/plugin.go`: `RegisterCredentialProviderPlugins` needs the bin dir to exist and
 //!   `exec.LookPath(<bin dir>/<name>)` to succeed, else the kubelet exits at start
 //!   (`kuberuntime_manager.go`: "Failed to register CRI auth plugins", `os.Exit(1)`); `ExecPlugin` runs
@@ -144,97 +144,6 @@ impl TokenAttributes {
         }
         attributes
     }
-
-    /// What `validateCredentialProviderConfig` (`pkg/credentialprovider/plugin/config.go` of
-    /// k8s.io/kubernetes@v1.37.2) refuses in these attributes of a provider exchanging `api_version`;
-    /// empty when the kubelet accepts them. (`cacheType` and `requireServiceAccount`, required there,
-    /// are always set here.)
-    pub fn problems(&self, api_version: &str) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.service_account_token_audience.is_empty() {
-            problems.push("tokenAttributes.serviceAccountTokenAudience: Required value".to_string());
-        }
-        if api_version != CREDENTIAL_PROVIDER_API_VERSION {
-            problems.push(format!(
-                "tokenAttributes: tokenAttributes is only supported for {CREDENTIAL_PROVIDER_API_VERSION} API version"
-            ));
-        }
-        if !self.require_service_account && !self.required_service_account_annotation_keys.is_empty() {
-            problems.push(
-                "tokenAttributes.requiredServiceAccountAnnotationKeys: requireServiceAccount cannot be \
-                 false when requiredServiceAccountAnnotationKeys is set"
-                    .to_string(),
-            );
-        }
-        for (field, keys) in [
-            (
-                "requiredServiceAccountAnnotationKeys",
-                &self.required_service_account_annotation_keys,
-            ),
-            (
-                "optionalServiceAccountAnnotationKeys",
-                &self.optional_service_account_annotation_keys,
-            ),
-        ] {
-            let mut seen = std::collections::BTreeSet::new();
-            for key in keys {
-                // The rule for annotation keys: a qualified name, case aside.
-                if let Err(why) = qualified_name(&key.to_lowercase()) {
-                    problems.push(format!("tokenAttributes.{field}: Invalid value: {key:?}: {why}"));
-                }
-                if !seen.insert(key) {
-                    problems.push(format!("tokenAttributes.{field}: Duplicate value: {key:?}"));
-                }
-            }
-        }
-        let both: Vec<&String> = self
-            .required_service_account_annotation_keys
-            .iter()
-            .filter(|k| self.optional_service_account_annotation_keys.contains(k))
-            .collect();
-        if !both.is_empty() {
-            problems.push(format!(
-                "tokenAttributes: Invalid value: {both:?}: annotation keys cannot be both required and optional"
-            ));
-        }
-        problems
-    }
-}
-
-/// `IsQualifiedName` of `k8s.io/apimachinery/pkg/util/validation`: `[prefix/]name`, the prefix a DNS-1123
-/// subdomain (≤ 253), the name ≤ 63 characters of `[A-Za-z0-9_.-]` starting and ending alphanumeric.
-fn qualified_name(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split('/').collect::<Vec<_>>()[..] {
-        [name] => (None, name),
-        [prefix, name] => (Some(prefix), name),
-        _ => return Err("a qualified name has at most one '/'".into()),
-    };
-    let alphanumeric = |c: char| c.is_ascii_alphanumeric();
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(alphanumeric)
-        && name.ends_with(alphanumeric)
-        && name.chars().all(|c| alphanumeric(c) || "-_.".contains(c));
-    if !name_ok {
-        return Err(format!(
-            "name part {name:?} must be 1-63 characters of [A-Za-z0-9_.-], \
-             alphanumeric at both ends"
-        ));
-    }
-    if let Some(prefix) = prefix {
-        let label_ok = |l: &str| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && l.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && l.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        };
-        if prefix.is_empty() || prefix.len() > 253 || !prefix.split('.').all(label_ok) {
-            return Err(format!("prefix part {prefix:?} must be a DNS-1123 subdomain"));
-        }
-    }
-    Ok(())
 }
 
 /// One entry of the kubelet's `CredentialProviderConfig`: an executable the kubelet runs at pull time
@@ -360,15 +269,14 @@ pub(crate) fn install(provider: &CredentialProvider, dir: &Path) -> Result<Insta
     if provider.name.contains(['/', ' ']) || matches!(provider.name.as_str(), "" | "." | "..") {
         bail!("credential provider name {:?} is not a file name", provider.name);
     }
-    if let Some(attributes) = &provider.token_attributes {
-        let problems = attributes.problems(CREDENTIAL_PROVIDER_API_VERSION);
-        if !problems.is_empty() {
-            bail!(
-                "the kubelet would refuse the tokenAttributes of {:?} (and exit at start): {}",
-                provider.name,
-                problems.join("; ")
-            );
-        }
+    // What the kubelet would refuse, exiting at start: refused here, naming its rule.
+    let problems = crate::manifests::kubelet_config_problems(&provider.config());
+    if !problems.is_empty() {
+        bail!(
+            "the kubelet would refuse the config of credential provider {:?} (and exit at start): {}",
+            provider.name,
+            problems.join("; ")
+        );
     }
     let bin_dir = dir.join("bin");
     std::fs::create_dir_all(&bin_dir).with_context(|| format!("creating {}", bin_dir.display()))?;
@@ -439,7 +347,10 @@ mod tests {
                 "optionalServiceAccountAnnotationKeys": ["eks.amazonaws.com/role-arn"],
             })
         );
-        assert!(attributes.problems(CREDENTIAL_PROVIDER_API_VERSION).is_empty());
+        assert_eq!(
+            crate::manifests::kubelet_config_problems(&provider.config()),
+            Vec::<String>::new()
+        );
         // `requireServiceAccount: false` is written too (a required *bool), no empty key lists.
         let minimal = TokenAttributes::new("a", TokenCacheType::Token, false).config();
         assert_eq!(
@@ -449,60 +360,23 @@ mod tests {
     }
 
     #[test]
-    fn token_attributes_the_kubelet_refuses_are_refused_naming_its_rule() {
-        let problems = |attributes: TokenAttributes, version: &str| attributes.problems(version).join("; ");
-        let v1 = CREDENTIAL_PROVIDER_API_VERSION;
-        let sa = TokenCacheType::ServiceAccount;
-        assert!(problems(TokenAttributes::new("", sa, true), v1).contains("serviceAccountTokenAudience"));
-        assert!(
-            problems(
-                TokenAttributes::new("a", sa, true),
-                "credentialprovider.kubelet.k8s.io/v1beta1"
-            )
-            .contains("only supported for credentialprovider.kubelet.k8s.io/v1")
-        );
-        assert!(
-            problems(TokenAttributes::new("a", sa, false).required_annotation("x"), v1)
-                .contains("requireServiceAccount cannot be false")
-        );
-        assert!(
-            problems(
-                TokenAttributes::new("a", sa, true)
-                    .required_annotation("x")
-                    .required_annotation("x"),
-                v1
-            )
-            .contains("Duplicate")
-        );
-        assert!(
-            problems(
-                TokenAttributes::new("a", sa, true)
-                    .required_annotation("x")
-                    .optional_annotation("x"),
-                v1
-            )
-            .contains("both required and optional")
-        );
-        for bad in ["-x", "a/b/c", "Bad_Prefix!/x", "/x", "x/", &"n".repeat(64)] {
-            assert!(
-                problems(TokenAttributes::new("a", sa, true).optional_annotation(bad), v1)
-                    .contains("Invalid"),
-                "{bad}"
+    fn a_provider_the_kubelet_would_refuse_is_not_installed() {
+        // A required annotation key without `requireServiceAccount` (config.go: "requireServiceAccount
+        // cannot be false when requiredServiceAccountAnnotationKeys is set"); the rules themselves are
+        // tested with `manifests::kubelet_config_problems`.
+        let provider = CredentialProvider::new("regcreds", Path::new("/bin/true"), &["127.0.0.1:5000"])
+            .token_attributes(
+                TokenAttributes::new("a", TokenCacheType::Token, false)
+                    .required_annotation("regcreds.dev/quay-robot"),
             );
-        }
-        // Case does not matter (keys are lowered first), a prefix may have dots and digits.
-        for good in [
-            "Regcreds.DEV/Quay-Robot",
-            "azure.workload.identity/client-id",
-            "x",
-            "a.b_c-d",
-        ] {
-            assert_eq!(
-                problems(TokenAttributes::new("a", sa, true).optional_annotation(good), v1),
-                "",
-                "{good}"
-            );
-        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let error = install(&provider, &dir.path().join("provider"))
+            .expect_err("the kubelet would exit on this config");
+        assert!(
+            format!("{error:#}").contains("requireServiceAccount cannot be false"),
+            "{error:#}"
+        );
+        assert!(!dir.path().join("provider").exists(), "nothing written");
     }
 
     #[test]
