@@ -175,7 +175,7 @@ ServiceMonitor or PodMonitor is requested (else the pods would be scraped twice)
 {{- $served := include "regcreds.kubeletPlugin.served" . | fromJsonArray }}
 {{- range $name := list "static" "dockerconfigjson" "dockerhub" "ecr" "gcr" "acr" "ghcr" "quay" }}
 {{- if and (index $p $name).enabled (not (has $name $served)) }}
-{{- fail (printf "providers.%s is enabled but would serve nothing: secretMode.enabled=false and the kubelet plugin does not serve it (kubeletPlugin.providers, or a provider that needs regcreds' own pod token)" $name) }}
+{{- fail (printf "providers.%s is enabled but would serve nothing: secretMode.enabled=false and the kubelet plugin does not serve it (kubeletPlugin.providers, or a provider that needs a pod's token without kubeletPlugin.tokenAttributes)" $name) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -194,11 +194,13 @@ ServiceMonitor or PodMonitor is requested (else the pods would be scraped twice)
 {{- end }}
 
 {{/* Why provider $name cannot serve the kubelet (empty when it can): the plugin runs as the kubelet's child
-on the node, without the pod's ServiceAccount token. */}}
+on the node, without a ServiceAccount token of its own; it gets the pulling pod's only in ServiceAccount
+token mode (kubeletPlugin.tokenAttributes). */}}
 {{- define "regcreds.kubeletPlugin.unsupported" -}}
 {{- $p := index .root.Values.providers .name }}
-{{- if eq .name "quay" }}robot federation exchanges regcreds' own projected ServiceAccount token, which the kubelet's plugin does not have
-{{- else if and (eq .name "acr") (eq $p.auth "workload-identity") }}auth=workload-identity needs the pod's federated token; use managed-identity (the node's) or client-secret
+{{- $tokens := .root.Values.kubeletPlugin.tokenAttributes }}
+{{- if and (eq .name "quay") (not $tokens) }}robot federation exchanges a ServiceAccount token, which the kubelet passes the plugin only with kubeletPlugin.tokenAttributes (ServiceAccount token mode)
+{{- else if and (eq .name "acr") (eq $p.auth "workload-identity") (not $tokens) }}auth=workload-identity needs the pod's federated token: set kubeletPlugin.tokenAttributes (ServiceAccount token mode), or use managed-identity (the node's) or client-secret
 {{- end }}
 {{- end }}
 
@@ -282,6 +284,8 @@ providers where the values name them. */}}
 {{- range include "regcreds.list" $p.acr.registry | fromJsonArray }}{{ $images = append $images (include "regcreds.kubeletPlugin.host" .) }}{{ end }}
 {{- else if eq . "ghcr" }}
 {{- $images = append $images (include "regcreds.kubeletPlugin.host" (default "ghcr.io" $p.ghcr.registry)) }}
+{{- else if eq . "quay" }}
+{{- $images = append $images (include "regcreds.kubeletPlugin.host" (default "quay.io" $p.quay.registry)) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -361,6 +365,14 @@ kubeletPlugin.env. Schedules, Secret names and in-pod file paths do not apply to
 {{- /* The App provider requires its probe image (see regcreds.validate). */}}
 {{- with $.Values.checks.images }}{{ $env = append $env (dict "name" "REGCREDS_CHECK_IMAGES" "value" (include "regcreds.csv" .)) }}{{ end }}
 {{- end }}{{ end }}
+{{- if has "quay" $served }}{{ with $p.quay }}
+{{- /* Token mode only (see regcreds.kubeletPlugin.unsupported): each request carries the pod's token, so
+       no REGCREDS_QUAY_TOKEN_FILE (build_for_pods does not read one). */}}
+{{- $env = append $env (dict "name" "REGCREDS_QUAY_ROBOT" "value" .robot) }}
+{{- $env = append $env (dict "name" "REGCREDS_QUAY_REGISTRY" "value" .registry) }}
+{{- with .federationUrl }}{{ $env = append $env (dict "name" "REGCREDS_QUAY_FEDERATION_URL" "value" .) }}{{ end }}
+{{- with .timeoutSeconds }}{{ $env = append $env (dict "name" "REGCREDS_QUAY_TIMEOUT_SECONDS" "value" (toString .)) }}{{ end }}
+{{- end }}{{ end }}
 {{- $derived := list }}
 {{- range $env }}{{ $derived = append $derived .name }}{{ end }}
 {{- range .Values.kubeletPlugin.env }}
@@ -370,6 +382,159 @@ kubeletPlugin.env. Schedules, Secret names and in-pod file paths do not apply to
 {{- $env = append $env . }}
 {{- end }}
 {{- toJson $env }}
+{{- end }}
+
+{{/* Why . is not an annotation key the kubelet accepts (empty when it is): IsQualifiedName of the key in lower
+case (validateServiceAccountAnnotationKeys, k8s.io/kubernetes@v1.37.2 pkg/credentialprovider/plugin/config.go):
+an optional DNS-1123 subdomain prefix of at most 253 characters and "/", then a name of at most 63. */}}
+{{- define "regcreds.kubeletPlugin.annotationKeyProblem" -}}
+{{- $key := toString . }}
+{{- $parts := splitList "/" $key }}
+{{- $name := last $parts }}
+{{- if gt (len $parts) 2 }}a qualified name has at most one "/"
+{{- else if and (eq (len $parts) 2) (not (regexMatch `^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$` (first $parts))) }}the prefix before "/" must be a DNS-1123 subdomain (e.g. example.com)
+{{- else if and (eq (len $parts) 2) (gt (len (first $parts)) 253) }}the prefix before "/" is longer than 253 characters
+{{- else if gt (len $name) 63 }}the name is longer than 63 characters
+{{- else if not (regexMatch `^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$` $name) }}the name must be alphanumeric characters, '-', '_' or '.', starting and ending with an alphanumeric character
+{{- end }}
+{{- end }}
+
+{{/* The provider entry's tokenAttributes, as JSON ({} = ServiceAccount token mode off): kubeletPlugin.
+tokenAttributes with the ServiceAccount annotation keys the served providers read where a list is not given
+(a given list wins, even an empty one; the derived other list leaves out its keys, and the optional one
+takes the derived keys a given required list lacks), checked as the kubelet checks them
+(validateCredentialProviderConfig), so that the chart never writes a config the kubelet refuses at start. Annotation keys a provider cannot mint without are required when it is the only
+served provider and requireServiceAccount is true (the kubelet then refuses the pull itself, naming the key);
+otherwise every key is optional, so that a pod without one still gets the other providers' answers.
+  ecr   REGCREDS_ECR_ROLE_ANNOTATION (a literal in kubeletPlugin.env), else eks.amazonaws.com/role-arn: needed
+  acr   azure.workload.identity/client-id: needed (auth other than static); azure.workload.identity/tenant-id:
+        needed when neither providers.acr.tenantId nor auth=client-secret names the tenant
+  gcr   iam.gke.io/gcp-service-account, optional, when kubeletPlugin.env sets REGCREDS_GCR_WORKLOAD_IDENTITY_PROVIDER
+  quay  REGCREDS_QUAY_ROBOT_ANNOTATION (a literal in kubeletPlugin.env), optional (else providers.quay.robot) */}}
+{{- define "regcreds.kubeletPlugin.tokenAttributes" -}}
+{{- $ta := deepCopy (default (dict) .Values.kubeletPlugin.tokenAttributes) }}
+{{- if $ta }}
+{{- $at := "kubeletPlugin.tokenAttributes" }}
+{{- /* values.schema.json says the same; here for --skip-schema-validation. */}}
+{{- range $field := list "serviceAccountTokenAudience" "cacheType" "requireServiceAccount" }}
+{{- if not (hasKey $ta $field) }}
+{{- fail (printf "%s.%s is required with %s (the kubelet refuses the config without it)" $at $field $at) }}
+{{- end }}
+{{- end }}
+{{- range $field, $_ := $ta }}
+{{- if not (has $field (list "serviceAccountTokenAudience" "cacheType" "requireServiceAccount" "requiredServiceAccountAnnotationKeys" "optionalServiceAccountAnnotationKeys")) }}
+{{- fail (printf "%s.%s: the kubelet knows no such field (it decodes strictly)" $at $field) }}
+{{- end }}
+{{- end }}
+{{- if not (and (kindIs "string" $ta.serviceAccountTokenAudience) $ta.serviceAccountTokenAudience) }}
+{{- fail (printf "%s.serviceAccountTokenAudience must be a non-empty string: the audience the registry's token endpoint expects (e.g. sts.amazonaws.com)" $at) }}
+{{- end }}
+{{- if not (has $ta.cacheType (list "Token" "ServiceAccount")) }}
+{{- fail (printf "%s.cacheType must be Token or ServiceAccount, not %v" $at $ta.cacheType) }}
+{{- end }}
+{{- if not (kindIs "bool" $ta.requireServiceAccount) }}
+{{- fail (printf "%s.requireServiceAccount must be true or false, not %v" $at $ta.requireServiceAccount) }}
+{{- end }}
+{{- $requireSA := $ta.requireServiceAccount }}
+{{- $served := include "regcreds.kubeletPlugin.served" . | fromJsonArray }}
+{{- $p := .Values.providers }}
+{{- /* A pod without a ServiceAccount (a static pod) comes without a token: quay and ACR workload identity then
+       have nothing to mint with, and regcreds refuses its whole configuration for that request. */}}
+{{- if not $requireSA }}
+{{- range $name := $served }}
+{{- if or (eq $name "quay") (and (eq $name "acr") (eq $p.acr.auth "workload-identity")) }}
+{{- fail (printf "%s.requireServiceAccount=false, but the plugin serves providers.%s, which has no token of its own in plugin mode: a pull without a ServiceAccount (a static pod) would fail for every served registry. Set it to true" $at $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $literals := dict }}
+{{- range .Values.kubeletPlugin.env }}
+{{- if hasKey . "value" }}{{ $_ := set $literals .name (toString .value) }}{{ else }}{{ $_ := set $literals .name "" }}{{ end }}
+{{- end }}
+{{- $needed := list }}
+{{- $extra := list }}
+{{- $fromEnv := dict }}
+{{- range $name := $served }}
+{{- if eq $name "ecr" }}
+{{- $key := "eks.amazonaws.com/role-arn" }}
+{{- if hasKey $literals "REGCREDS_ECR_ROLE_ANNOTATION" }}{{ $key = get $literals "REGCREDS_ECR_ROLE_ANNOTATION" }}{{ $_ := set $fromEnv "REGCREDS_ECR_ROLE_ANNOTATION" $key }}{{ end }}
+{{- $needed = append $needed $key }}
+{{- else if and (eq $name "acr") (ne $p.acr.auth "static") }}
+{{- $needed = append $needed "azure.workload.identity/client-id" }}
+{{- if or $p.acr.tenantId (eq $p.acr.auth "client-secret") }}
+{{- $extra = append $extra "azure.workload.identity/tenant-id" }}
+{{- else }}
+{{- $needed = append $needed "azure.workload.identity/tenant-id" }}
+{{- end }}
+{{- else if and (eq $name "gcr") (hasKey $literals "REGCREDS_GCR_WORKLOAD_IDENTITY_PROVIDER") }}
+{{- $extra = append $extra "iam.gke.io/gcp-service-account" }}
+{{- else if and (eq $name "quay") (hasKey $literals "REGCREDS_QUAY_ROBOT_ANNOTATION") }}
+{{- $key := get $literals "REGCREDS_QUAY_ROBOT_ANNOTATION" }}
+{{- $_ := set $fromEnv "REGCREDS_QUAY_ROBOT_ANNOTATION" $key }}
+{{- $extra = append $extra $key }}
+{{- end }}
+{{- end }}
+{{- $givenRequired := hasKey $ta "requiredServiceAccountAnnotationKeys" }}
+{{- $givenOptional := hasKey $ta "optionalServiceAccountAnnotationKeys" }}
+{{- if not (and $givenRequired $givenOptional) }}
+{{- range $var, $key := $fromEnv }}
+{{- if not $key }}
+{{- fail (printf "kubeletPlugin.env sets %s from a Secret or empty: the chart cannot derive the annotation key the kubelet must pass; give it literally, or list %s.requiredServiceAccountAnnotationKeys and optionalServiceAccountAnnotationKeys yourself" $var $at) }}
+{{- end }}
+{{- with include "regcreds.kubeletPlugin.annotationKeyProblem" $key }}
+{{- fail (printf "kubeletPlugin.env %s=%q is not an annotation key the kubelet accepts: %s" $var $key .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $derivedRequired := list }}
+{{- $derivedOptional := $extra }}
+{{- if and $requireSA (eq (len $served) 1) }}
+{{- $derivedRequired = $needed }}
+{{- else }}
+{{- $derivedOptional = concat $needed $extra }}
+{{- end }}
+{{- $required := list }}
+{{- $optional := list }}
+{{- if $givenRequired }}{{ $required = default (list) (get $ta "requiredServiceAccountAnnotationKeys") }}{{ end }}
+{{- if $givenOptional }}{{ $optional = default (list) (get $ta "optionalServiceAccountAnnotationKeys") }}{{ end }}
+{{- if not $givenRequired }}
+{{- $required = list }}
+{{- range uniq $derivedRequired }}{{ if not (has . $optional) }}{{ $required = append $required . }}{{ end }}{{ end }}
+{{- end }}
+{{- if not $givenOptional }}
+{{- /* Also the keys a given required list leaves out: regcreds reads them, so the kubelet must pass them. */}}
+{{- range uniq (concat $derivedRequired $derivedOptional) }}{{ if not (has . $required) }}{{ $optional = append $optional . }}{{ end }}{{ end }}
+{{- end }}
+{{- range $list, $keys := dict "requiredServiceAccountAnnotationKeys" $required "optionalServiceAccountAnnotationKeys" $optional }}
+{{- if not (kindIs "slice" $keys) }}
+{{- fail (printf "%s.%s must be a list of annotation keys" $at $list) }}
+{{- end }}
+{{- range $key := $keys }}
+{{- if not (kindIs "string" $key) }}
+{{- fail (printf "%s.%s: %v is not a string" $at $list $key) }}
+{{- end }}
+{{- with include "regcreds.kubeletPlugin.annotationKeyProblem" $key }}
+{{- fail (printf "%s.%s: %q is not an annotation key the kubelet accepts: %s" $at $list $key .) }}
+{{- end }}
+{{- end }}
+{{- if ne (len $keys) (len (uniq $keys)) }}
+{{- fail (printf "%s.%s lists a key twice: %s (the kubelet refuses duplicates)" $at $list (toJson $keys)) }}
+{{- end }}
+{{- end }}
+{{- if and (not $requireSA) $required }}
+{{- fail (printf "%s.requiredServiceAccountAnnotationKeys %s needs requireServiceAccount=true: the kubelet refuses required annotation keys when it may call the plugin for a pod without a ServiceAccount (list them in optionalServiceAccountAnnotationKeys instead)" $at (toJson $required)) }}
+{{- end }}
+{{- $both := list }}
+{{- range $required }}{{ if has . $optional }}{{ $both = append $both . }}{{ end }}{{ end }}
+{{- if $both }}
+{{- fail (printf "%s: %s in both requiredServiceAccountAnnotationKeys and optionalServiceAccountAnnotationKeys: the kubelet refuses a key that is both required and optional" $at (toJson $both)) }}
+{{- end }}
+{{- $out := dict "serviceAccountTokenAudience" $ta.serviceAccountTokenAudience "cacheType" $ta.cacheType "requireServiceAccount" $requireSA }}
+{{- with $required }}{{ $_ := set $out "requiredServiceAccountAnnotationKeys" . }}{{ end }}
+{{- with $optional }}{{ $_ := set $out "optionalServiceAccountAnnotationKeys" . }}{{ end }}
+{{- toJson $out }}
+{{- else }}{}
+{{- end }}
 {{- end }}
 
 {{/* The busybox image of the plugin's DaemonSet (its tools and pause containers). */}}
