@@ -133,6 +133,20 @@ fn the_example_config_passes_the_kubelets_checks_and_names_variables_regcreds_re
     for e in arr(&config, "/providers/0/env") {
         assert!(KNOWN_ENV.contains(&s(e, "/name")), "{e}");
     }
+    // Its commented tokenAttributes block, uncommented, passes too.
+    let uncommented = text
+        .replace("\n    # tokenAttributes:", "\n    tokenAttributes:")
+        .replace("\n    #   ", "\n      ");
+    let config: Value = serde_saphyr::from_str(&uncommented).expect("YAML");
+    assert_eq!(
+        s(
+            &config,
+            "/providers/0/tokenAttributes/serviceAccountTokenAudience"
+        ),
+        "sts.amazonaws.com",
+        "the commented example is there"
+    );
+    assert_eq!(kubelet_config_problems(&config), Vec::<String>::new());
 }
 
 // === off by default ===
