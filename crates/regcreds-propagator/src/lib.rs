@@ -23,6 +23,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
+mod args;
 mod cached;
 mod cleanup;
 mod controller;
@@ -44,6 +46,8 @@ mod settings;
 mod takeover;
 mod view;
 
+#[cfg(feature = "cli")]
+pub use args::{PropagationArgs, WatchModeArg};
 pub use cleanup::{CleanupReport, CleanupScope, cleanup};
 pub use desired::{Desired, DesiredSecret};
 pub use error::{Error, Result, api_error};

@@ -13,6 +13,7 @@
 //! without tying either to a command line.
 
 mod checks;
+mod go;
 mod problems;
 mod provider;
 mod schedule;
@@ -21,6 +22,7 @@ mod source;
 mod value;
 
 pub use checks::{check_token_file, timeout_seconds};
+pub use go::{parse_go_bool, parse_go_duration};
 pub use problems::{ConfigProblem, ConfigProblems};
 pub use provider::{
     ConfiguredProvider, Enablement, ProbeRequirement, ProviderConfig, ProviderStatus, Purpose, enabled,

@@ -5,7 +5,8 @@
 //!                            │ regcreds_settings::enabled: each ProviderConfig::build, in order
 //!                            ▼
 //!                        Vec<ConfiguredProvider>   (or ConfigProblems → exit 2)
-//!                        PropagationArgs, InstanceArgs, regcreds_heal::HealArgs ──▶ propagator and healer settings
+//!                        regcreds_propagator::PropagationArgs, regcreds_heal::HealArgs, InstanceArgs
+//!                            ──▶ propagator, healer and leader-election settings
 //! ```
 //!
 //! Each provider's variables, aliases and checks live in its own crate (`regcreds-<name>`, feature
@@ -14,15 +15,15 @@
 //! reported at once, one line each, naming the variable, before anything talks to a cluster or a cloud.
 
 mod instance;
-mod propagation;
 
 use clap::Args;
 
 pub use instance::{Instance, InstanceArgs, workload_of};
-pub use propagation::{PropagationArgs, WatchModeArg, parse_go_bool};
 pub use regcreds_heal::HealArgs;
+pub use regcreds_propagator::{PropagationArgs, WatchModeArg};
 pub use regcreds_settings::{
     ConfigProblems, ConfiguredProvider, Enablement, ProviderConfig, ProviderStatus, Purpose, Source,
+    parse_go_bool,
 };
 
 /// Declares [`ProviderArgs`] with one flattened field per provider crate's `Args`, and the list

@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
+use crate::{NamespaceScope, ServiceAccountMode, Settings, WatchMode, parse_label_selector};
 use clap::{Args, ValueEnum};
-use regcreds_propagator::{NamespaceScope, ServiceAccountMode, Settings, WatchMode, parse_label_selector};
 use tracing::info;
 
-use regcreds_settings::{ConfigProblems, Source, is_dns_subdomain, non_blank, split_list};
+use regcreds_settings::{
+    ConfigProblems, Source, is_dns_subdomain, non_blank, parse_go_bool, parse_go_duration, split_list,
+};
 
 const SERVICE_ACCOUNTS: Source = Source::new("REGCREDS_SERVICE_ACCOUNTS", "service-accounts");
 const COMPAT_SERVICE_ACCOUNTS: Source = Source::compat("CONFIG_SERVICEACCOUNTS", "serviceaccounts");
@@ -44,11 +46,11 @@ pub enum WatchModeArg {
 pub struct PropagationArgs {
     /// ServiceAccounts that get the Secrets in `imagePullSecrets`: comma-separated names, `*` for all, `none`.
     #[arg(long = "service-accounts", env = "REGCREDS_SERVICE_ACCOUNTS")]
-    pub service_accounts: Option<String>,
+    service_accounts: Option<String>,
     #[arg(long = "serviceaccounts", env = "CONFIG_SERVICEACCOUNTS", hide = true)]
-    pub compat_service_accounts: Option<String>,
+    compat_service_accounts: Option<String>,
     #[arg(long = "allserviceaccount", env = "CONFIG_ALLSERVICEACCOUNT", hide = true)]
-    pub compat_all_service_accounts: Option<String>,
+    compat_all_service_accounts: Option<String>,
     /// Namespaces to skip: comma-separated glob patterns. The default leaves out Kubernetes' own
     /// namespaces and OpenShift's (`openshift`, `openshift-*`), whose `default` ServiceAccounts are the
     /// platform's.
@@ -57,51 +59,51 @@ pub struct PropagationArgs {
         env = "REGCREDS_EXCLUDE_NAMESPACES",
         default_value = DEFAULT_EXCLUDE_NAMESPACES
     )]
-    pub exclude_namespaces: String,
+    exclude_namespaces: String,
     #[arg(long = "excluded-namespaces", env = "CONFIG_EXCLUDED_NAMESPACES", hide = true)]
-    pub compat_exclude_namespaces: Option<String>,
+    compat_exclude_namespaces: Option<String>,
     /// Only namespaces whose labels match this selector (e.g. `regcreds=enabled,env in (dev,prod)`).
     #[arg(long = "namespace-selector", env = "REGCREDS_NAMESPACE_SELECTOR")]
-    pub namespace_selector: Option<String>,
+    namespace_selector: Option<String>,
     /// Overwrite same-named Secrets that regcreds did not create.
     #[arg(long = "force", env = "REGCREDS_FORCE")]
-    pub force: bool,
+    force: bool,
     #[arg(long = "config-force", env = "CONFIG_FORCE", hide = true)]
-    pub compat_force: Option<String>,
+    compat_force: Option<String>,
     /// Take over the Secrets left by upmc registry-creds (recognised by the metadata and data shape it
     /// writes, for the registries regcreds' credential is for) and imagepullsecret-patcher (its
     /// ownership annotation); `false` leaves them alone like any Secret regcreds did not create.
     #[arg(long = "take-over", env = "REGCREDS_TAKE_OVER", default_value_t = true, action = clap::ArgAction::Set)]
-    pub take_over: bool,
+    take_over: bool,
     /// imagepullsecret-patcher's "touch only Secrets it manages" (without that tool's inverted logic):
     /// true turns force off, also when CONFIG_FORCE=true.
     #[arg(long = "managedonly", env = "CONFIG_MANAGEDONLY", hide = true)]
-    pub compat_managed_only: Option<String>,
+    compat_managed_only: Option<String>,
     /// Namespaces reconciled at the same time.
     #[arg(long = "concurrency", env = "REGCREDS_CONCURRENCY", default_value_t = 16)]
-    pub concurrency: u16,
+    concurrency: u16,
     /// Safety-net resync of every namespace, in seconds (writes only if something drifted).
     #[arg(
         long = "resync-seconds",
         env = "REGCREDS_RESYNC_SECONDS",
         default_value_t = 3600
     )]
-    pub resync_seconds: u64,
+    resync_seconds: u64,
     /// Watch or poll Secrets and ServiceAccounts.
     #[arg(long = "watch-mode", env = "REGCREDS_WATCH_MODE", value_enum, default_value_t = WatchModeArg::Auto)]
     pub watch_mode: WatchModeArg,
     /// How often namespaces are listed when RBAC does not allow watching them (imagepullsecret-patcher's
     /// ClusterRole). With watch rights there is no such loop: new namespaces are handled at once.
     #[arg(long = "namespace-poll-seconds", env = "REGCREDS_NAMESPACE_POLL_SECONDS")]
-    pub namespace_poll_seconds: Option<u64>,
+    namespace_poll_seconds: Option<u64>,
     #[arg(long = "loop-duration", env = "CONFIG_LOOP_DURATION", hide = true)]
-    pub compat_loop_duration: Option<String>,
+    compat_loop_duration: Option<String>,
     /// One pass over every namespace, then exit: 0 if every namespace converged, 1 if any failed. For a
     /// Job or CronJob; no leader election, no admin endpoint, no pod healing.
     #[arg(long = "once", env = "REGCREDS_RUN_ONCE")]
-    pub run_once: bool,
+    run_once: bool,
     #[arg(long = "runonce", env = "CONFIG_RUNONCE", hide = true)]
-    pub compat_run_once: Option<String>,
+    compat_run_once: Option<String>,
 }
 
 impl PropagationArgs {
@@ -271,53 +273,6 @@ impl PropagationArgs {
     }
 }
 
-/// Parses a Go duration (`time.ParseDuration`, as imagepullsecret-patcher read `CONFIG_LOOP_DURATION`):
-/// a sequence of decimal numbers with units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`, like `1m30s` or `1.5h`.
-/// Negative durations are not accepted.
-pub fn parse_go_duration(value: &str) -> Option<Duration> {
-    let mut rest = value.trim().strip_prefix('+').unwrap_or(value.trim());
-    match rest {
-        "" => return None,
-        "0" => return Some(Duration::ZERO),
-        _ => {}
-    }
-    let mut total = 0.0_f64;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&n| n > 0)?;
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += number * seconds_per_unit;
-        rest = &rest[unit_len..];
-    }
-    (total.is_finite() && total < 1e12).then(|| Duration::from_secs_f64(total))
-}
-
-/// Parses booleans the way imagepullsecret-patcher (Go's strconv.ParseBool) did.
-pub fn parse_go_bool(value: Option<&str>, source: Source, problems: &mut ConfigProblems) -> Option<bool> {
-    match value? {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        other => {
-            problems.add(source, format!("{other:?} is not a boolean (true or false)"));
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,27 +319,6 @@ mod tests {
             "kubeflow",
         ] {
             assert!(decide(included), "{included} is not excluded by default");
-        }
-    }
-
-    #[test]
-    fn go_durations_parse_like_time_parse_duration() {
-        for (text, seconds) in [
-            ("10s", 10.0),
-            ("1m30s", 90.0),
-            ("1.5h", 5400.0),
-            ("2h45m", 9900.0),
-            ("300ms", 0.3),
-            ("0", 0.0),
-        ] {
-            assert_eq!(
-                parse_go_duration(text),
-                Some(Duration::from_secs_f64(seconds)),
-                "{text}"
-            );
-        }
-        for bad in ["", "10", "s", "1x", "-5s", "1m30", "ten seconds"] {
-            assert_eq!(parse_go_duration(bad), None, "{bad}");
         }
     }
 }
