@@ -4,8 +4,9 @@
 //! ```text
 //!  cases::peer ── cached build of k8s.io/cloud-provider-aws@v1.37.1 (xtask/scripts/ecr-credential-provider-build.sh)
 //!  cases::World ── moto (ECR) and the GitHub/Quay fake on 127.0.0.1 (tests/fixtures)
-//!  moto alone: `runs` GetAuthorizationToken round trips (also warms moto's lazily loaded ECR backend)
+//!  moto warmed up: one GetAuthorizationToken loads its ECR backend
 //!  for each round: for each case: spawn → request on stdin → stdout read, process exited  (timed)
+//!                  then moto alone: one GetAuthorizationToken on a new connection (timed)
 //!  table::render ──► the report's plugin section
 //! ```
 //!
@@ -119,10 +120,11 @@ pub fn run(settings: &Settings) -> Result<Results> {
     };
     let world = World::start(&settings.work_dir)?;
     notes.extend(world.notes.iter().cloned());
-    let moto = match world.moto_port() {
-        Some(port) => moto_alone(port, settings.runs)?,
-        None => Vec::new(),
-    };
+    if let Some(port) = world.moto_port() {
+        // Its first request loads moto's ECR backend (half a second): no plugin should pay for it.
+        fixture::moto_round_trip(port).context("warming moto up")?;
+    }
+    let mut moto = Vec::new();
     let cases = world.cases(&settings.regcreds, peer.as_ref());
     let mut measured: Vec<Measured> = cases.iter().map(Measured::empty).collect();
     progress(&format!(
@@ -133,6 +135,9 @@ pub fn run(settings: &Settings) -> Result<Results> {
     for round in 0..settings.runs {
         for (case, result) in cases.iter().zip(&mut measured) {
             result.record(case, round == 0, exec(case)?);
+        }
+        if let Some(port) = world.moto_port() {
+            moto.push(fixture::moto_round_trip(port)?);
         }
         if (round + 1) % 50 == 0 {
             progress(&format!("plugin round {}/{}", round + 1, settings.runs));
@@ -155,13 +160,6 @@ pub fn run(settings: &Settings) -> Result<Results> {
         notes,
         load: (load_start, load_1min()),
     })
-}
-
-/// `runs` GetAuthorizationToken round trips to moto, each on a new connection, as each plugin process
-/// opens one. The first loads moto's ECR backend (half a second), which no plugin should pay for.
-fn moto_alone(port: u16, runs: usize) -> Result<Vec<Duration>> {
-    fixture::moto_round_trip(port).context("warming moto up")?;
-    (0..runs).map(|_| fixture::moto_round_trip(port)).collect()
 }
 
 /// One exec as the kubelet does it, timed; with the endpoint's requests and the CPU it cost.

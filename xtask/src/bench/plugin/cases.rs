@@ -99,9 +99,16 @@ pub fn peer(explicit: Option<&Path>) -> Result<Peer> {
 /// Which answer a case gives, for the comparisons of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// `/bin/echo` printing a fixed answer: what starting any process costs on this machine.
+    Floor,
     Static,
     /// regcreds' ecr provider.
     Ecr,
+    /// The same with `SSL_CERT_FILE` naming one CA: a diagnostic of what loading the system's root
+    /// store costs (aws-smithy-http-client 1.5.2 loads it when the client is built,
+    /// `client/tls/rustls_provider.rs`, `rustls_native_certs::load_native_certs()`, even for an http://
+    /// endpoint; Go's crypto/x509 only at the first TLS handshake, which moto over http never has).
+    EcrOneRoot,
     /// cloud-provider-aws' `ecr-credential-provider`.
     PeerEcr,
     Quay,
@@ -209,7 +216,17 @@ impl World {
             image,
             request_log: log,
         };
-        let mut cases = vec![regcreds_case(
+        let mut cases = vec![Case {
+            kind: Kind::Floor,
+            label: "floor: `/bin/echo` printing a fixed answer".into(),
+            endpoint: "none: any process start",
+            program: "/bin/echo".into(),
+            args: vec![FLOOR_ANSWER.into()],
+            env: vec![home.clone()],
+            image: "registry.example.com:5000/team/app:1.2",
+            request_log: None,
+        }];
+        cases.push(regcreds_case(
             Kind::Static,
             "regcreds, static",
             "none: the answer is in its settings",
@@ -220,7 +237,7 @@ impl World {
                 ("REGCREDS_STATIC_PASSWORD", "Top-Secret-Pa55".into()),
             ],
             None,
-        )];
+        ));
         if let Some(port) = self.moto_port() {
             let aws = || -> Vec<(&str, OsString)> {
                 vec![
@@ -238,9 +255,20 @@ impl World {
                 "regcreds, ecr",
                 "moto (ECR)",
                 ECR_IMAGE,
-                own,
+                own.clone(),
                 log.clone(),
             ));
+            if let Some(one_root) = one_root_file() {
+                own.push(("SSL_CERT_FILE", one_root.into()));
+                cases.push(regcreds_case(
+                    Kind::EcrOneRoot,
+                    "diagnostic: regcreds, ecr, `SSL_CERT_FILE` = one CA (no system root store)",
+                    "the same moto",
+                    ECR_IMAGE,
+                    own,
+                    log.clone(),
+                ));
+            }
             if let Some(peer) = peer {
                 cases.push(Case {
                     kind: Kind::PeerEcr,
@@ -294,6 +322,20 @@ impl World {
         }
         cases
     }
+}
+
+/// A fixed, valid answer for the floor case.
+const FLOOR_ANSWER: &str = r#"{"kind":"CredentialProviderResponse","apiVersion":"credentialprovider.kubelet.k8s.io/v1","cacheKeyType":"Registry","auth":{"registry.example.com:5000":{"username":"u","password":"p"}}}"#;
+
+/// One CA certificate of the system's store (the first `.pem` of `/etc/ssl/certs` by name).
+fn one_root_file() -> Option<PathBuf> {
+    let mut pems: Vec<PathBuf> = std::fs::read_dir("/etc/ssl/certs")
+        .ok()?
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "pem"))
+        .collect();
+    pems.sort();
+    pems.into_iter().next()
 }
 
 impl Drop for World {
