@@ -46,7 +46,8 @@ impl ContainerdPaths {
         self.root.join("config.toml")
     }
 
-    fn certs_d(&self) -> PathBuf {
+    /// containerd's per-registry trust (`config_path` of its CRI registry config; `ctr --hosts-dir`).
+    pub(crate) fn certs_d(&self) -> PathBuf {
         self.root.join("certs.d")
     }
 

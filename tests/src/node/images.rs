@@ -37,6 +37,12 @@ pub(crate) fn write_pause(pause_binary: &Path, dir: &Path, tag: &str) -> Result<
 /// The busybox workload image's layout in `dir`, tagged `tag`: `/bin/busybox` plus a symlink per
 /// applet, `PATH=/bin`, default command `sh`.
 pub(crate) fn write_busybox(dir: &Path, tag: &str) -> Result<OciLayout> {
+    write_busybox_with_env(dir, tag, &[])
+}
+
+/// [`write_busybox`] with `env` added to its config: the same layer under another image ID (the
+/// config's digest) for each different `env`.
+pub(crate) fn write_busybox_with_env(dir: &Path, tag: &str, env: &[String]) -> Result<OciLayout> {
     let busybox = which("busybox").context("busybox not found; install Debian's busybox-static")?;
     let ldd = Command::new("sh")
         .arg("-c")
@@ -59,7 +65,9 @@ pub(crate) fn write_busybox(dir: &Path, tag: &str) -> Result<OciLayout> {
     }
     let config = ImageConfig {
         cmd: vec!["sh".into()],
-        env: vec!["PATH=/bin".into()],
+        env: std::iter::once("PATH=/bin".to_string())
+            .chain(env.iter().cloned())
+            .collect(),
         ..ImageConfig::default()
     };
     image(config, layer, "busybox-static from Debian")?.write_layout(dir, tag)

@@ -178,13 +178,14 @@ volumePluginDir: {volume_plugins}
 resolvConf: /etc/resolv.conf
 registerNode: true
 serializeImagePulls: false
-# Never collect images or evict pods because a busy CI disk looks full.
+# Never collect images or evict pods because a busy CI disk looks full. Absolute free-space thresholds:
+# 1% of a large shared disk is gigabytes, and a node under DiskPressure is tainted and schedules nothing.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
   memory.available: "100Mi"
-  nodefs.available: "1%"
-  imagefs.available: "1%"
+  nodefs.available: "100Mi"
+  imagefs.available: "100Mi"
   nodefs.inodesFree: "1%"
 # Quick status and mounted-Secret updates: tests wait for both.
 nodeStatusReportFrequency: 10s

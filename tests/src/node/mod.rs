@@ -414,6 +414,32 @@ impl NodeWorld {
         Ok(format!("{}/{repository}:{tag}", self.registry_host))
     }
 
+    /// Pushes the workload image as `<repository>:<tag>` in the private registry under an image ID of
+    /// its own (its config carries `REGCREDS_TEST_IMAGE=<repository>:<tag>`), unlike
+    /// [`Self::push_workload_image`], whose pushes all share one: content the node holds under no other
+    /// name, of which the kubelet has no record. Returns its full name.
+    pub async fn push_distinct_workload_image(&self, repository: &str, tag: &str) -> Result<String> {
+        let reference = format!("{repository}:{tag}");
+        let scratch = tools::scratch_dir(&self.dir.join("images"), "distinct")?;
+        let layout =
+            images::write_busybox_with_env(&scratch, tag, &[format!("REGCREDS_TEST_IMAGE={reference}")])?;
+        self.registry().await.push_layout(&layout, &reference)?;
+        Ok(format!("{}/{reference}", self.registry_host))
+    }
+
+    /// Pulls `image` into containerd behind the kubelet's back, as `user` with `password` (`ctr images
+    /// pull` with the node's registry trust): an image baked into the node image or pulled with
+    /// `crictl`, "preloaded" to the kubelet, which keeps no record of it.
+    pub fn preload_image(&self, image: &str, user: &str, password: &str) -> Result<()> {
+        let hosts_dir = self.containerd.certs_d();
+        run(self
+            .ctr()
+            .args(["images", "pull", "--hosts-dir"])
+            .arg(&hosts_dir)
+            .args(["--user", &format!("{user}:{password}"), image]))?;
+        Ok(())
+    }
+
     /// regcreds' image in [`Self::public_registry`], built and pushed on first use: the image
     /// `cargo xtask image` builds ([`crate::image::regcreds::build`]), around the binary under test.
     pub async fn regcreds_image(&self) -> Result<&str> {
