@@ -54,7 +54,7 @@ use regcreds_testkit::{
 fn main() -> ExitCode {
     node::harness(node_tests![
         in_token_mode_each_pod_pulls_as_its_own_service_account_and_quay_decides,
-        an_image_one_service_account_pulled_is_not_anothers_unless_the_policy_is_never_verify,
+        what_a_refused_service_account_may_run_from_the_node_under_each_verification_policy,
     ])
 }
 
@@ -90,6 +90,8 @@ const REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
 struct TokenWorld {
     ns: String,
     issuer: String,
+    /// The robot's registry password: what Quay hands out for a federated token.
+    robot_password: String,
     fake: FakeGithubQuay,
     provider: CredentialProvider,
 }
@@ -152,6 +154,7 @@ impl TokenWorld {
         Ok(Self {
             ns,
             issuer,
+            robot_password,
             fake,
             provider,
         })
@@ -340,37 +343,44 @@ async fn in_token_mode_each_pod_pulls_as_its_own_service_account_and_quay_decide
     .await
 }
 
-/// (c) `allowed` pulls a fresh image; the kubelet records that ServiceAccount as what pulled it. Then, on
-/// the same node, pods asking for exactly that image with `imagePullPolicy: IfNotPresent`:
-/// - default policy (`NeverVerifyPreloadedImages`): a second pod of `allowed` runs without a pull (the
-///   kubelet found its ServiceAccount in the record); a pod of `refused` must authenticate, the plugin
-///   is refused, the pull fails — the image on the node is not its to use;
-/// - `AlwaysVerify` (kubelet restarted, the record kept on disk): the same for a new pod of `refused`;
-/// - `NeverVerify`: a new pod of `refused` runs the image the node holds, no credential asked for.
-async fn an_image_one_service_account_pulled_is_not_anothers_unless_the_policy_is_never_verify(
+/// (c) `allowed` pulls a fresh image `pulled`; the kubelet records that ServiceAccount as what pulled it.
+/// Another image, `preloaded` (distinct content), is put into containerd behind the kubelet's back with
+/// the robot's credential, as a node image would carry it. Then, on the same node, pods of `refused`
+/// ask for exactly those images with `imagePullPolicy: IfNotPresent`:
+/// - default policy (`NeverVerifyPreloadedImages`): a second pod of `allowed` runs `pulled` without a
+///   pull (its ServiceAccount is in the record); `refused` must authenticate for `pulled` (the plugin is
+///   refused, ErrImagePull) but runs `preloaded` unchecked;
+/// - `AlwaysVerify` (kubelet restarted, the record kept on disk): `refused` must authenticate for both;
+/// - `NeverVerify`: `refused` runs `pulled` unchecked.
+async fn what_a_refused_service_account_may_run_from_the_node_under_each_verification_policy(
     world: &NodeWorld,
 ) -> Result<()> {
     let setup = TokenWorld::start(world, "tokens-cached").await?;
-    let image = setup.fresh_image(world).await?;
+    let pulled = setup.fresh_image(world).await?;
+    let tag = Alphanumeric.sample_string(&mut rand::rng(), 8).to_lowercase();
+    let preloaded = world.push_distinct_workload_image("demo/preloaded", &tag).await?;
+    world.preload_image(&preloaded, ROBOT, &setup.robot_password)?;
+    ensure!(world.has_image(&preloaded)?, "{preloaded} was not preloaded");
+
     let default_policy = KubeletOptions {
         credential_provider: Some(&setup.provider),
         ..KubeletOptions::default()
     };
     with_kubelet(world, default_policy, || async {
-        let first = Workload::new(&setup.ns, "allowed", &image).service_account(ALLOWED);
+        let first = Workload::new(&setup.ns, "allowed", &pulled).service_account(ALLOWED);
         world.create_workload(&first).await?;
         world.wait_pods_running(&setup.ns, &first.selector(), 1).await?;
-        ensure!(world.has_image(&image)?, "{image} is not on the node");
-        let (record, accounts) = recorded_accounts(world, &image)?;
+        ensure!(world.has_image(&pulled)?, "{pulled} is not on the node");
+        let (record, accounts) = recorded_accounts(world, &pulled)?;
         ensure!(
             accounts.contains(&(setup.ns.clone(), ALLOWED.to_string()))
                 && !accounts.contains(&(setup.ns.clone(), REFUSED.to_string())),
-            "the kubelet should have recorded {ALLOWED} as what pulled {image}: {record:#}"
+            "the kubelet should have recorded {ALLOWED} as what pulled {pulled}: {record:#}"
         );
         eprintln!("the kubelet's record of the pull: {record}");
 
         let checks = MustPullChecks::read(world).await?;
-        let again = Workload::new(&setup.ns, "allowed-again", &image)
+        let again = Workload::new(&setup.ns, "allowed-again", &pulled)
             .service_account(ALLOWED)
             .pull_policy("IfNotPresent");
         world.create_workload(&again).await?;
@@ -384,7 +394,8 @@ async fn an_image_one_service_account_pulled_is_not_anothers_unless_the_policy_i
         );
         eprintln!("default policy, {ALLOWED} again: {event} ({delta:?})");
 
-        refused_pod_fails(world, &setup, &image, "refused-default").await
+        refused_pod_fails(world, &setup, &pulled, "refused-default").await?;
+        refused_pod_runs(world, &setup, &preloaded, "preloaded-default").await
     })
     .await?;
 
@@ -393,7 +404,8 @@ async fn an_image_one_service_account_pulled_is_not_anothers_unless_the_policy_i
         verification_policy: Some(VerificationPolicy::AlwaysVerify),
     };
     with_kubelet(world, always_verify, || async {
-        refused_pod_fails(world, &setup, &image, "refused-always").await
+        refused_pod_fails(world, &setup, &pulled, "refused-always").await?;
+        refused_pod_fails(world, &setup, &preloaded, "preloaded-always").await
     })
     .await?;
 
@@ -402,44 +414,60 @@ async fn an_image_one_service_account_pulled_is_not_anothers_unless_the_policy_i
         verification_policy: Some(VerificationPolicy::NeverVerify),
     };
     with_kubelet(world, never_verify, || async {
-        let exchanges_before = setup.exchanges_of(REFUSED)?.len();
-        let checks = MustPullChecks::read(world).await?;
-        let workload = Workload::new(&setup.ns, "refused-never", &image)
-            .service_account(REFUSED)
-            .pull_policy("IfNotPresent");
-        world.create_workload(&workload).await?;
-        let pods = world
-            .wait_pods_running(&setup.ns, &workload.selector(), 1)
-            .await?;
-        let name = pods[0].metadata.name.clone().unwrap_or_default();
-        let event = world.wait_pod_event(&setup.ns, &name, MAY_USE).await?;
-        let delta = MustPullChecks::read(world).await?.since(checks);
-        ensure!(
-            delta.policy_allowed >= 1.0 && delta.must_authenticate == 0.0,
-            "NeverVerify should have let {REFUSED} use the image unchecked: {delta:?}"
-        );
-        ensure!(
-            setup.exchanges_of(REFUSED)?.len() == exchanges_before,
-            "the plugin should not have run for {REFUSED} under NeverVerify"
-        );
-        eprintln!("NeverVerify, {REFUSED}: Running; {event} ({delta:?}), no credential asked for");
-        let (record, accounts) = recorded_accounts(world, &image)?;
+        refused_pod_runs(world, &setup, &pulled, "refused-never").await?;
+        let (record, accounts) = recorded_accounts(world, &pulled)?;
         ensure!(
             !accounts.contains(&(setup.ns.clone(), REFUSED.to_string())),
-            "{REFUSED} never pulled {image}, yet the kubelet recorded it: {record:#}"
+            "{REFUSED} never pulled {pulled}, yet the kubelet recorded it: {record:#}"
         );
         Ok(())
     })
     .await
 }
 
+/// A pod of `refused` asking for `image`, on the node already, with `IfNotPresent`: the policy lets it
+/// use the image without a check (`credentialPolicyAllowed`), the plugin is not run, the pod runs.
+/// The Deployment is removed afterwards.
+async fn refused_pod_runs(world: &NodeWorld, setup: &TokenWorld, image: &str, name: &str) -> Result<()> {
+    let policy = policy_name(world);
+    ensure!(world.has_image(image)?, "{image} should be on the node");
+    let exchanges_before = setup.exchanges_of(REFUSED)?.len();
+    let checks = MustPullChecks::read(world).await?;
+    let workload = Workload::new(&setup.ns, name, image)
+        .service_account(REFUSED)
+        .pull_policy("IfNotPresent");
+    world.create_workload(&workload).await?;
+    let pods = world
+        .wait_pods_running(&setup.ns, &workload.selector(), 1)
+        .await?;
+    let pod = pods[0].metadata.name.clone().unwrap_or_default();
+    let event = world.wait_pod_event(&setup.ns, &pod, MAY_USE).await?;
+    let delta = MustPullChecks::read(world).await?.since(checks);
+    ensure!(
+        delta.policy_allowed >= 1.0 && delta.must_authenticate == 0.0 && delta.record_found == 0.0,
+        "{policy}: {REFUSED} should have used {image} unchecked: {delta:?}"
+    );
+    ensure!(
+        setup.exchanges_of(REFUSED)?.len() == exchanges_before,
+        "{policy}: the plugin should not have run for {REFUSED}"
+    );
+    eprintln!(
+        "{policy}, {REFUSED} with IfNotPresent for {image}: Running; {event} ({delta:?}), no credential asked for"
+    );
+    remove_workload(world, &workload).await
+}
+
+fn policy_name(world: &NodeWorld) -> &'static str {
+    world
+        .verification_policy()
+        .map_or("NeverVerifyPreloadedImages (default)", VerificationPolicy::as_str)
+}
+
 /// A pod of `refused` asking for `image`, on the node already, with `IfNotPresent`: the kubelet wants
 /// credentials (a `mustAuthenticate` check), runs the plugin for `refused`, Quay refuses, the pull
 /// fails. The Deployment is removed afterwards, so that no pod of it retries under the next kubelet.
 async fn refused_pod_fails(world: &NodeWorld, setup: &TokenWorld, image: &str, name: &str) -> Result<()> {
-    let policy = world
-        .verification_policy()
-        .map_or("NeverVerifyPreloadedImages (default)", VerificationPolicy::as_str);
+    let policy = policy_name(world);
     ensure!(world.has_image(image)?, "{image} should be on the node");
     let exchanges_before = setup.exchanges_of(REFUSED)?.len();
     let checks = MustPullChecks::read(world).await?;
@@ -458,7 +486,7 @@ async fn refused_pod_fails(world: &NodeWorld, setup: &TokenWorld, image: &str, n
             && setup.exchanges_of(REFUSED)?.len() > exchanges_before,
         "{policy}: the plugin should have run for {REFUSED} and been refused:\n{failure}"
     );
-    eprintln!("{policy}, {REFUSED} with IfNotPresent: {event} ({delta:?})\n  kubelet: {failure}");
+    eprintln!("{policy}, {REFUSED} with IfNotPresent for {image}: {event} ({delta:?})\n  kubelet: {failure}");
     remove_workload(world, &workload).await
 }
 
