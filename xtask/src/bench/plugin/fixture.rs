@@ -128,23 +128,30 @@ fn get_authorization_token(port: u16) -> String {
          X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken\r\n\
          Authorization: AWS4-HMAC-SHA256 Credential=AKIDTESTING/20260101/us-east-1/ecr/aws4_request, \
          SignedHeaders=host, Signature=0\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
 }
 
 /// One GetAuthorizationToken on a new connection to moto, timed from connect to the last byte of the
-/// answer (which must be a 200 with `authorizationData`).
+/// answer's body (which must be a 200 with `authorizationData`). Like the plugins' HTTP clients, it
+/// reads `Content-Length` bytes and hangs up, rather than asking the server to close and waiting for it.
 pub fn moto_round_trip(port: u16) -> Result<Duration> {
     let started = Instant::now();
     let mut stream = TcpStream::connect(("127.0.0.1", port)).context("connecting to moto")?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.write_all(get_authorization_token(port).as_bytes())?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .context("reading moto's answer")?;
+    let mut received = Vec::new();
+    let mut chunk = [0; 8192];
+    while response_length(&received).is_none_or(|total| received.len() < total) {
+        let n = stream.read(&mut chunk).context("reading moto's answer")?;
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&chunk[..n]);
+    }
     let elapsed = started.elapsed();
+    let answer = String::from_utf8_lossy(&received);
     if !(answer.starts_with("HTTP/1.1 200") && answer.contains("authorizationData")) {
         bail!(
             "moto answered GetAuthorizationToken with: {}",
@@ -152,6 +159,18 @@ pub fn moto_round_trip(port: u16) -> Result<Duration> {
         );
     }
     Ok(elapsed)
+}
+
+/// The length of a whole HTTP/1.1 response (head and `Content-Length` body), once its head has arrived.
+fn response_length(received: &[u8]) -> Option<usize> {
+    let head_end = received.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&received[..head_end]);
+    let body = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())?
+    })?;
+    Some(head_end + body)
 }
 
 #[cfg(test)]
@@ -163,6 +182,18 @@ mod tests {
         assert_eq!(ready_port("READY 5000\n"), Some(5000));
         assert_eq!(ready_port("Traceback (most recent call last):"), None);
         assert_eq!(ready_port(""), None);
+    }
+
+    #[test]
+    fn a_response_is_complete_after_its_content_length() {
+        let head = b"HTTP/1.1 200 OK\r\nServer: Werkzeug\r\ncontent-length: 5\r\n\r\n";
+        assert_eq!(response_length(head), Some(head.len() + 5));
+        assert_eq!(response_length(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"), None);
+        assert_eq!(
+            response_length(b"HTTP/1.1 200 OK\r\n\r\n"),
+            None,
+            "no length: read to the end"
+        );
     }
 
     #[test]
