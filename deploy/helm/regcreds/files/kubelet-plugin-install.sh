@@ -4,7 +4,7 @@
 # CredentialProviderConfig that names it into the --image-credential-provider-config directory.
 #
 # It runs in the regcreds image (distroless: no shell of its own) with busybox copied in by the DaemonSet's
-# first init container, so $PATH holds busybox applets only. POSIX sh; tests/tests/deploy_kubelet_plugin.rs
+# first init container, so $PATH holds busybox applets only. POSIX sh; tests/tests/kubelet_plugin_install.rs
 # runs it the same way against temporary directories.
 #
 # Input (environment):
