@@ -50,13 +50,13 @@ async fn a_pod_with_no_pull_secret_pulls_the_private_image_through_the_regcreds_
     );
     let tag = Alphanumeric.sample_string(&mut rand::rng(), 8).to_lowercase();
     let image = world.push_workload_image("demo/plugin", &tag).await?;
-    ensure!(!in_containerd(world, &image)?, "{image} is already on the node");
+    ensure!(!world.has_image(&image)?, "{image} is already on the node");
 
     // 1. Without the plugin.
     let stuck_ns = namespace_without_credentials(world, "plugin-without").await?;
     let stuck = pull_fails_with_the_registry_auth_error(world, &stuck_ns, &image).await?;
     ensure!(
-        !in_containerd(world, &image)?,
+        !world.has_image(&image)?,
         "{image} reached the node without credentials"
     );
 
@@ -77,7 +77,7 @@ async fn a_pod_with_no_pull_secret_pulls_the_private_image_through_the_regcreds_
 
     // 3. Without the plugin again: the image is on the node now, but `Always` asks the registry.
     ensure!(
-        in_containerd(world, &image)?,
+        world.has_image(&image)?,
         "{image} should be on the node after step 2"
     );
     let again_ns = namespace_without_credentials(world, "plugin-again").await?;
@@ -102,7 +102,7 @@ async fn pulls_through_the_plugin(world: &NodeWorld, image: &str, stuck_ns: &str
     );
 
     let ns = namespace_without_credentials(world, "plugin-with").await?;
-    let registry_before = registry_saw(world, image).await;
+    let registry_before = world.registry_saw(image).await;
     let workload = Workload::new(&ns, "app", image);
     let created = Instant::now();
     world.create_workload(&workload).await?;
@@ -122,10 +122,10 @@ async fn pulls_through_the_plugin(world: &NodeWorld, image: &str, stuck_ns: &str
         .wait_pod_event(&ns, &name, &format!("Successfully pulled image \"{image}\""))
         .await?;
     ensure!(
-        in_containerd(world, image)?,
+        world.has_image(image)?,
         "{image} is not in containerd after the pull"
     );
-    let registry_after = registry_saw(world, image).await;
+    let registry_after = world.registry_saw(image).await;
     ensure!(
         registry_after.authorized > registry_before.authorized,
         "the registry authorized no manifest request of containerd for {image} \
@@ -213,7 +213,7 @@ async fn no_secrets(world: &NodeWorld, ns: &str) -> Result<bool> {
 /// containerd's answer to the registry's 401 challenge, which the registry logged for the image's
 /// manifest (and authorized no request of containerd for it meanwhile).
 async fn pull_fails_with_the_registry_auth_error(world: &NodeWorld, ns: &str, image: &str) -> Result<Pod> {
-    let before = registry_saw(world, image).await;
+    let before = world.registry_saw(image).await;
     let workload = Workload::new(ns, "app", image);
     world.create_workload(&workload).await?;
     let pod = world
@@ -222,7 +222,7 @@ async fn pull_fails_with_the_registry_auth_error(world: &NodeWorld, ns: &str, im
     let name = pod.metadata.name.clone().unwrap_or_default();
     let event = world.wait_pod_event(ns, &name, NO_CREDENTIALS).await?;
     ensure!(event.contains(image), "the failure names the image: {event}");
-    let after = registry_saw(world, image).await;
+    let after = world.registry_saw(image).await;
     ensure!(
         after.challenged > before.challenged && after.authorized == before.authorized,
         "the registry should have challenged containerd's request for {image} and authorized none \
@@ -230,44 +230,6 @@ async fn pull_fails_with_the_registry_auth_error(world: &NodeWorld, ns: &str, im
     );
     eprintln!("{ns}/{name}: {event}");
     Ok(pod)
-}
-
-/// What the private registry logged about containerd's requests for an image's manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RegistrySaw {
-    /// Refused with a 401 Basic challenge (distribution logs "basic authentication challenge").
-    challenged: usize,
-    /// Let through: valid credentials of the htpasswd file.
-    authorized: usize,
-}
-
-async fn registry_saw(world: &NodeWorld, image: &str) -> RegistrySaw {
-    let path = image
-        .strip_prefix(&format!("{}/", world.registry_host()))
-        .and_then(|name| name.rsplit_once(':'))
-        .map(|(repository, tag)| format!("http.request.uri=/v2/{repository}/manifests/{tag} "))
-        .unwrap_or_else(|| panic!("{image} is not a tagged image of the private registry"));
-    let log = world.registry().await.log();
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains(&path) && l.contains("http.request.useragent=containerd/"))
-        .collect();
-    RegistrySaw {
-        challenged: lines
-            .iter()
-            .filter(|l| l.contains("basic authentication challenge"))
-            .count(),
-        authorized: lines
-            .iter()
-            .filter(|l| l.contains("msg=\"authorized request\""))
-            .count(),
-    }
-}
-
-/// Whether containerd (namespace `k8s.io`) holds `image`.
-fn in_containerd(world: &NodeWorld, image: &str) -> Result<bool> {
-    let refs = node::run(world.ctr().args(["images", "ls", "-q"]))?;
-    Ok(refs.lines().any(|r| r.trim() == image))
 }
 
 /// How often the kubelet ran the plugin (`kubelet_credential_provider_plugin_duration`'s count).

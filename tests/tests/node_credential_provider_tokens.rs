@@ -267,7 +267,7 @@ async fn in_token_mode_each_pod_pulls_as_its_own_service_account_and_quay_decide
 
         // (a) The allowed ServiceAccount pulls with its own token.
         let image = setup.fresh_image(world).await?;
-        let registry_before = registry_saw(world, &image).await;
+        let registry_before = world.registry_saw(&image).await;
         let workload = Workload::new(&setup.ns, "allowed", &image).service_account(ALLOWED);
         let created = Instant::now();
         world.create_workload(&workload).await?;
@@ -303,7 +303,7 @@ async fn in_token_mode_each_pod_pulls_as_its_own_service_account_and_quay_decide
                 && exchange.status == Some(200),
             "the exchange of {ALLOWED}'s token: {exchange:#?}"
         );
-        let registry_after = registry_saw(world, &image).await;
+        let registry_after = world.registry_saw(&image).await;
         ensure!(
             registry_after.authorized > registry_before.authorized,
             "the registry let no request of containerd for {image} in \
@@ -637,30 +637,5 @@ impl MustPullChecks {
             record_found: self.record_found - before.record_found,
             must_authenticate: self.must_authenticate - before.must_authenticate,
         }
-    }
-}
-
-/// What the private registry logged about containerd's requests for an image's manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RegistrySaw {
-    /// Let through: valid credentials of the htpasswd file. (Debian's distribution 2.8 names the user
-    /// only on failed requests; the kubelet had no credential but the plugin's, whose password only
-    /// the fake's answer to this ServiceAccount's token carried.)
-    authorized: usize,
-}
-
-async fn registry_saw(world: &NodeWorld, image: &str) -> RegistrySaw {
-    let path = image
-        .strip_prefix(&format!("{}/", world.registry_host()))
-        .and_then(|name| name.rsplit_once(':'))
-        .map(|(repository, tag)| format!("http.request.uri=/v2/{repository}/manifests/{tag} "))
-        .unwrap_or_else(|| panic!("{image} is not a tagged image of the private registry"));
-    let log = world.registry().await.log();
-    RegistrySaw {
-        authorized: log
-            .lines()
-            .filter(|l| l.contains(&path) && l.contains("http.request.useragent=containerd/"))
-            .filter(|l| l.contains("msg=\"authorized request\""))
-            .count(),
     }
 }

@@ -12,43 +12,16 @@ use serde_json::Value;
 
 use super::{arr, s};
 
-/// Go's `time.ParseDuration`, in seconds (`metav1.Duration` of `defaultCacheDuration`).
+/// Go's `time.ParseDuration`, in seconds (`metav1.Duration` of `defaultCacheDuration`): the sign here, the
+/// rest by regcreds' own parser of Go durations, which refuses negative values.
 pub fn go_duration_seconds(text: &str) -> Result<f64, String> {
-    let (sign, mut rest) = match text.strip_prefix('-') {
+    let (sign, magnitude) = match text.strip_prefix('-') {
         Some(rest) => (-1.0, rest),
-        None => (1.0, text.strip_prefix('+').unwrap_or(text)),
+        None => (1.0, text),
     };
-    if rest == "0" {
-        return Ok(0.0);
-    }
-    if rest.is_empty() {
-        return Err(format!("invalid duration {text:?}"));
-    }
-    let mut total = 0.0;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("missing unit in duration {text:?}"))?;
-        let number: f64 = rest[..number_len]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            unit => return Err(format!("unknown unit {unit:?} in duration {text:?}")),
-        };
-        total += number * scale;
-        rest = &rest[unit_len..];
-    }
-    Ok(sign * total)
+    regcreds_settings::parse_go_duration(magnitude)
+        .map(|duration| sign * duration.as_secs_f64())
+        .ok_or_else(|| format!("invalid duration {text:?}"))
 }
 
 /// Object keys outside `allowed` (the kubelet decodes strictly: `serializer.EnableStrict` in
@@ -396,6 +369,8 @@ mod tests {
         assert_eq!(go_duration_seconds("10m"), Ok(600.0));
         assert_eq!(go_duration_seconds("1.5h"), Ok(5400.0));
         assert_eq!(go_duration_seconds("0"), Ok(0.0));
+        assert_eq!(go_duration_seconds("-1m"), Ok(-60.0));
+        assert!(go_duration_seconds("10").is_err() && go_duration_seconds("").is_err());
     }
 
     #[test]

@@ -581,6 +581,26 @@ impl NodeWorld {
         containerd::ctr(&self.bins, &self.containerd)
     }
 
+    /// What the private registry has logged so far about containerd's requests for `image`'s manifest
+    /// (a tagged image of [`NodeWorld::registry_host`]): compare two readings around a pull.
+    pub async fn registry_saw(&self, image: &str) -> RegistrySaw {
+        let path = image
+            .strip_prefix(&format!("{}/", self.registry_host()))
+            .and_then(|name| name.rsplit_once(':'))
+            .map(|(repository, tag)| format!("http.request.uri=/v2/{repository}/manifests/{tag} "))
+            .unwrap_or_else(|| panic!("{image} is not a tagged image of the private registry"));
+        let log = self.registry().await.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&path) && l.contains("http.request.useragent=containerd/"))
+            .collect();
+        let count = |marker: &str| lines.iter().filter(|l| l.contains(marker)).count();
+        RegistrySaw {
+            challenged: count("basic authentication challenge"),
+            authorized: count("msg=\"authorized request\""),
+        }
+    }
+
     /// Whether containerd (namespace `k8s.io`) holds `image` (`ctr images ls -q`).
     pub fn has_image(&self, image: &str) -> Result<bool> {
         let refs = run(self.ctr().args(["images", "ls", "-q"]))?;
@@ -777,4 +797,15 @@ pub fn run(cmd: &mut Command) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// What the private registry logged about containerd's requests for one image's manifest
+/// ([`NodeWorld::registry_saw`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrySaw {
+    /// Refused with a 401 Basic challenge (distribution logs "basic authentication challenge").
+    pub challenged: usize,
+    /// Let through with valid credentials of the htpasswd file. (Debian's distribution 2.8 names the user
+    /// only on failed requests.)
+    pub authorized: usize,
 }
