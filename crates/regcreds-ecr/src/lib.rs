@@ -23,6 +23,7 @@
 mod args;
 mod error;
 mod failure;
+mod http_client;
 mod pod;
 mod private;
 mod provider;

@@ -10,7 +10,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use regcreds_core::{CredentialSet, PodIdentity, Provider, ProviderName};
 
 use crate::{
-    AssumeRole, EcrSettings, PROVIDER_NAME, PUBLIC_REGION, Result, pod, private::RegionalClient,
+    AssumeRole, EcrSettings, PROVIDER_NAME, PUBLIC_REGION, Result, http_client, pod, private::RegionalClient,
     public::PublicClient,
 };
 
@@ -42,6 +42,7 @@ impl EcrProvider {
             .region(Region::new(home_region(&settings).to_string()))
             .retry_config(retry_config())
             .timeout_config(timeout_config(settings.timeout))
+            .http_client(http_client::lazy_tls_client())
             .load()
             .await;
         Ok(Self::build(settings, &base).await)

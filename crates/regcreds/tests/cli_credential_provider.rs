@@ -265,6 +265,93 @@ fn in_token_mode_an_ecr_pod_pulls_as_the_role_its_service_account_names() {
     assert_eq!(assumed, 1, "only the pod with a role reached STS: {requests:?}");
 }
 
+/// ECR's endpoints are https: the SDK's TLS client (its start deferred to the first https request, see
+/// regcreds-ecr's `http_client.rs`) verifies moto's certificate against the roots `SSL_CERT_FILE` names,
+/// and refuses it without them.
+#[test]
+fn over_https_the_ecr_answer_needs_a_trusted_certificate() {
+    let moto = regcreds_fakes::process::FixtureProcess::start(
+        "moto_ecr.py",
+        |dir| vec!["--tls".into(), dir.as_os_str().to_owned()],
+        "ECR_REQUEST_LOG",
+        &[],
+    );
+    let url = format!("https://127.0.0.1:{}", moto.port);
+    let ca = moto.dir().join("ca.pem");
+    let mut env = vec![
+        ("REGCREDS_ECR_REGIONS", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDPLUGINTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "plugin-test-secret"),
+        ("AWS_ENDPOINT_URL_ECR", url.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app:1";
+
+    let untrusted = plugin(&env, &request(image));
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ecr"), "the failure names the provider: {stderr}");
+    assert!(
+        moto.requests::<serde_json::Value>().is_empty(),
+        "no request got through"
+    );
+
+    env.push(("SSL_CERT_FILE", path(&ca)));
+    let response = answer(&plugin(&env, &request(image)));
+    let key = "https://123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    assert_eq!(response["auth"][key]["username"], "AWS", "{response}");
+    assert_eq!(moto.requests::<serde_json::Value>().len(), 1);
+}
+
+/// A plugin answer is a new process: over http it must not pay for the system's root store. With
+/// `SSL_CERT_FILE` naming no file, loading the store would log aws-smithy's "root CA certificate
+/// loading errors" warning on stderr; the http answer has none, the https one does (and fails: exit 1,
+/// or in a debug build aws-smithy's assertion that a store is not empty).
+#[test]
+fn over_http_the_ecr_answer_never_loads_the_root_store() {
+    let moto =
+        regcreds_fakes::process::FixtureProcess::start("moto_ecr.py", |_| Vec::new(), "ECR_REQUEST_LOG", &[]);
+    let missing = moto.dir().join("no-such-roots.pem");
+    let endpoint = |scheme: &str| format!("{scheme}://127.0.0.1:{}", moto.port);
+    let (http, https) = (endpoint("http"), endpoint("https"));
+    let env = |url: &str| {
+        [
+            ("REGCREDS_ECR_REGIONS", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDPLUGINTEST"),
+            ("AWS_SECRET_ACCESS_KEY", "plugin-test-secret"),
+            ("AWS_ENDPOINT_URL_ECR", url),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("SSL_CERT_FILE", path(&missing)),
+            ("REGCREDS_LOG", "warn"),
+        ]
+        .map(|(k, v)| (k, v.to_string()))
+    };
+    let run = |url: &str| {
+        let env = env(url);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        plugin(
+            &pairs,
+            &request("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app:1"),
+        )
+    };
+
+    let plain = run(&http);
+    answer(&plain);
+    assert!(
+        plain.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+
+    let tls = run(&https);
+    let stderr = String::from_utf8_lossy(&tls.stderr);
+    assert!(!tls.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("root CA certificate"),
+        "the store was loaded for https: {stderr}"
+    );
+}
+
 #[test]
 fn a_malformed_request_or_bad_settings_exit_2_with_the_reason() {
     let garbage = plugin(&STATIC, "{\"image\": ");
