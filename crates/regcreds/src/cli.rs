@@ -1,5 +1,7 @@
 //! The command line: `regcreds run | mint | check | config check | cleanup | credential-provider`.
 
+use std::ffi::OsString;
+
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{ConfigProblems, ProviderArgs, Source, parse_go_bool};
@@ -31,8 +33,56 @@ pub enum Command {
     /// Remove the Secrets this regcreds instance created and the ServiceAccount references it added,
     /// cluster-wide (`--all-instances`: those of every instance).
     Cleanup(crate::commands::cleanup::CleanupArgs),
-    /// Answer the kubelet as its image credential provider: a CredentialProviderRequest on stdin, the
-    /// response on stdout (set in the kubelet's CredentialProviderConfig; no Secret involved).
+    /// The kubelet's image credential provider (see [`CREDENTIAL_PROVIDER_ABOUT`]).
+    #[command(name = CREDENTIAL_PROVIDER, about = CREDENTIAL_PROVIDER_ABOUT)]
+    CredentialProvider(crate::commands::credential_provider::CredentialProviderArgs),
+}
+
+/// The subcommand the kubelet execs for every image it pulls.
+const CREDENTIAL_PROVIDER: &str = "credential-provider";
+/// Its one-line help, in both definitions of it.
+const CREDENTIAL_PROVIDER_ABOUT: &str = "Answer the kubelet as its image credential provider: a \
+    CredentialProviderRequest on stdin, the response on stdout (set in the kubelet's \
+    CredentialProviderConfig; no Secret involved)";
+
+/// The command line of this process.
+pub fn parse() -> Cli {
+    parse_from(std::env::args_os().collect())
+}
+
+/// `args` (the program name first) parsed as [`Cli::parse_from`] would, but through [`PluginCli`] when
+/// the subcommand is `credential-provider`.
+///
+/// Why: clap builds every subcommand's arguments before it parses, several hundred with their
+/// environment variables. `credential-provider` is a new process for every answer the kubelet asks
+/// for, and answers from settings in a few milliseconds: building the rest was a third of a static
+/// answer (`cargo xtask bench --sections plugin`).
+fn parse_from(args: Vec<OsString>) -> Cli {
+    if args.get(1).is_none_or(|arg| arg != CREDENTIAL_PROVIDER) {
+        return Cli::parse_from(args);
+    }
+    let plugin = PluginCli::parse_from(args);
+    let PluginCommand::CredentialProvider(args) = plugin.command;
+    Cli {
+        command: Command::CredentialProvider(args),
+        log: plugin.log,
+    }
+}
+
+/// [`Cli`] with `credential-provider` as its only subcommand; the tests hold the two to the same
+/// arguments and help.
+#[derive(Parser, Debug)]
+#[command(name = "regcreds", version, about, propagate_version = true)]
+struct PluginCli {
+    #[command(subcommand)]
+    command: PluginCommand,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginCommand {
+    #[command(name = CREDENTIAL_PROVIDER, about = CREDENTIAL_PROVIDER_ABOUT)]
     CredentialProvider(crate::commands::credential_provider::CredentialProviderArgs),
 }
 
@@ -123,5 +173,32 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+        PluginCli::command().debug_assert();
+    }
+
+    /// The full definition's `credential-provider` and the plugin's own, as `--help` shows them.
+    fn credential_provider_help(mut command: clap::Command) -> String {
+        command.build();
+        let subcommand = command
+            .find_subcommand_mut(CREDENTIAL_PROVIDER)
+            .expect("credential-provider is a subcommand");
+        subcommand.render_long_help().to_string()
+    }
+
+    #[test]
+    fn the_plugin_parses_credential_provider_as_the_full_command_line_does() {
+        let full = credential_provider_help(Cli::command());
+        assert!(full.contains("REGCREDS_STATIC_SERVER"), "{full}");
+        assert_eq!(credential_provider_help(PluginCli::command()), full);
+        let args = |line: &str| line.split(' ').map(OsString::from).collect::<Vec<_>>();
+        for line in [
+            "regcreds credential-provider --static-server r.example --log-format json",
+            "regcreds --log-format json credential-provider --ecr-regions eu-west-1",
+        ] {
+            let fast = format!("{:?}", parse_from(args(line)));
+            assert_eq!(fast, format!("{:?}", Cli::parse_from(args(line))), "{line}");
+            assert!(fast.contains("CredentialProvider"), "{fast}");
+        }
+        assert!(format!("{:?}", parse_from(args("regcreds config check"))).contains("Config"));
     }
 }

@@ -17,8 +17,6 @@ mod stop;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// Exit code for invalid configuration (nothing was written anywhere).
 const EXIT_CONFIG: u8 = 2;
 
@@ -31,7 +29,7 @@ const EXIT_CONFIG: u8 = 2;
 // apiserver gets instead. Blocking work (DNS, file reads) still goes to tokio's blocking pool.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     let log_problems = cli.log.problems();
     if !log_problems.is_empty() {
         return commands::config_failure(&log_problems);
