@@ -3,8 +3,8 @@
 //!
 //! ```text
 //!  cases::peer ── cached build of k8s.io/cloud-provider-aws@v1.37.1 (xtask/scripts/ecr-credential-provider-build.sh)
-//!  cases::World ── moto (ECR) and the GitHub/Quay fake on 127.0.0.1 (tests/fixtures)
-//!  moto warmed up: one GetAuthorizationToken loads its ECR backend
+//!  cases::World ── moto (ECR) over http and over https, the GitHub/Quay fake, on 127.0.0.1 (tests/fixtures;
+//!                  each moto loads its ECR backend before it listens)
 //!  for each round: for each case: spawn → request on stdin → stdout read, process exited  (timed)
 //!                  then moto alone: one GetAuthorizationToken on a new connection (timed)
 //!  table::render ──► the report's plugin section
@@ -120,10 +120,6 @@ pub fn run(settings: &Settings) -> Result<Results> {
     };
     let world = World::start(&settings.work_dir)?;
     notes.extend(world.notes.iter().cloned());
-    if let Some(port) = world.moto_port() {
-        // Its first request loads moto's ECR backend (half a second): no plugin should pay for it.
-        fixture::moto_round_trip(port).context("warming moto up")?;
-    }
     let mut moto = Vec::new();
     let cases = world.cases(&settings.regcreds, peer.as_ref());
     let mut measured: Vec<Measured> = cases.iter().map(Measured::empty).collect();

@@ -102,15 +102,14 @@ pub enum Kind {
     /// `/bin/echo` printing a fixed answer: what starting any process costs on this machine.
     Floor,
     Static,
-    /// regcreds' ecr provider.
+    /// regcreds' ecr provider, moto over http.
     Ecr,
-    /// The same with `SSL_CERT_FILE` naming one CA: a diagnostic of what loading the system's root
-    /// store costs (aws-smithy-http-client 1.5.2 loads it when the client is built,
-    /// `client/tls/rustls_provider.rs`, `rustls_native_certs::load_native_certs()`, even for an http://
-    /// endpoint; Go's crypto/x509 only at the first TLS handshake, which moto over http never has).
-    EcrOneRoot,
-    /// cloud-provider-aws' `ecr-credential-provider`.
+    /// cloud-provider-aws' `ecr-credential-provider`, the same moto.
     PeerEcr,
+    /// regcreds' ecr provider, moto over https, trusting the system's roots and moto's CA.
+    EcrTls,
+    /// cloud-provider-aws' `ecr-credential-provider`, the same https moto and roots.
+    PeerEcrTls,
     Quay,
     Ghcr,
 }
@@ -134,6 +133,8 @@ pub struct Case {
 pub struct World {
     dir: PathBuf,
     moto: Option<Fixture>,
+    /// The same moto behind TLS, as AWS's endpoints are.
+    moto_tls: Option<Fixture>,
     fake: Option<Fixture>,
     /// Why a server is missing (its cases are left out; the report says so).
     pub notes: Vec<String>,
@@ -150,19 +151,21 @@ impl World {
         let mut world = Self {
             dir: dir.to_path_buf(),
             moto: None,
+            moto_tls: None,
             fake: None,
             notes: Vec::new(),
         };
-        match Fixture::start(
-            "moto_ecr.py",
-            &["--host".into(), "127.0.0.1".into(), "--port".into(), "0".into()],
-            &[("ECR_REQUEST_LOG", world.file("moto-requests.jsonl").into())],
-            &world.file("moto-stderr.txt"),
-        ) {
+        match world.start_moto("moto", &[]) {
             Ok(moto) => world.moto = Some(moto),
             Err(error) => world
                 .notes
                 .push(format!("moto did not start, no ECR rows: {error:#}")),
+        }
+        match world.start_moto_tls() {
+            Ok(moto) => world.moto_tls = Some(moto),
+            Err(error) => world.notes.push(format!(
+                "moto over https did not start, no https ECR rows: {error:#}"
+            )),
         }
         match world.start_fake() {
             Ok(fake) => world.fake = Some(fake),
@@ -171,6 +174,33 @@ impl World {
             )),
         }
         Ok(world)
+    }
+
+    /// moto (ECR) with its backend loaded (`--warm`), its request log `<name>-requests.jsonl`.
+    fn start_moto(&self, name: &str, extra: &[OsString]) -> Result<Fixture> {
+        let mut args: Vec<OsString> = vec!["--warm".into()];
+        args.extend_from_slice(extra);
+        Fixture::start(
+            "moto_ecr.py",
+            &args,
+            &[(
+                "ECR_REQUEST_LOG",
+                self.file(&format!("{name}-requests.jsonl")).into(),
+            )],
+            &self.file(&format!("{name}-stderr.txt")),
+        )
+    }
+
+    /// moto over https, and [`TRUSTED_ROOTS`]: the system's bundle with moto's CA appended.
+    fn start_moto_tls(&self) -> Result<Fixture> {
+        let tls = self.file("moto-tls");
+        std::fs::create_dir_all(&tls)?;
+        let moto = self.start_moto("moto-tls", &["--tls".into(), tls.clone().into()])?;
+        let mut roots = std::fs::read(SYSTEM_BUNDLE)
+            .with_context(|| format!("reading the system's root bundle {SYSTEM_BUNDLE}"))?;
+        roots.extend(std::fs::read(tls.join("ca.pem"))?);
+        std::fs::write(self.file(TRUSTED_ROOTS), roots)?;
+        Ok(moto)
     }
 
     fn start_fake(&self) -> Result<Fixture> {
@@ -199,6 +229,70 @@ impl World {
     /// moto's port, if it runs.
     pub fn moto_port(&self) -> Option<u16> {
         self.moto.as_ref().map(|moto| moto.port)
+    }
+
+    /// The four ECR cases (both plugins, http then https) against the motos that run.
+    fn ecr_cases(&self, regcreds: &Path, peer: Option<&Peer>) -> Vec<Case> {
+        let motos = [
+            (self.moto.as_ref(), "http", "moto (ECR)", "moto"),
+            (
+                self.moto_tls.as_ref(),
+                "https",
+                "moto (ECR) over https",
+                "moto-tls",
+            ),
+        ];
+        let mut cases = Vec::new();
+        for (moto, scheme, endpoint, name) in motos {
+            let Some(moto) = moto else { continue };
+            let tls = scheme == "https";
+            let mut env: Vec<(String, OsString)> = vec![
+                ("HOME".into(), self.file("home").into()),
+                ("AWS_ACCESS_KEY_ID".into(), "AKIDTESTING".into()),
+                ("AWS_SECRET_ACCESS_KEY".into(), "test-secret-key".into()),
+                (
+                    "AWS_ENDPOINT_URL_ECR".into(),
+                    format!("{scheme}://127.0.0.1:{}", moto.port).into(),
+                ),
+                ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+            ];
+            if tls {
+                // The same roots for both, as they would find them on a node, plus moto's CA: the bundle
+                // (with the CA) where both look first, and the hash directory both also read.
+                env.push(("SSL_CERT_FILE".into(), self.file(TRUSTED_ROOTS).into()));
+                env.push(("SSL_CERT_DIR".into(), SYSTEM_CERT_DIR.into()));
+            }
+            let log = Some(self.file(&format!("{name}-requests.jsonl")));
+            let mut own = env.clone();
+            own.push(("REGCREDS_ECR_REGIONS".into(), "us-east-1".into()));
+            cases.push(Case {
+                kind: if tls { Kind::EcrTls } else { Kind::Ecr },
+                label: format!("regcreds, ecr ({scheme})"),
+                endpoint,
+                program: regcreds.to_path_buf(),
+                args: vec!["credential-provider".into()],
+                env: own,
+                image: ECR_IMAGE,
+                request_log: log.clone(),
+            });
+            if let Some(peer) = peer {
+                cases.push(Case {
+                    kind: if tls { Kind::PeerEcrTls } else { Kind::PeerEcr },
+                    label: format!("cloud-provider-aws `ecr-credential-provider` v{PEER_VERSION} ({scheme})"),
+                    endpoint: if tls {
+                        "the same https moto"
+                    } else {
+                        "the same moto"
+                    },
+                    program: peer.binary.clone(),
+                    args: Vec::new(),
+                    env,
+                    image: ECR_IMAGE,
+                    request_log: log,
+                });
+            }
+        }
+        cases
     }
 
     /// Every case whose endpoint runs, in the order they take turns.
@@ -238,52 +332,7 @@ impl World {
             ],
             None,
         ));
-        if let Some(port) = self.moto_port() {
-            let aws = || -> Vec<(&str, OsString)> {
-                vec![
-                    ("AWS_ACCESS_KEY_ID", "AKIDTESTING".into()),
-                    ("AWS_SECRET_ACCESS_KEY", "test-secret-key".into()),
-                    ("AWS_ENDPOINT_URL_ECR", format!("http://127.0.0.1:{port}").into()),
-                    ("AWS_EC2_METADATA_DISABLED", "true".into()),
-                ]
-            };
-            let log = Some(self.file("moto-requests.jsonl"));
-            let mut own = aws();
-            own.push(("REGCREDS_ECR_REGIONS", "us-east-1".into()));
-            cases.push(regcreds_case(
-                Kind::Ecr,
-                "regcreds, ecr",
-                "moto (ECR)",
-                ECR_IMAGE,
-                own.clone(),
-                log.clone(),
-            ));
-            if let Some(one_root) = one_root_file() {
-                own.push(("SSL_CERT_FILE", one_root.into()));
-                cases.push(regcreds_case(
-                    Kind::EcrOneRoot,
-                    "diagnostic: regcreds, ecr, `SSL_CERT_FILE` = one CA (no system root store)",
-                    "the same moto",
-                    ECR_IMAGE,
-                    own,
-                    log.clone(),
-                ));
-            }
-            if let Some(peer) = peer {
-                cases.push(Case {
-                    kind: Kind::PeerEcr,
-                    label: format!("cloud-provider-aws `ecr-credential-provider` v{PEER_VERSION}"),
-                    endpoint: "the same moto",
-                    program: peer.binary.clone(),
-                    args: Vec::new(),
-                    env: std::iter::once(home.clone())
-                        .chain(aws().into_iter().map(|(k, v)| (k.to_string(), v)))
-                        .collect(),
-                    image: ECR_IMAGE,
-                    request_log: log,
-                });
-            }
-        }
+        cases.extend(self.ecr_cases(regcreds, peer));
         if let Some(fake) = &self.fake {
             let url: OsString = format!("https://127.0.0.1:{}", fake.port).into();
             let ca = self.file("tls/ca.pem").into_os_string();
@@ -327,21 +376,17 @@ impl World {
 /// A fixed, valid answer for the floor case.
 const FLOOR_ANSWER: &str = r#"{"kind":"CredentialProviderResponse","apiVersion":"credentialprovider.kubelet.k8s.io/v1","cacheKeyType":"Registry","auth":{"registry.example.com:5000":{"username":"u","password":"p"}}}"#;
 
-/// One CA certificate of the system's store (the first `.pem` of `/etc/ssl/certs` by name).
-fn one_root_file() -> Option<PathBuf> {
-    let mut pems: Vec<PathBuf> = std::fs::read_dir("/etc/ssl/certs")
-        .ok()?
-        .filter_map(|entry| Some(entry.ok()?.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "pem"))
-        .collect();
-    pems.sort();
-    pems.into_iter().next()
-}
+/// Where Debian (and Ubuntu) keep the system's root bundle, and the hash directory beside it.
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+const SYSTEM_CERT_DIR: &str = "/etc/ssl/certs";
+/// The https rows' `SSL_CERT_FILE`, in the scratch directory.
+const TRUSTED_ROOTS: &str = "roots-with-moto-ca.pem";
 
 impl Drop for World {
     fn drop(&mut self) {
         // Servers first: they write into the directory.
         self.moto.take();
+        self.moto_tls.take();
         self.fake.take();
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -128,23 +128,22 @@ fn verdicts(results: &Results) -> String {
             .find(|c| c.kind == kind && !c.warm.is_empty())
     };
     let mut lines = Vec::new();
-    if let (Some(own), Some(peer)) = (find(Kind::Ecr), find(Kind::PeerEcr)) {
-        lines.push(format!(
-            "**regcreds ecr / ecr-credential-provider** (same moto, image and token): {}.",
-            compare(own, peer)
-        ));
+    let pairs = [
+        (Kind::Ecr, Kind::PeerEcr, "http"),
+        (Kind::EcrTls, Kind::PeerEcrTls, "https, the system's roots"),
+    ];
+    for (own, peer, work) in pairs {
+        let (Some(own), Some(peer)) = (find(own), find(peer)) else {
+            continue;
+        };
         let (o, p) = (Percentiles::of(&own.warm), Percentiles::of(&peer.warm));
         let met = o.p50 <= p.p50 && o.p99 <= p.p99;
         lines.push(format!(
-            "Target \"regcreds at or below the peer on the same work\" (warm p50 and p99): **{}**.",
+            "**regcreds ecr / ecr-credential-provider, {work}** (same moto, image and token): {}. \
+             Target \"regcreds at or below the peer on the same work\" (warm p50 and p99): **{}**.",
+            compare(own, peer),
             if met { "met" } else { "not met" }
         ));
-        if let Some(diagnostic) = find(Kind::EcrOneRoot) {
-            lines.push(format!(
-                "Diagnostic row (no system root store) / ecr-credential-provider: {}.",
-                compare(diagnostic, peer)
-            ));
-        }
     }
     if let Some(own) = find(Kind::Static) {
         let p99 = Percentiles::of(&own.warm).p99;
@@ -191,14 +190,15 @@ kubelet times `cmd.Run()`, k8s.io/kubernetes v1.37.2 `pkg/credentialprovider/plu
 plugin gets only its provider's variables and an empty `HOME`. **Cold** is each plugin's first answer
 in this run, nothing dropped beforehand: its binary was last run for `--version` before the section
 began and may still be in the page cache, and its endpoint has answered before (moto's lazily loaded
-ECR backend is warmed by one request first). **Warm** is every other answer: each is still a new
+ECR backend is loaded before it listens, `moto_ecr.py --warm`). **Warm** is every other answer: each is still a new
 process (the kubelet caches answers, never processes), started while the binary, its libraries and the
 endpoint are hot. Each round runs every row once, in table order, so all rows meet the same machine.
 The floor is `/bin/echo` printing a fixed answer: any process start on this machine, what no plugin
-can beat. The diagnostic row is regcreds ecr with `SSL_CERT_FILE` naming one CA: the AWS SDK's HTTP
-client loads the system's root store when it is built (aws-smithy-http-client 1.5.2,
-`rustls_native_certs::load_native_certs()`), even for moto's http:// endpoint, while Go's crypto/x509
-would load it at the first TLS handshake, which plain http never has. CPU / answer is the plugin
+can beat. The http rows ask moto over plain http; the https rows ask the same moto behind TLS, as
+AWS's endpoints are, with the same `SSL_CERT_FILE` (the system's bundle with moto's CA appended) and
+`SSL_CERT_DIR` (`/etc/ssl/certs`) for both: each loads the roots it would load on a node (Go's
+crypto/x509 at the first handshake; regcreds at its first https request, `regcreds-ecr`
+`http_client.rs`), then verifies moto's certificate. CPU / answer is the plugin
 processes' user + system time (the bench's cutime + cstime) over all its answers. Endpoint requests /
 answer come from the endpoint's request log. regcreds keys ECR credentials by the token's
 `proxyEndpoint` (`https://<host>`), the peer by the image's host: the kubelet's keyring drops the
@@ -263,7 +263,11 @@ mod tests {
             case(Kind::Static, &[2, 6]),
             case(Kind::Floor, &[1, 3]),
         ]));
-        assert!(text.starts_with("- **regcreds ecr"), "{text}");
+        assert!(
+            text.starts_with("- **regcreds ecr / ecr-credential-provider, http**"),
+            "{text}"
+        );
+        assert!(!text.contains("https"), "no https rows, no https verdict: {text}");
         assert!(
             text.contains("warm p50 **0.50×**, warm p99 0.50×, cold 1.00×, CPU per answer 1.00×"),
             "{text}"
