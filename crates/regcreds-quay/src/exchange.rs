@@ -197,12 +197,14 @@ const KNOWN_REFUSALS: &[(&str, &str)] = &[
     (
         "Audience doesn't match",
         "the robot's federation entry lists audiences and the token's aud is none of them: set the projected \
-         token's audience (chart value providers.quay.audience) to one of them",
+         token's audience (chart value providers.quay.audience; in plugin token mode \
+         kubeletPlugin.tokenAttributes.serviceAccountTokenAudience) to one of them",
     ),
     (
         "Token is missing the \"aud\" claim",
         "the robot's federation entry lists audiences and the token has none: give the projected token an \
-         audience the entry lists (chart value providers.quay.audience)",
+         audience the entry lists (chart value providers.quay.audience; in plugin token mode \
+         kubeletPlugin.tokenAttributes.serviceAccountTokenAudience)",
     ),
     (
         "Token is missing the",
@@ -211,7 +213,8 @@ const KNOWN_REFUSALS: &[(&str, &str)] = &[
     (
         "Token does not match robot",
         "the token's subject is not the one federated: the robot's federation entry must name \
-         system:serviceaccount:<namespace>:<ServiceAccount> of regcreds' pod",
+         system:serviceaccount:<namespace>:<ServiceAccount> of the pod whose token this is (regcreds' own; in \
+         plugin token mode, the pulling pod's)",
     ),
 ];
 
@@ -246,7 +249,8 @@ mod tests {
             after_status(&err),
             "HTTP 400 \"Token does not match robot\": Quay refused the ServiceAccount token for myorg+puller: \
              the token's subject is not the one federated: the robot's federation entry must name \
-             system:serviceaccount:<namespace>:<ServiceAccount> of regcreds' pod"
+             system:serviceaccount:<namespace>:<ServiceAccount> of the pod whose token this is (regcreds' own; in \
+             plugin token mode, the pulling pod's)"
         );
     }
 

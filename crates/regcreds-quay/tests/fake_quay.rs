@@ -185,7 +185,8 @@ async fn another_subject_is_a_permanent_400_with_quays_reason_a_hint_and_no_toke
         format!(
             "provider quay: robot federation for {ROBOT} at {}{EXCHANGE}: HTTP 400 \"Token does not match robot\": \
              Quay refused the ServiceAccount token for {ROBOT}: the token's subject is not the one federated: the \
-             robot's federation entry must name system:serviceaccount:<namespace>:<ServiceAccount> of regcreds' pod",
+             robot's federation entry must name system:serviceaccount:<namespace>:<ServiceAccount> of the pod whose \
+             token this is (regcreds' own; in plugin token mode, the pulling pod's)",
             fake.url
         )
     );
@@ -244,7 +245,8 @@ async fn the_audience_is_checked_when_the_federation_lists_audiences() {
         err.to_string().contains(
             "HTTP 400 \"Invalid token: Audience doesn't match\": Quay refused the ServiceAccount token for \
              myorg+puller: the robot's federation entry lists audiences and the token's aud is none of them: \
-             set the projected token's audience (chart value providers.quay.audience) to one of them"
+             set the projected token's audience (chart value providers.quay.audience; in plugin token mode \
+             kubeletPlugin.tokenAttributes.serviceAccountTokenAudience) to one of them"
         ),
         "{err}"
     );
