@@ -1,13 +1,15 @@
 //! regcreds as the kubelet's image credential provider (issue #27, point 3): on the real node (see
 //! `regcreds_testkit::node`), the kubelet execs `regcreds credential-provider` at pull time, so a pod in a
 //! namespace with no Secret and no `imagePullSecrets` pulls the private image from the TLS + htpasswd
-//! registry; the same pod on the same node without the plugin fails with the registry's auth error.
+//! registry; the same pod on the same node without the plugin fails with the registry's auth error. And
+//! point 4: the chart's DaemonSet, run on that node from the real image, installs the plugin that a
+//! kubelet then pulls with.
 //!
 //! `cargo test -p regcreds-e2e --test node_credential_provider` (root needed: the world's namespaces).
-//! The world starts without a plugin, as every node world; the test restarts its kubelet with regcreds
+//! The world starts without a plugin, as every node world; each test restarts its kubelet with regcreds
 //! as the provider and, before it ends, without it again.
 
-use std::{process::ExitCode, time::Instant};
+use std::{os::unix::fs::PermissionsExt, path::Path, process::ExitCode, time::Instant};
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
@@ -15,13 +17,14 @@ use kube::{Api, api::ListParams};
 use rand::distr::{Alphanumeric, SampleString};
 use regcreds_testkit::{
     metric_sum,
-    node::{self, NodeWorld, Workload, kubelet_config_hash},
+    node::{self, CredentialProviderFiles, KubeletOptions, NodeWorld, Workload, kubelet_config_hash},
     node_tests, temp_namespace,
 };
 
 fn main() -> ExitCode {
     node::harness(node_tests![
         a_pod_with_no_pull_secret_pulls_the_private_image_through_the_regcreds_plugin_and_fails_without_it,
+        the_charts_daemonset_installs_the_plugin_the_kubelet_then_pulls_with,
     ])
 }
 
@@ -184,6 +187,141 @@ async fn pulls_through_the_plugin(world: &NodeWorld, image: &str, stuck_ns: &str
         world.sandbox_image(),
         kubelet_lines(&metrics, "kubelet_credential_provider")
     );
+    Ok(())
+}
+
+/// Point 4 as operators do it, on the real node: `helm install` of the chart with plugin mode alone
+/// (`kubeletPlugin.enabled`, `secretMode.enabled=false`), the real image, the static provider reading its
+/// source Secret. Its DaemonSet's pod runs on the node and writes the binary (0755, the very binary of the
+/// image) into `hostBinDir` and a root-only CredentialProviderConfig into `hostConfigDir`; a kubelet
+/// started with the flags the README gives, naming those files, loads that config and pulls the private
+/// image for a pod in a namespace with no Secret, through the plugin. Then the kubelet is restored and the
+/// release removed.
+async fn the_charts_daemonset_installs_the_plugin_the_kubelet_then_pulls_with(
+    world: &NodeWorld,
+) -> Result<()> {
+    let host = world.dir().join("kubelet-plugin-host");
+    let files = CredentialProviderFiles {
+        config: host.join("config/credential-provider-config.yaml"),
+        bin_dir: host.join("bin"),
+    };
+    let busybox = world.public_busybox_image()?;
+    let (busybox_repository, busybox_tag) = busybox.rsplit_once(':').context("busybox tag")?;
+    let sets = [
+        "secretMode.enabled=false".to_string(),
+        "kubeletPlugin.enabled=true".to_string(),
+        format!("kubeletPlugin.hostBinDir={}", files.bin_dir.display()),
+        format!("kubeletPlugin.hostConfigDir={}", host.join("config").display()),
+        format!("kubeletPlugin.installerImage.repository={busybox_repository}"),
+        format!("kubeletPlugin.installerImage.tag={busybox_tag}"),
+    ];
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let installed = world
+        .helm_install_regcreds("plugin", "regcreds-plugin", &sets)
+        .await?;
+    let pulled = async {
+        // NB: helm's --wait can find a DaemonSet whose pods its controller has not created yet "ready".
+        let selector = format!(
+            "{},app.kubernetes.io/component=kubelet-plugin",
+            installed.selector
+        );
+        world
+            .wait_pods_running(&installed.namespace, &selector, 1)
+            .await?;
+        installed_as_the_chart_says(world, &files)?;
+        world
+            .restart_kubelet_with(KubeletOptions {
+                credential_provider_files: Some(&files),
+                ..KubeletOptions::default()
+            })
+            .await?;
+        pulls_with_the_installed_plugin(world, &files).await
+    }
+    .await;
+    let restored = world.restart_kubelet(None).await;
+    let removed = world.uninstall_regcreds(&installed).await;
+    pulled?;
+    restored?;
+    removed
+}
+
+/// The DaemonSet's files: the binary the image holds, executable, and a config only root may read
+/// (its env list holds the password) naming the plugin, `credential-provider` and the static provider's
+/// variables.
+fn installed_as_the_chart_says(world: &NodeWorld, files: &CredentialProviderFiles) -> Result<()> {
+    let binary = files.bin_dir.join(PLUGIN);
+    let read = |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    ensure!(
+        read(&binary)? == read(&world.regcreds_image_binary())?,
+        "{} is not the image's binary",
+        binary.display()
+    );
+    ensure!(
+        mode(&binary)? == 0o755,
+        "{} mode {:o}",
+        binary.display(),
+        mode(&binary)?
+    );
+    ensure!(
+        mode(&files.config)? == 0o600,
+        "{} mode {:o}",
+        files.config.display(),
+        mode(&files.config)?
+    );
+    let config = std::fs::read_to_string(&files.config)?;
+    for expected in [
+        "kind: CredentialProviderConfig",
+        "args: [\"credential-provider\"]",
+        "REGCREDS_STATIC_PASSWORD",
+    ] {
+        ensure!(config.contains(expected), "the config lacks {expected:?}");
+    }
+    Ok(())
+}
+
+fn mode(path: &Path) -> Result<u32> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("{} should exist", path.display()))?
+        .permissions()
+        .mode()
+        & 0o7777)
+}
+
+/// The kubelet loaded the DaemonSet's config and, for a pod with no Secret, ran the plugin and pulled.
+async fn pulls_with_the_installed_plugin(world: &NodeWorld, files: &CredentialProviderFiles) -> Result<()> {
+    let metrics = world.kubelet_metrics().await?;
+    let hash = kubelet_config_hash(&std::fs::read(&files.config)?);
+    ensure!(
+        metrics.contains(&format!(
+            "kubelet_credential_provider_config_info{{hash=\"{hash}\"}} 1"
+        )),
+        "the kubelet did not load the DaemonSet's config ({hash}):\n{}",
+        kubelet_lines(&metrics, "kubelet_credential_provider")
+    );
+    let tag = Alphanumeric.sample_string(&mut rand::rng(), 8).to_lowercase();
+    let image = world.push_workload_image("demo/chart-plugin", &tag).await?;
+    let ns = namespace_without_credentials(world, "chart-plugin").await?;
+    let registry_before = world.registry_saw(&image).await;
+    let workload = Workload::new(&ns, "app", &image);
+    world.create_workload(&workload).await?;
+    let pods = world.wait_pods_running(&ns, &workload.selector(), 1).await?;
+    let name = pods[0].metadata.name.clone().unwrap_or_default();
+    world
+        .wait_pod_event(&ns, &name, &format!("Successfully pulled image \"{image}\""))
+        .await?;
+    let registry_after = world.registry_saw(&image).await;
+    ensure!(
+        registry_after.authorized > registry_before.authorized,
+        "the registry authorized no request of containerd for {image}"
+    );
+    ensure!(no_secrets(world, &ns).await?, "a Secret appeared in {ns}");
+    let metrics = world.kubelet_metrics().await?;
+    ensure!(
+        plugin_runs(&metrics) >= 1.0 && plugin_errors(&metrics) == 0.0,
+        "the kubelet should have run the installed plugin without an error:\n{}",
+        kubelet_lines(&metrics, "kubelet_credential_provider")
+    );
+    eprintln!("pulled {image} through the plugin the chart's DaemonSet installed");
     Ok(())
 }
 

@@ -402,6 +402,7 @@ async fn what_a_refused_service_account_may_run_from_the_node_under_each_verific
     let always_verify = KubeletOptions {
         credential_provider: Some(&setup.provider),
         verification_policy: Some(VerificationPolicy::AlwaysVerify),
+        ..KubeletOptions::default()
     };
     with_kubelet(world, always_verify, || async {
         refused_pod_fails(world, &setup, &pulled, "refused-always").await?;
@@ -412,6 +413,7 @@ async fn what_a_refused_service_account_may_run_from_the_node_under_each_verific
     let never_verify = KubeletOptions {
         credential_provider: Some(&setup.provider),
         verification_policy: Some(VerificationPolicy::NeverVerify),
+        ..KubeletOptions::default()
     };
     with_kubelet(world, never_verify, || async {
         refused_pod_runs(world, &setup, &pulled, "refused-never").await?;

@@ -253,19 +253,21 @@ fn go_duration(duration: Duration) -> String {
     }
 }
 
-/// The kubelet flags for a provider, and the files they name.
-#[derive(Debug, Clone)]
-pub(crate) struct Installed {
-    /// `--image-credential-provider-config`.
-    pub(crate) config: PathBuf,
+/// The files the kubelet's two credential provider flags name: written by [`install`] for a
+/// [`CredentialProvider`], or by someone else on the node (the chart's DaemonSet), handed to
+/// [`super::KubeletOptions::credential_provider_files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialProviderFiles {
+    /// `--image-credential-provider-config`: the config file (or, since 1.34, a directory of them).
+    pub config: PathBuf,
     /// `--image-credential-provider-bin-dir`.
-    pub(crate) bin_dir: PathBuf,
+    pub bin_dir: PathBuf,
 }
 
 /// Writes `provider`'s config (`config.json`) and executable (`bin/<name>`) under `dir`, which should
 /// not exist yet. The executable is copied, not linked: a rebuild of the binary under test while the
 /// kubelet runs cannot change what it executes.
-pub(crate) fn install(provider: &CredentialProvider, dir: &Path) -> Result<Installed> {
+pub(crate) fn install(provider: &CredentialProvider, dir: &Path) -> Result<CredentialProviderFiles> {
     if provider.name.contains(['/', ' ']) || matches!(provider.name.as_str(), "" | "." | "..") {
         bail!("credential provider name {:?} is not a file name", provider.name);
     }
@@ -290,7 +292,7 @@ pub(crate) fn install(provider: &CredentialProvider, dir: &Path) -> Result<Insta
     })?;
     let config = dir.join("config.json");
     std::fs::write(&config, serde_json::to_vec_pretty(&provider.config())?)?;
-    Ok(Installed { config, bin_dir })
+    Ok(CredentialProviderFiles { config, bin_dir })
 }
 
 /// The value of `kubelet_credential_provider_config_info`'s `hash` label for a kubelet given the

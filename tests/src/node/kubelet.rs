@@ -21,11 +21,11 @@ use std::{
     process::Command,
 };
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use super::{
     containerd::{ContainerdPaths, path_with},
-    credential_provider::{self, CredentialProvider},
+    credential_provider::{self, CredentialProvider, CredentialProviderFiles},
 };
 use crate::binaries::NodeBinaries;
 
@@ -67,6 +67,9 @@ impl VerificationPolicy {
 pub struct KubeletOptions<'a> {
     /// Its image credential provider (`--image-credential-provider-config` / `-bin-dir`), or none.
     pub credential_provider: Option<&'a CredentialProvider>,
+    /// Instead of `credential_provider`: a config and bin dir already on the node (written by the chart's
+    /// DaemonSet), named in the flags as they are.
+    pub credential_provider_files: Option<&'a CredentialProviderFiles>,
     /// `imagePullCredentialsVerificationPolicy`; `None`: not written, the kubelet's default
     /// (`NeverVerifyPreloadedImages`).
     pub verification_policy: Option<VerificationPolicy>,
@@ -84,18 +87,22 @@ pub(crate) struct KubeletSetup {
 }
 
 /// Writes `kubelet/config.yaml` (and, with a credential provider, its config and executable) under
-/// `world` and returns the kubelet command.
+/// `world` and returns the kubelet command, and the credential provider files it names.
 pub(crate) fn command(
     bins: &NodeBinaries,
     world: &Path,
     containerd: &ContainerdPaths,
     setup: &KubeletSetup,
     options: KubeletOptions<'_>,
-) -> Result<Command> {
+) -> Result<(Command, Option<CredentialProviderFiles>)> {
     let KubeletOptions {
         credential_provider,
+        credential_provider_files,
         verification_policy,
     } = options;
+    if credential_provider.is_some() && credential_provider_files.is_some() {
+        bail!("a kubelet takes one credential provider config: a CredentialProvider or files, not both");
+    }
     let KubeletSetup {
         kubeconfig,
         node_name,
@@ -128,22 +135,25 @@ pub(crate) fn command(
         // What an earlier kubelet was given; this one gets its own or none.
         std::fs::remove_dir_all(&provider_dir)?;
     }
-    if let Some(provider) = credential_provider {
-        let installed = credential_provider::install(provider, &provider_dir)?;
+    let files = match (credential_provider, credential_provider_files) {
+        (Some(provider), _) => Some(credential_provider::install(provider, &provider_dir)?),
+        (None, files) => files.cloned(),
+    };
+    if let Some(files) = &files {
         cmd.arg(format!(
             "--image-credential-provider-config={}",
-            installed.config.display()
+            files.config.display()
         ))
         .arg(format!(
             "--image-credential-provider-bin-dir={}",
-            installed.bin_dir.display()
+            files.bin_dir.display()
         ));
     }
-    Ok(cmd)
+    Ok((cmd, files))
 }
 
 /// Where the kubelet's credential provider config (`config.json`) and bin dir (`bin/`) go.
-pub(crate) fn credential_provider_dir(world: &Path) -> PathBuf {
+fn credential_provider_dir(world: &Path) -> PathBuf {
     world.join("kubelet/credential-provider")
 }
 

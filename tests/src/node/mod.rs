@@ -54,8 +54,8 @@ use rand::distr::{Alphanumeric, SampleString};
 use tokio::{sync::OnceCell, time::Instant};
 
 pub use credential_provider::{
-    CREDENTIAL_PROVIDER_API_VERSION, CredentialProvider, DEFAULT_CACHE_DURATION, TokenAttributes,
-    TokenCacheType, kubelet_config_hash,
+    CREDENTIAL_PROVIDER_API_VERSION, CredentialProvider, CredentialProviderFiles, DEFAULT_CACHE_DURATION,
+    TokenAttributes, TokenCacheType, kubelet_config_hash,
 };
 pub use harness::{NodeTest, harness};
 pub use hermetic::KUBELET_SYSCTLS;
@@ -135,6 +135,8 @@ pub struct NodeWorld {
     kubelet: KubeletSetup,
     /// The running kubelet's image credential provider, if any.
     credential_provider: Mutex<Option<CredentialProvider>>,
+    /// The files the running kubelet's credential provider flags name (the kit's or given ones).
+    credential_provider_files: Mutex<Option<CredentialProviderFiles>>,
     /// The running kubelet's `imagePullCredentialsVerificationPolicy`, if not the default.
     verification_policy: Mutex<Option<VerificationPolicy>>,
     dir: PathBuf,
@@ -220,7 +222,7 @@ impl NodeWorld {
             node_ip: NODE_IP,
             cgroup_root: prepared.cgroup.clone(),
         };
-        let kubelet_cmd = kubelet::command(
+        let (kubelet_cmd, _no_provider) = kubelet::command(
             &bins,
             &dir,
             &containerd_paths,
@@ -261,6 +263,7 @@ impl NodeWorld {
             containerd: containerd_paths,
             kubelet: kubelet_setup,
             credential_provider: Mutex::new(None),
+            credential_provider_files: Mutex::new(None),
             verification_policy: Mutex::new(None),
             dir,
         };
@@ -449,6 +452,21 @@ impl NodeWorld {
             .map(String::as_str)
     }
 
+    /// The executable inside [`Self::regcreds_image`] (the binary under test, stripped), once built.
+    pub fn regcreds_image_binary(&self) -> PathBuf {
+        regcreds_image::binary(&self.dir)
+    }
+
+    /// The workload image (Debian's static busybox) pushed to [`Self::public_registry`] as
+    /// `library/busybox:test`, which any pod may pull (no credential): e.g. the chart's
+    /// `kubeletPlugin.installerImage`. Returns its full name.
+    pub fn public_busybox_image(&self) -> Result<String> {
+        let layout = crate::image::OciLayout::open(&self.dir.join("images/busybox"), WORKLOAD_TAG)?;
+        let name = "library/busybox:test";
+        self.public_registry.push_layout(&layout, name)?;
+        Ok(format!("{}/{name}", self.public_registry.host()))
+    }
+
     /// regcreds as the kubelet's image credential provider, for [`Self::restart_kubelet`]: the binary
     /// under test ([`crate::regcreds_binary`]) named `regcreds` in the kubelet's bin dir, run as
     /// `regcreds credential-provider` for the private registry's images, configured through the
@@ -498,10 +516,11 @@ impl NodeWorld {
         let into_second = Duration::from_nanos(u64::try_from(now.subsec_nanosecond()).unwrap_or(0));
         tokio::time::sleep(Duration::from_secs(1).saturating_sub(into_second)).await;
 
-        let cmd = kubelet::command(&self.bins, &self.dir, &self.containerd, &self.kubelet, options)?;
-        let mut mark = match credential_provider {
-            Some(p) => format!("with the image credential provider {:?}", p.name()),
-            None => "without an image credential provider".to_string(),
+        let (cmd, files) = kubelet::command(&self.bins, &self.dir, &self.containerd, &self.kubelet, options)?;
+        let mut mark = match (credential_provider, &files) {
+            (Some(p), _) => format!("with the image credential provider {:?}", p.name()),
+            (None, Some(files)) => format!("with the credential provider config {}", files.config.display()),
+            (None, None) => "without an image credential provider".to_string(),
         };
         if let Some(policy) = options.verification_policy {
             mark += &format!(", imagePullCredentialsVerificationPolicy {}", policy.as_str());
@@ -515,6 +534,7 @@ impl NodeWorld {
         // The old one has exited and been reaped: dropping it does nothing more.
         self.lock(&self.procs).kubelet = kubelet;
         *self.lock(&self.credential_provider) = credential_provider.cloned();
+        *self.lock(&self.credential_provider_files) = files;
         *self.lock(&self.verification_policy) = options.verification_policy;
         if let Err(e) = self.wait_kubelet_fresh(fresh_from).await {
             return Err(e.context(format!(
@@ -549,9 +569,9 @@ impl NodeWorld {
 
     /// The `CredentialProviderConfig` file the running kubelet was given, if it has a provider.
     pub fn credential_provider_config(&self) -> Option<PathBuf> {
-        self.lock(&self.credential_provider)
+        self.lock(&self.credential_provider_files)
             .as_ref()
-            .map(|_| kubelet::credential_provider_dir(&self.dir).join("config.json"))
+            .map(|files| files.config.clone())
     }
 
     /// The kubelet's `/metrics`, fetched through the apiserver's node proxy (as `kubectl get --raw
