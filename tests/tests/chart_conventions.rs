@@ -14,40 +14,32 @@ use std::collections::BTreeMap;
 use regcreds_testkit::{
     ControlPlane,
     manifests::{
-        ONE_PROVIDER, arr, container, dry_run, helm_lint, helm_or_note, helm_template, kind, name, parse,
-        repo, restricted_namespace, run, s, the,
+        ONE_PROVIDER, arr, container, dry_run, helm_lint, helm_or_note, helm_template, kind, name,
+        render_chart_err_with_values, render_chart_with_values, render_one_provider, repo,
+        restricted_namespace, run, s, the, values_file,
     },
     versions::K8S_VERSION,
 };
 use serde_json::{Value, json};
 
-fn render(helm: &std::path::Path, sets: &[&str]) -> Vec<Value> {
-    render_with(helm, "regcreds", "", sets)
-}
-
-/// A values file holding `yaml` (`--set` cannot pass `{{ ... }}`: braces are its list syntax).
-fn values_file(yaml: &str) -> tempfile::NamedTempFile {
-    let mut file = tempfile::NamedTempFile::new().expect("temp file");
-    std::io::Write::write_all(&mut file, yaml.as_bytes()).expect("write values");
-    file
-}
-
 /// The chart with Docker Hub, the values `yaml` and `sets`, in `namespace`.
 fn render_with(helm: &std::path::Path, namespace: &str, yaml: &str, sets: &[&str]) -> Vec<Value> {
     let file = values_file(yaml);
-    let sets: Vec<&str> = ONE_PROVIDER.iter().chain(sets).copied().collect();
-    let out =
-        helm_template(helm, namespace, &[file.path().to_path_buf()], &sets).unwrap_or_else(|e| panic!("{e}"));
-    parse(&out, &format!("chart with {yaml} {sets:?}"))
+    render_chart_with_values(
+        helm,
+        namespace,
+        &[file.path().to_path_buf()],
+        &[&ONE_PROVIDER[..], sets].concat(),
+    )
 }
 
 fn render_err(helm: &std::path::Path, yaml: &str, sets: &[&str]) -> String {
     let file = values_file(yaml);
-    let sets: Vec<&str> = ONE_PROVIDER.iter().chain(sets).copied().collect();
-    match helm_template(helm, "regcreds", &[file.path().to_path_buf()], &sets) {
-        Ok(_) => panic!("helm template {sets:?} rendered; expected an error"),
-        Err(e) => e,
-    }
+    render_chart_err_with_values(
+        helm,
+        &[file.path().to_path_buf()],
+        &[&ONE_PROVIDER[..], sets].concat(),
+    )
 }
 
 fn labels(v: &Value, pointer: &str) -> BTreeMap<String, String> {
@@ -121,17 +113,17 @@ fn the_chart_states_the_supported_kubernetes_range_and_where_it_comes_from() {
 #[test]
 fn scrape_annotations_appear_only_when_no_service_monitor_or_pod_monitor_is_requested() {
     let Some(helm) = helm_or_note() else { return };
-    let default = render(&helm, &[]);
+    let default = render_one_provider(&helm, "regcreds", &[]);
     assert_eq!(
         scrape_annotations(the(&default, "Deployment", "default")),
         ["prometheus.io/path", "prometheus.io/port", "prometheus.io/scrape"]
     );
     assert!(!default.iter().any(|o| kind(o).ends_with("Monitor")));
 
-    let off = render(&helm, &["metrics.podAnnotations=false"]);
+    let off = render_one_provider(&helm, "regcreds", &["metrics.podAnnotations=false"]);
     assert!(scrape_annotations(the(&off, "Deployment", "off")).is_empty());
 
-    let with_annotations = render(&helm, &["podAnnotations.team=a"]);
+    let with_annotations = render_one_provider(&helm, "regcreds", &["podAnnotations.team=a"]);
     let d = the(&with_annotations, "Deployment", "podAnnotations");
     assert_eq!(s(d, "/spec/template/metadata/annotations/team"), "a");
     assert_eq!(scrape_annotations(d).len(), 3);
@@ -140,7 +132,7 @@ fn scrape_annotations_appear_only_when_no_service_monitor_or_pod_monitor_is_requ
         ("metrics.serviceMonitor.enabled=true", "ServiceMonitor"),
         ("metrics.podMonitor.enabled=true", "PodMonitor"),
     ] {
-        let objects = render(&helm, &[monitor, "podAnnotations.team=a"]);
+        let objects = render_one_provider(&helm, "regcreds", &[monitor, "podAnnotations.team=a"]);
         let d = the(&objects, "Deployment", what);
         assert!(
             scrape_annotations(d).is_empty(),
@@ -164,8 +156,9 @@ fn scrape_annotations_appear_only_when_no_service_monitor_or_pod_monitor_is_requ
 #[test]
 fn the_pod_monitor_scrapes_the_admin_port_of_exactly_the_deployments_pods() {
     let Some(helm) = helm_or_note() else { return };
-    let objects = render(
+    let objects = render_one_provider(
         &helm,
+        "regcreds",
         &[
             "metrics.podMonitor.enabled=true",
             "metrics.podMonitor.interval=15s",
@@ -205,14 +198,17 @@ fn the_pod_monitor_scrapes_the_admin_port_of_exactly_the_deployments_pods() {
 fn the_network_policy_allows_only_the_api_server_dns_the_listed_registries_and_the_admin_port() {
     let Some(helm) = helm_or_note() else { return };
     assert!(
-        !render(&helm, &[]).iter().any(|o| kind(o) == "NetworkPolicy"),
+        !render_one_provider(&helm, "regcreds", &[])
+            .iter()
+            .any(|o| kind(o) == "NetworkPolicy"),
         "off by default"
     );
     let e = render_err(&helm, "", &["networkPolicy.enabled=true"]);
     assert!(e.contains("networkPolicy.apiServer.cidrs is required"), "{e}");
 
-    let objects = render(
+    let objects = render_one_provider(
         &helm,
+        "regcreds",
         &[
             "networkPolicy.enabled=true",
             "networkPolicy.apiServer.cidrs={10.0.0.10/32,10.0.0.11/32}",
@@ -298,8 +294,9 @@ fn the_network_policy_allows_only_the_api_server_dns_the_listed_registries_and_t
         "API server, DNS, two registries, one extra: {egress:?}"
     );
 
-    let no_dns = render(
+    let no_dns = render_one_provider(
         &helm,
+        "regcreds",
         &[
             "networkPolicy.enabled=true",
             "networkPolicy.apiServer.cidrs={10.0.0.10/32}",

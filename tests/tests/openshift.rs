@@ -7,24 +7,15 @@
 //! pod, and the pod still admitted once a UID from an OpenShift-style range is filled in, as the
 //! restricted-v2 SCC would.
 
-use std::path::Path;
-
 use regcreds_testkit::{
     ControlPlane,
     manifests::{
         ONE_PROVIDER, assert_pod_hardened, assert_pod_security_is_enforced, container, dry_run, helm_lint,
-        helm_or_note, helm_template, kind, kubectl_apply, kustomize, kustomize_with, name, parse,
+        helm_or_note, kind, kubectl_apply, kustomize, kustomize_with, name, render_one_provider,
         restricted_namespace, s, the,
     },
 };
 use serde_json::{Value, json};
-
-/// The chart with one provider and `sets`, in `namespace`.
-fn render(helm: &Path, namespace: &str, sets: &[&str]) -> Vec<Value> {
-    let sets: Vec<&str> = ONE_PROVIDER.iter().chain(sets).copied().collect();
-    let yaml = helm_template(helm, namespace, &[], &sets).unwrap_or_else(|e| panic!("{e}"));
-    parse(&yaml, &format!("chart with {sets:?}"))
-}
 
 /// The Deployment's and the uninstall Job's pods: hardened, with no fixed UID, GID or fsGroup.
 fn assert_left_to_the_platform(objects: &[Value], what: &str) {
@@ -55,7 +46,7 @@ fn openshift_values_and_the_kustomize_component_leave_uid_gid_and_fs_group_to_th
     assert_left_to_the_platform(&with_uninstall, "openshift + uninstall");
 
     let Some(helm) = helm_or_note() else { return };
-    let objects = render(&helm, "regcreds", &["openshift.enabled=true"]);
+    let objects = render_one_provider(&helm, "regcreds", &["openshift.enabled=true"]);
     assert_left_to_the_platform(&objects, "chart openshift.enabled");
     helm_lint(
         &helm,
@@ -64,7 +55,7 @@ fn openshift_values_and_the_kustomize_component_leave_uid_gid_and_fs_group_to_th
     )
     .unwrap_or_else(|e| panic!("{e}"));
     // The same by hand: null removes a default.
-    let by_hand = render(
+    let by_hand = render_one_provider(
         &helm,
         "regcreds",
         &[
@@ -113,7 +104,7 @@ async fn openshift_renderings_pass_a_server_side_dry_run_under_the_restricted_po
     let Some(helm) = helm_or_note() else { return };
     let namespace = "regcreds-openshift";
     restricted_namespace(cp, namespace).await;
-    let objects = render(&helm, namespace, &["openshift.enabled=true"]);
+    let objects = render_one_provider(&helm, namespace, &["openshift.enabled=true"]);
     dry_run(cp, &objects, "chart openshift.enabled").await;
     for workload in objects
         .iter()

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{arr, env, helm_template, kind, name, parse, s};
+use super::{arr, env, kind, name, render_chart_in, s};
 
 // === rendering ===
 
@@ -19,24 +19,10 @@ pub const PLUGIN: [&str; 3] = [
     "kubeletPlugin.enabled=true",
 ];
 
-/// The chart rendered in `namespace` with `sets` (only those: [`render_plugin`] adds [`PLUGIN`]).
-pub fn render_chart_in(helm: &Path, namespace: &str, sets: &[&str]) -> Vec<Value> {
-    let yaml = helm_template(helm, namespace, &[], sets).unwrap_or_else(|e| panic!("{e}"));
-    parse(&yaml, &format!("chart with {sets:?}"))
-}
-
-/// The chart with the plugin on, Docker Hub and `sets`.
+/// The chart with the plugin on, Docker Hub and `sets` ([`render_chart_in`] renders only the `sets` given).
 pub fn render_plugin(helm: &Path, sets: &[&str]) -> Vec<Value> {
     let sets: Vec<&str> = PLUGIN.iter().chain(sets).copied().collect();
     render_chart_in(helm, "regcreds", &sets)
-}
-
-/// The error of rendering the chart with `sets` (panics if they render).
-pub fn render_chart_err(helm: &Path, sets: &[&str]) -> String {
-    match helm_template(helm, "regcreds", &[], sets) {
-        Ok(_) => panic!("helm template {sets:?} rendered; expected an error"),
-        Err(e) => e,
-    }
 }
 
 /// The plugin's ConfigMap (the one carrying the install script).

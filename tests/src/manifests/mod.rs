@@ -2,7 +2,8 @@
 //! `chart_conventions.rs`:
 //!
 //! ```text
-//!  tools      kubectl kustomize · helm template/lint (for the test control plane's Kubernetes version)
+//!  tools      kubectl kustomize · helm template/lint (for the test control plane's Kubernetes version),
+//!             the chart rendered to objects or to helm's error
 //!             · the chart's ci/ values · regcreds <cmd> --help (declared variables) · YAML → JSON
 //!  layout     deploy/overlays/*, deploy/components/providers/*, kustomizations written on the fly
 //!  objects    JSON-pointer helpers: s, arr, kind, name, the, container, env, providers, Helm hooks
@@ -36,7 +37,7 @@ pub use hardening::{KNOWN_ENV, assert_files_are_mounted, assert_locked_down, ass
 pub use kubelet_config::{go_duration_seconds, kubelet_config_problems, qualified_name};
 pub use kubelet_plugin::{
     ACR_WI, PLUGIN, QUAY, TOKEN_MODE, config_head, env_value, init_container, plugin_config_map,
-    render_chart_err, render_chart_in, render_plugin, token_mode,
+    render_plugin, token_mode,
 };
 pub use layout::{dir_name, kustomization_of, kustomize_with, overlay_dirs, provider_component_dirs};
 pub use objects::{arr, container, env, env_names, installed, is_hook, kind, name, providers, s, the};
@@ -46,5 +47,6 @@ pub use rbac::{
 };
 pub use tools::{
     CHART, ONE_PROVIDER, chart_ci_values, declares, helm, helm_lint, helm_or_note, helm_template, in_path,
-    kubectl, kustomize, parse, regcreds_help, repo, run,
+    kubectl, kustomize, parse, regcreds_help, render_chart_err, render_chart_err_with_values,
+    render_chart_in, render_chart_with_values, render_one_provider, repo, run, values_file,
 };

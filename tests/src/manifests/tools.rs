@@ -150,6 +150,49 @@ pub fn helm_template(
     run(with_values(cmd, values, sets), None)
 }
 
+/// The chart rendered by [`helm_template`] in `namespace` with the `values` files and `sets`, as objects
+/// (panics with helm's error).
+pub fn render_chart_with_values(
+    helm: &Path,
+    namespace: &str,
+    values: &[PathBuf],
+    sets: &[&str],
+) -> Vec<Value> {
+    let yaml = helm_template(helm, namespace, values, sets).unwrap_or_else(|e| panic!("{e}"));
+    parse(&yaml, &format!("chart with {values:?} {sets:?}"))
+}
+
+/// The chart rendered in `namespace` with `sets` only.
+pub fn render_chart_in(helm: &Path, namespace: &str, sets: &[&str]) -> Vec<Value> {
+    render_chart_with_values(helm, namespace, &[], sets)
+}
+
+/// The chart rendered in `namespace` with [`ONE_PROVIDER`] (Docker Hub) and `sets`.
+pub fn render_one_provider(helm: &Path, namespace: &str, sets: &[&str]) -> Vec<Value> {
+    render_chart_in(helm, namespace, &[&ONE_PROVIDER[..], sets].concat())
+}
+
+/// helm's error for the chart in namespace `regcreds` with the `values` files and `sets` (panics if they
+/// render).
+pub fn render_chart_err_with_values(helm: &Path, values: &[PathBuf], sets: &[&str]) -> String {
+    match helm_template(helm, "regcreds", values, sets) {
+        Ok(_) => panic!("helm template {values:?} {sets:?} rendered; expected an error"),
+        Err(e) => e,
+    }
+}
+
+/// helm's error for the chart with `sets` (panics if they render).
+pub fn render_chart_err(helm: &Path, sets: &[&str]) -> String {
+    render_chart_err_with_values(helm, &[], sets)
+}
+
+/// A values file holding `yaml`, for what `--set` cannot pass (`{{ ... }}`: braces are its list syntax).
+pub fn values_file(yaml: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(yaml.as_bytes()).expect("write values");
+    file
+}
+
 /// `helm lint --strict <chart> -f <values>... --set <set>...` for the test control plane's Kubernetes
 /// version (see [`helm_template`]).
 pub fn helm_lint(helm: &Path, values: &[PathBuf], sets: &[&str]) -> Result<String, String> {
