@@ -24,7 +24,7 @@ use std::{
 use regcreds_testkit::{
     ControlPlane,
     manifests::{
-        CHART, KNOWN_ENV, ONE_PROVIDER, PLUGIN, arr, chart_ci_values, config_head, dry_run, dry_run_pod, env,
+        KNOWN_ENV, ONE_PROVIDER, PLUGIN, arr, chart_ci_values, config_head, dry_run, dry_run_pod, env,
         env_value, helm_lint, helm_or_note, helm_template, init_container, kind, name, namespace_enforcing,
         parse, plugin_config_map, render_chart_err, render_chart_in, render_plugin, repo, s, the,
     },
@@ -134,7 +134,21 @@ fn the_daemonset_is_as_hardened_as_a_host_path_writer_can_be() {
 
     // Every container: no escalation, no capabilities, read-only root, resources; only `install` is root.
     let names: Vec<&str> = all_containers(ds).iter().map(|c| s(c, "/name")).collect();
-    assert_eq!(names, ["tools", "install", "pause"]);
+    assert_eq!(names, ["install", "pause"]);
+    // One image, regcreds', running its own subcommands: nothing else to pull or mirror.
+    for (c, subcommand) in all_containers(ds).iter().zip(["install", "pause"]) {
+        let deployment_container = &arr(deployment, "/spec/template/spec/containers")[0];
+        assert_eq!(
+            s(c, "/image"),
+            s(deployment_container, "/image"),
+            "{}",
+            s(c, "/name")
+        );
+        assert_eq!(
+            arr(c, "/command"),
+            [json!("/regcreds"), json!("kubelet-plugin"), json!(subcommand)]
+        );
+    }
     for c in all_containers(ds) {
         let what = format!("container {}", s(c, "/name"));
         let sc = c.get("securityContext").expect("securityContext");
@@ -232,12 +246,7 @@ fn the_daemonset_is_as_hardened_as_a_host_path_writer_can_be() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, ["config-head.yaml", "install.sh"]);
-    assert_eq!(
-        s(cm, "/data/install.sh"),
-        std::fs::read_to_string(repo().join(CHART).join("files/kubelet-plugin-install.sh")).expect("script"),
-        "the ConfigMap carries files/kubelet-plugin-install.sh as it is"
-    );
+    assert_eq!(keys, ["config-head.yaml"]);
     assert_eq!(
         config_head(&objects).pointer("/providers/0/env"),
         None,

@@ -1,6 +1,6 @@
-//! The chart's kubelet plugin (issue #27) on the node's side: its install script
-//! (`files/kubelet-plugin-install.sh`) is run here as in the pod — busybox applets only, exactly those the
-//! DaemonSet's `tools` init container links — against temporary directories, and the file it writes is
+//! The chart's kubelet plugin (issue #27) on the node's side: its install container's command
+//! (`regcreds kubelet-plugin install`, the binary under test) is run here with the variables the chart gives
+//! it, against temporary directories, and the file it writes is
 //! checked the way the kubelet checks it (`manifests::kubelet_config_problems`: strict decoding, then
 //! `validateCredentialProviderConfig` of `k8s.io/kubernetes@v1.37.2/pkg/credentialprovider/plugin/config.go`):
 //!
@@ -12,19 +12,22 @@
 //! What the chart renders: `deploy_kubelet_plugin.rs`; token mode's values and grant:
 //! `kubelet_plugin_token_mode.rs`.
 //!
-//! Without helm these checks print a note and pass (under `CI` they fail); without busybox the script runs
-//! under `/bin/sh` with the system's tools (a note says so).
+//! Without helm these checks print a note and pass (under `CI` they fail). The DaemonSet itself runs on
+//! the real node in `node_credential_provider.rs`.
 
 use std::{
     collections::BTreeMap,
-    os::unix::fs::{PermissionsExt, symlink},
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::Command,
 };
 
-use regcreds_testkit::manifests::{
-    ACR_WI, KNOWN_ENV, QUAY, arr, helm_or_note, in_path, init_container, kubelet_config_problems,
-    plugin_config_map, render_plugin, repo, run, s, the, token_mode,
+use regcreds_testkit::{
+    manifests::{
+        ACR_WI, KNOWN_ENV, QUAY, arr, helm_or_note, init_container, kubelet_config_problems,
+        plugin_config_map, render_plugin, repo, run, s, the, token_mode,
+    },
+    regcreds_binary,
 };
 use serde_json::{Value, json};
 
@@ -57,28 +60,13 @@ fn the_example_config_passes_the_kubelets_checks_and_names_variables_regcreds_re
     assert_eq!(kubelet_config_problems(&config), Vec::<String>::new());
 }
 
-// === the install script, run as in the pod ===
+// === the install container, run as in the pod ===
 
-/// The applets the DaemonSet's `tools` init container links into /tools.
-fn linked_applets(ds: &Value) -> Vec<String> {
-    let command = arr(init_container(ds, "tools"), "/command")
-        .last()
-        .and_then(Value::as_str)
-        .expect("tools command");
-    let list = command
-        .split_once("for applet in ")
-        .and_then(|(_, rest)| rest.split_once(';'))
-        .expect("for applet in ...;")
-        .0;
-    list.split_whitespace().map(str::to_string).collect()
-}
-
-/// The install container's environment with its host paths under `host`, its PATH the `tools` directory,
+/// The install container's environment with its host paths under `host`, its config head from `files`
 /// and each secretKeyRef resolved from `secrets` ((Secret, key) → value), as the kubelet would.
 fn install_env(
     install: &Value,
     host: &Path,
-    tools: &Path,
     files: &Path,
     secrets: &BTreeMap<(&str, &str), &str>,
 ) -> Vec<(String, String)> {
@@ -88,7 +76,6 @@ fn install_env(
         .map(|e| {
             let var = s(e, "/name").to_string();
             let value = match var.as_str() {
-                "PATH" => tools.display().to_string(),
                 "PLUGIN_BIN_DIR" | "PLUGIN_CONFIG_DIR" | "PLUGIN_SOURCE" => on_host(s(e, "/value")),
                 "PLUGIN_CONFIG_HEAD" => {
                     let in_pod = Path::new(s(e, "/value"));
@@ -110,72 +97,35 @@ fn install_env(
         .collect()
 }
 
-/// Runs the install container's command from `objects` with `host` standing for the node's root:
-/// the script and config head from the ConfigMap, busybox with exactly the linked applets (or the system's
-/// `/bin/sh` and tools when there is no busybox). Returns stdout, or stderr as the error.
+/// Runs the install container's command from `objects` (`/regcreds kubelet-plugin install`: here the
+/// binary under test) with `host` standing for the node's root and the ConfigMap's files where the pod
+/// mounts them. Returns stdout, or stderr as the error.
 fn run_install(
     objects: &[Value],
     host: &Path,
     secrets: &BTreeMap<(&str, &str), &str>,
 ) -> Result<String, String> {
-    run_install_with(objects, host, secrets, None)
-}
-
-/// [`run_install`], with `shell` instead of the linked `sh` when given. A busybox built with the
-/// "standalone shell" (Debian's is) runs its applets whatever PATH says; another shell finds commands
-/// through PATH only, so it shows that the script needs no command beyond the linked applets.
-fn run_install_with(
-    objects: &[Value],
-    host: &Path,
-    secrets: &BTreeMap<(&str, &str), &str>,
-    shell: Option<&Path>,
-) -> Result<String, String> {
     let ds = the(objects, "DaemonSet", "plugin");
     let install = init_container(ds, "install");
     let work = tempfile::tempdir().expect("temp dir");
-    let (tools, files) = (work.path().join("tools"), work.path().join("files"));
-    std::fs::create_dir_all(&tools).expect("tools");
+    let files = work.path().join("files");
     std::fs::create_dir_all(&files).expect("files");
     let cm = plugin_config_map(objects);
     for (file, content) in cm.get("data").and_then(Value::as_object).expect("data") {
         std::fs::write(files.join(file), content.as_str().expect("text")).expect("write");
     }
-    let busybox = in_path("busybox");
-    match &busybox {
-        Some(busybox) => {
-            for applet in linked_applets(ds) {
-                symlink(busybox, tools.join(&applet)).expect("symlink");
-            }
-        }
-        None => {
-            eprintln!(
-                "NOTE: no busybox in PATH: the install script runs under /bin/sh with the system's tools"
-            );
-            for dir in ["/usr/bin", "/bin"] {
-                for applet in linked_applets(ds) {
-                    let tool = Path::new(dir).join(&applet);
-                    if tool.is_file() && !tools.join(&applet).exists() {
-                        symlink(tool, tools.join(&applet)).expect("symlink");
-                    }
-                }
-            }
-        }
-    }
     let command: Vec<&str> = arr(install, "/command")
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(command, ["/tools/sh", "/etc/regcreds/kubelet-plugin/install.sh"]);
+    assert_eq!(command, ["/regcreds", "kubelet-plugin", "install"]);
     let mounted = arr(install, "/volumeMounts")
         .iter()
         .any(|m| s(m, "/name") == "files" && s(m, "/mountPath") == "/etc/regcreds/kubelet-plugin");
-    assert!(
-        mounted,
-        "the ConfigMap is mounted where the command and PLUGIN_CONFIG_HEAD look"
-    );
-    let mut cmd = Command::new(shell.map_or_else(|| tools.join("sh"), Path::to_path_buf));
-    cmd.arg(files.join("install.sh")).env_clear();
-    for (var, value) in install_env(install, host, &tools, &files, secrets) {
+    assert!(mounted, "the ConfigMap is mounted where PLUGIN_CONFIG_HEAD looks");
+    let mut cmd = Command::new(regcreds_binary());
+    cmd.args(&command[1..]).env_clear();
+    for (var, value) in install_env(install, host, &files, secrets) {
         cmd.env(var, value);
     }
     run(cmd, None)
@@ -191,7 +141,7 @@ fn create_host_dirs(objects: &[Value], host: &Path) {
     }
 }
 
-/// Files under `dir` whose names start with a dot (the script's temporary files).
+/// Files under `dir` whose names start with a dot (the installer's temporary files).
 fn leftovers(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .expect("read dir")
@@ -208,7 +158,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 #[test]
-fn the_install_script_writes_the_binary_and_a_config_the_kubelet_accepts() {
+fn the_install_command_writes_the_binary_and_a_config_the_kubelet_accepts() {
     let Some(helm) = helm_or_note() else { return };
     let objects = render_plugin(
         &helm,
@@ -301,29 +251,28 @@ fn the_install_script_writes_the_binary_and_a_config_the_kubelet_accepts() {
 
     // Again: nothing changes, nothing is left behind.
     let out = run_install(&objects, host.path(), &secrets).unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.contains("is up to date"), "{out}");
+    assert!(
+        out.contains("binary") && out.contains("config") && !out.contains("written"),
+        "both up to date: {out}"
+    );
     assert_eq!(std::fs::read_to_string(&config_path).expect("config"), text);
 
-    // Busybox in the pod has only the linked applets: a shell that looks commands up in PATH proves that
-    // the script needs no other (Debian's busybox finds its applets without PATH).
-    match ["/bin/dash", "/usr/bin/dash"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-    {
-        Some(dash) => {
-            let other = tempfile::tempdir().expect("host");
-            create_host_dirs(&objects, other.path());
-            std::fs::write(other.path().join("regcreds"), b"bin").expect("binary");
-            run_install_with(&objects, other.path(), &secrets, Some(dash))
-                .unwrap_or_else(|e| panic!("with the linked applets only: {e}"));
-            let written = other
-                .path()
-                .join("var/lib/regcreds/credential-provider-config.yaml");
-            assert_eq!(std::fs::read_to_string(written).expect("config"), text);
-        }
-        None => eprintln!("NOTE: no dash: the script's commands are not checked against the linked applets"),
-    }
+    // A new image (another binary of the same size): the binary is replaced, the config left alone.
+    std::fs::write(&binary, b"\x7fELF really not").expect("binary");
+    let out = run_install(&objects, host.path(), &secrets).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.contains(&format!("binary {} written", installed.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("config {} is up to date", config_path.display())),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(&installed).expect("installed"),
+        b"\x7fELF really not"
+    );
+    assert!(leftovers(&bin_dir).is_empty() && leftovers(&config_dir).is_empty());
 
     // A value the kubelet's YAML cannot carry is refused; the installed config stays as it was.
     let mut bad = secrets.clone();
@@ -377,7 +326,7 @@ fn the_install_script_writes_the_binary_and_a_config_the_kubelet_accepts() {
 // === in ServiceAccount token mode ===
 
 #[test]
-fn the_install_script_writes_token_attributes_the_kubelet_accepts() {
+fn the_install_command_writes_token_attributes_the_kubelet_accepts() {
     let Some(helm) = helm_or_note() else { return };
     let sets = token_mode(
         &[
@@ -439,4 +388,44 @@ fn the_install_script_writes_token_attributes_the_kubelet_accepts() {
         arr(provider, "/matchImages"),
         [json!("docker.io"), json!("r.azurecr.io"), json!("quay.io")]
     );
+}
+
+// === the pause container ===
+
+/// `regcreds kubelet-plugin pause` keeps the pod Ready until the kubelet stops it, and then ends at once
+/// with 0 (no grace period spent, no failed container in an upgrade or uninstall).
+#[test]
+fn the_pause_command_waits_and_ends_at_sigterm() {
+    let mut pause = Command::new(regcreds_binary())
+        .args(["kubelet-plugin", "pause"])
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("regcreds runs");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(pause.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("its line");
+    assert_eq!(line, "regcreds kubelet plugin: pausing until SIGTERM\n");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(pause.try_wait().expect("status").is_none(), "it waits");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pause.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = pause.try_wait().expect("status") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
 }

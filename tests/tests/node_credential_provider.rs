@@ -191,8 +191,8 @@ async fn pulls_through_the_plugin(world: &NodeWorld, image: &str, stuck_ns: &str
 }
 
 /// Point 4 as operators do it, on the real node: `helm install` of the chart with plugin mode alone
-/// (`kubeletPlugin.enabled`, `secretMode.enabled=false`), the real image, the static provider reading its
-/// source Secret. Its DaemonSet's pod runs on the node and writes the binary (0755, the very binary of the
+/// (`kubeletPlugin.enabled`, `secretMode.enabled=false`), the real image (the DaemonSet's only one), the
+/// static provider reading its source Secret. Its DaemonSet's pod runs on the node and writes the binary (0755, the very binary of the
 /// image) into `hostBinDir` and a root-only CredentialProviderConfig into `hostConfigDir`; a kubelet
 /// started with the flags the README gives, naming those files, loads that config and pulls the private
 /// image for a pod in a namespace with no Secret, through the plugin. Then the kubelet is restored and the
@@ -205,15 +205,11 @@ async fn the_charts_daemonset_installs_the_plugin_the_kubelet_then_pulls_with(
         config: host.join("config/credential-provider-config.yaml"),
         bin_dir: host.join("bin"),
     };
-    let busybox = world.public_busybox_image()?;
-    let (busybox_repository, busybox_tag) = busybox.rsplit_once(':').context("busybox tag")?;
     let sets = [
         "secretMode.enabled=false".to_string(),
         "kubeletPlugin.enabled=true".to_string(),
         format!("kubeletPlugin.hostBinDir={}", files.bin_dir.display()),
         format!("kubeletPlugin.hostConfigDir={}", host.join("config").display()),
-        format!("kubeletPlugin.installerImage.repository={busybox_repository}"),
-        format!("kubeletPlugin.installerImage.tag={busybox_tag}"),
     ];
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let installed = world

@@ -1,7 +1,8 @@
 //! The crate's error type.
 
-/// A request the plugin cannot answer. Messages never contain the image pull credential or the
-/// ServiceAccount token: JSON errors give only a position.
+/// A request the plugin cannot answer, or a config it cannot be installed with. Messages never contain
+/// the image pull credential, the ServiceAccount token or a variable's value: JSON errors give only a
+/// position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// stdin is not a JSON object of the expected shape.
@@ -28,4 +29,10 @@ pub enum Error {
     /// The image is missing or blank.
     #[error("the request has no image")]
     NoImage,
+    /// A name for the config's `env` list that is not a variable name.
+    #[error("{0:?} is not a variable name (letters, digits and _, not starting with a digit)")]
+    NotAVariableName(String),
+    /// A value for the config's `env` list with control characters (named by its variable, never shown).
+    #[error("{0} contains control characters other than tab and line feed (a carriage return?)")]
+    ControlCharacters(String),
 }

@@ -15,11 +15,16 @@
 //! `k8s.io/kubernetes@v1.37.2/pkg/credentialprovider/plugin/plugin.go` (what the kubelet checks: the
 //! response's apiVersion must equal the request's, decoding is strict (`serializer.EnableStrict`), and
 //! `cacheKeyType` must be `Image`, `Registry` or `Global`).
+//!
+//! On the node's side, [`env_list_yaml`] writes the provider's `env` list into the kubelet's
+//! `CredentialProviderConfig` (`regcreds kubelet-plugin install`, run by the chart's DaemonSet).
 
+mod config;
 mod error;
 mod request;
 mod response;
 
+pub use config::env_list_yaml;
 pub use error::Error;
 pub use request::{API_GROUP, Request};
 pub use response::{AuthConfig, CacheKeyType, Response};

@@ -1,4 +1,5 @@
-//! The command line: `regcreds run | mint | check | config check | cleanup | credential-provider`.
+//! The command line: `regcreds run | mint | check | config check | cleanup | credential-provider |
+//! kubelet-plugin install | pause`.
 
 use std::ffi::OsString;
 
@@ -36,6 +37,9 @@ pub enum Command {
     /// The kubelet's image credential provider (see [`CREDENTIAL_PROVIDER_ABOUT`]).
     #[command(name = CREDENTIAL_PROVIDER, about = CREDENTIAL_PROVIDER_ABOUT)]
     CredentialProvider(crate::commands::credential_provider::CredentialProviderArgs),
+    /// Install regcreds as the kubelet's credential provider on this node, as the chart's DaemonSet does.
+    #[command(subcommand)]
+    KubeletPlugin(crate::commands::kubelet_plugin::KubeletPluginCommand),
 }
 
 /// The subcommand the kubelet execs for every image it pulls.

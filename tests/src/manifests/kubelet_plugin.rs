@@ -25,11 +25,11 @@ pub fn render_plugin(helm: &Path, sets: &[&str]) -> Vec<Value> {
     render_chart_in(helm, "regcreds", &sets)
 }
 
-/// The plugin's ConfigMap (the one carrying the install script).
+/// The plugin's ConfigMap (the one carrying the config head).
 pub fn plugin_config_map(objects: &[Value]) -> &Value {
     objects
         .iter()
-        .find(|o| kind(o) == "ConfigMap" && o.pointer("/data/install.sh").is_some())
+        .find(|o| kind(o) == "ConfigMap" && o.pointer("/data/config-head.yaml").is_some())
         .expect("the plugin's ConfigMap")
 }
 

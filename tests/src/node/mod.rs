@@ -457,16 +457,6 @@ impl NodeWorld {
         regcreds_image::binary(&self.dir)
     }
 
-    /// The workload image (Debian's static busybox) pushed to [`Self::public_registry`] as
-    /// `library/busybox:test`, which any pod may pull (no credential): e.g. the chart's
-    /// `kubeletPlugin.installerImage`. Returns its full name.
-    pub fn public_busybox_image(&self) -> Result<String> {
-        let layout = crate::image::OciLayout::open(&self.dir.join("images/busybox"), WORKLOAD_TAG)?;
-        let name = "library/busybox:test";
-        self.public_registry.push_layout(&layout, name)?;
-        Ok(format!("{}/{name}", self.public_registry.host()))
-    }
-
     /// regcreds as the kubelet's image credential provider, for [`Self::restart_kubelet`]: the binary
     /// under test ([`crate::regcreds_binary`]) named `regcreds` in the kubelet's bin dir, run as
     /// `regcreds credential-provider` for the private registry's images, configured through the

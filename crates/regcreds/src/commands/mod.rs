@@ -4,6 +4,7 @@ pub mod check;
 pub mod cleanup;
 pub mod config_check;
 pub mod credential_provider;
+pub mod kubelet_plugin;
 pub mod mint;
 pub mod run;
 pub mod run_once;
@@ -25,6 +26,7 @@ pub async fn dispatch(command: Command) -> ExitCode {
         Command::Cleanup(args) => cleanup::cleanup(args).await,
         Command::Check(args) => check::check(args).await,
         Command::CredentialProvider(args) => credential_provider::credential_provider(args).await,
+        Command::KubeletPlugin(command) => kubelet_plugin::kubelet_plugin(command).await,
     }
 }
 

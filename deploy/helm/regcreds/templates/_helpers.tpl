@@ -537,13 +537,6 @@ otherwise every key is optional, so that a pod without one still gets the other 
 {{- end }}
 {{- end }}
 
-{{/* The busybox image of the plugin's DaemonSet (its tools and pause containers). */}}
-{{- define "regcreds.kubeletPlugin.installerImage" -}}
-{{- with .Values.kubeletPlugin.installerImage }}
-{{- if .digest }}{{ printf "%s@%s" .repository .digest }}{{ else }}{{ printf "%s:%s" .repository .tag }}{{ end }}
-{{- end }}
-{{- end }}
-
 {{/* The security context of the plugin DaemonSet's containers that touch nothing on the host. */}}
 {{- define "regcreds.kubeletPlugin.nonRootContext" -}}
 runAsNonRoot: true
