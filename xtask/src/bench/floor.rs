@@ -7,7 +7,8 @@
 //!
 //! The floor's Secrets carry the same labels as regcreds' except `app.kubernetes.io/managed-by`
 //! ([`FLOOR_MANAGED_BY`]): regcreds' label-selected watch never sees them, so the floor can rotate its own
-//! Secret ([`ROTATED_SECRET_NAME`]) in regcreds' namespaces while regcreds runs, idle.
+//! Secret ([`ROTATED_SECRET_NAME`](super::observer::ROTATED_SECRET_NAME)) in regcreds' namespaces while
+//! regcreds runs, idle.
 
 use std::collections::BTreeMap;
 
@@ -24,9 +25,6 @@ use kube::{
 
 use super::observer::{FLOOR_MANAGED_BY, SECRET_NAME};
 
-/// The Secret the floor rotates in regcreds' namespaces, next to regcreds' [`SECRET_NAME`] (same length,
-/// so the same bytes).
-pub const ROTATED_SECRET_NAME: &str = "floor-pull-secret";
 /// Field manager of the floor's applies.
 const FIELD_MANAGER: &str = "regcreds-bench/floor";
 /// regcreds' ServiceAccount annotation listing the entries it added.

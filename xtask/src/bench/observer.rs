@@ -29,10 +29,13 @@ use kube::{
 };
 use tokio::{task::JoinHandle, time::Instant};
 
-use super::{floor::ROTATED_SECRET_NAME, progress};
+use super::progress;
 
 /// Name of the pull secret regcreds writes (its default) and the floor client writes too.
 pub const SECRET_NAME: &str = "image-pull-secret";
+/// The Secret the floor rotates in regcreds' namespaces, next to regcreds' [`SECRET_NAME`] (same length,
+/// so the same bytes).
+pub const ROTATED_SECRET_NAME: &str = "floor-pull-secret";
 /// `app.kubernetes.io/managed-by` of the floor's Secrets: not regcreds', so regcreds never watches them.
 pub const FLOOR_MANAGED_BY: &str = "regcreds-bench-floor";
 /// Label selector of the Secrets to watch: regcreds' own, and the floor's.

@@ -23,8 +23,8 @@ use tokio::time::Instant;
 use super::{Bench, SETTLE, bounded, control_plane_cpu, document, regcreds_log};
 use crate::bench::{
     cluster::{Rate, Requests},
-    floor::{self, ROTATED_SECRET_NAME},
-    observer::{Marker, Side},
+    floor,
+    observer::{Marker, ROTATED_SECRET_NAME, Side},
     process::proc_usage,
     report::Rotation,
 };
