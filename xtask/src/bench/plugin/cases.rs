@@ -27,6 +27,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use regcreds_fakes::github_quay::SA_JWT;
 use regcreds_testkit::binaries::cache_dir;
 
 use super::fixture::{Fixture, run_script};
@@ -38,12 +39,6 @@ pub const PEER_VERSION: &str = "1.37.1";
 
 /// The image every ECR plugin is asked about: a private registry in us-east-1 of moto's default account.
 pub const ECR_IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app:1";
-
-/// A ServiceAccount-token-shaped JWT the Quay fake's default robot federation accepts (issuer
-/// `https://kubernetes.default.svc.cluster.local`, subject `system:serviceaccount:regcreds:regcreds`,
-/// audience `quay.example.com`; the fake compares the whole token instead of checking a signature).
-/// The same as `regcreds_fakes::github_quay::SA_JWT`, which xtask does not depend on.
-const SA_JWT: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2t1YmVybmV0ZXMuZGVmYXVsdC5zdmMuY2x1c3Rlci5sb2NhbCIsInN1YiI6InN5c3RlbTpzZXJ2aWNlYWNjb3VudDpyZWdjcmVkczpyZWdjcmVkcyIsImF1ZCI6WyJxdWF5LmV4YW1wbGUuY29tIl0sImlhdCI6MTc2NzIyNTYwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.c2ln";
 
 /// The peer binary and what the report says about it.
 #[derive(Debug, Clone)]
