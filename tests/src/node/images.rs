@@ -73,17 +73,17 @@ pub(crate) fn write_busybox_with_env(dir: &Path, tag: &str, env: &[String]) -> R
     image(config, layer, "busybox-static from Debian")?.write_layout(dir, tag)
 }
 
-/// regcreds' image around the binary under test (debug info stripped: the image needs none of it).
-pub(crate) fn write_regcreds(dir: &Path, scratch: &Path) -> Result<OciLayout> {
-    std::fs::create_dir_all(scratch)?;
-    let stripped = scratch.join("regcreds");
+/// regcreds' image around the binary under test, first stripped into `stripped` (debug info: the image
+/// needs none of it).
+pub(crate) fn write_regcreds(dir: &Path, stripped: &Path) -> Result<OciLayout> {
+    std::fs::create_dir_all(stripped.parent().context("a file has a directory")?)?;
     super::run(
         Command::new("strip")
             .arg("-o")
-            .arg(&stripped)
+            .arg(stripped)
             .arg(regcreds_binary()),
     )?;
-    regcreds::build(&stripped, dir, &regcreds::BuildOptions::for_tests())
+    regcreds::build(stripped, dir, &regcreds::BuildOptions::for_tests())
 }
 
 fn image(config: ImageConfig, layer: LayerBuilder, created_by: &str) -> Result<OciImage> {

@@ -14,18 +14,13 @@ pub(crate) const TAG: &str = "test";
 
 /// Builds the image from the regcreds binary under test and pushes it; returns its name.
 pub(crate) fn build_and_push(registry: &TestRegistry, world: &Path) -> Result<String> {
-    let layout = images::write_regcreds(&world.join("images/regcreds"), &scratch(world))?;
+    let layout = images::write_regcreds(&world.join("images/regcreds"), &binary(world))?;
     let name = format!("{REPOSITORY}:{TAG}");
     registry.push_layout(&layout, &name)?;
     Ok(format!("{}/{name}", registry.host()))
 }
 
-/// Where [`images::write_regcreds`] puts the binary it wraps.
-fn scratch(world: &Path) -> std::path::PathBuf {
-    world.join("images/regcreds-binary")
-}
-
-/// The executable inside the image, as [`images::write_regcreds`] left it in [`scratch`].
+/// The executable inside the image, where [`build_and_push`] has [`images::write_regcreds`] strip it.
 pub(crate) fn binary(world: &Path) -> std::path::PathBuf {
-    scratch(world).join("regcreds")
+    world.join("images/regcreds-binary/regcreds")
 }
