@@ -241,34 +241,34 @@ impl World {
         for (moto, scheme, endpoint, name) in motos {
             let Some(moto) = moto else { continue };
             let tls = scheme == "https";
-            let mut env: Vec<(String, OsString)> = vec![
-                ("HOME".into(), self.file("home").into()),
-                ("AWS_ACCESS_KEY_ID".into(), "AKIDTESTING".into()),
-                ("AWS_SECRET_ACCESS_KEY".into(), "test-secret-key".into()),
+            let mut env: Vec<(&str, OsString)> = vec![
+                ("AWS_ACCESS_KEY_ID", "AKIDTESTING".into()),
+                ("AWS_SECRET_ACCESS_KEY", "test-secret-key".into()),
                 (
-                    "AWS_ENDPOINT_URL_ECR".into(),
+                    "AWS_ENDPOINT_URL_ECR",
                     format!("{scheme}://127.0.0.1:{}", moto.port).into(),
                 ),
-                ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+                ("AWS_EC2_METADATA_DISABLED", "true".into()),
             ];
             if tls {
                 // The same roots for both, as they would find them on a node, plus moto's CA: the bundle
                 // (with the CA) where both look first, and the hash directory both also read.
-                env.push(("SSL_CERT_FILE".into(), self.file(TRUSTED_ROOTS).into()));
-                env.push(("SSL_CERT_DIR".into(), SYSTEM_CERT_DIR.into()));
+                env.push(("SSL_CERT_FILE", self.file(TRUSTED_ROOTS).into()));
+                env.push(("SSL_CERT_DIR", SYSTEM_CERT_DIR.into()));
             }
             let log = Some(self.file(&format!("{name}-requests.jsonl")));
             let mut own = env.clone();
-            own.push(("REGCREDS_ECR_REGIONS".into(), "us-east-1".into()));
+            own.push(("REGCREDS_ECR_REGIONS", "us-east-1".into()));
             cases.push(Case {
-                kind: if tls { Kind::EcrTls } else { Kind::Ecr },
-                label: format!("regcreds, ecr ({scheme})"),
-                endpoint,
-                program: regcreds.to_path_buf(),
-                args: vec!["credential-provider".into()],
-                env: own,
-                image: ECR_IMAGE,
                 request_log: log.clone(),
+                ..self.regcreds_case(
+                    regcreds,
+                    if tls { Kind::EcrTls } else { Kind::Ecr },
+                    &format!("regcreds, ecr ({scheme})"),
+                    endpoint,
+                    ECR_IMAGE,
+                    own,
+                )
             });
             if let Some(peer) = peer {
                 cases.push(Case {
@@ -281,7 +281,7 @@ impl World {
                     },
                     program: peer.binary.clone(),
                     args: Vec::new(),
-                    env,
+                    env: self.with_home(env),
                     image: ECR_IMAGE,
                     request_log: log,
                 });
@@ -290,32 +290,51 @@ impl World {
         cases
     }
 
-    /// Every case whose endpoint runs, in the order they take turns.
-    pub fn cases(&self, regcreds: &Path, peer: Option<&Peer>) -> Vec<Case> {
-        let home = ("HOME".to_string(), self.file("home").into_os_string());
-        let regcreds_case = |kind, label: &str, endpoint, image, env: Vec<(&str, OsString)>, log| Case {
+    /// `env` after `HOME`, the empty directory every plugin gets.
+    fn with_home(&self, env: Vec<(&str, OsString)>) -> Vec<(String, OsString)> {
+        std::iter::once(("HOME", self.file("home").into_os_string()))
+            .chain(env)
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
+    /// `regcreds credential-provider` with `env`, asked about `image`; no request log (set `request_log`
+    /// for an endpoint that keeps one).
+    fn regcreds_case(
+        &self,
+        regcreds: &Path,
+        kind: Kind,
+        label: &str,
+        endpoint: &'static str,
+        image: &'static str,
+        env: Vec<(&str, OsString)>,
+    ) -> Case {
+        Case {
             kind,
             label: label.to_string(),
             endpoint,
             program: regcreds.to_path_buf(),
             args: vec!["credential-provider".into()],
-            env: std::iter::once(home.clone())
-                .chain(env.into_iter().map(|(k, v)| (k.to_string(), v)))
-                .collect(),
+            env: self.with_home(env),
             image,
-            request_log: log,
-        };
+            request_log: None,
+        }
+    }
+
+    /// Every case whose endpoint runs, in the order they take turns.
+    pub fn cases(&self, regcreds: &Path, peer: Option<&Peer>) -> Vec<Case> {
         let mut cases = vec![Case {
             kind: Kind::Floor,
             label: "floor: `/bin/echo` printing a fixed answer".into(),
             endpoint: "none: any process start",
             program: "/bin/echo".into(),
             args: vec![FLOOR_ANSWER.into()],
-            env: vec![home.clone()],
+            env: self.with_home(Vec::new()),
             image: "registry.example.com:5000/team/app:1.2",
             request_log: None,
         }];
-        cases.push(regcreds_case(
+        cases.push(self.regcreds_case(
+            regcreds,
             Kind::Static,
             "regcreds, static",
             "none: the answer is in its settings",
@@ -325,14 +344,14 @@ impl World {
                 ("REGCREDS_STATIC_USER", "puller".into()),
                 ("REGCREDS_STATIC_PASSWORD", "Top-Secret-Pa55".into()),
             ],
-            None,
         ));
         cases.extend(self.ecr_cases(regcreds, peer));
         if let Some(fake) = &self.fake {
             let url: OsString = format!("https://127.0.0.1:{}", fake.port).into();
             let ca = self.file("tls/ca.pem").into_os_string();
             let log = Some(self.file("fake-requests.jsonl"));
-            cases.push(regcreds_case(
+            let quay = self.regcreds_case(
+                regcreds,
                 Kind::Quay,
                 "regcreds, quay (robot federation)",
                 "Quay fake (HTTPS)",
@@ -344,9 +363,9 @@ impl World {
                     ("REGCREDS_QUAY_FEDERATION_URL", url.clone()),
                     ("REGCREDS_QUAY_CA_FILE", ca.clone()),
                 ],
-                log.clone(),
-            ));
-            cases.push(regcreds_case(
+            );
+            let ghcr = self.regcreds_case(
+                regcreds,
                 Kind::Ghcr,
                 "regcreds, ghcr (GitHub App)",
                 "GitHub fake (HTTPS)",
@@ -361,8 +380,13 @@ impl World {
                     ("REGCREDS_GHCR_API_URL", url),
                     ("REGCREDS_GHCR_CA_FILE", ca),
                 ],
-                log,
-            ));
+            );
+            for case in [quay, ghcr] {
+                cases.push(Case {
+                    request_log: log.clone(),
+                    ..case
+                });
+            }
         }
         cases
     }
